@@ -1,0 +1,75 @@
+//! The one error type of the domain. Each variant is something a caller can act on; the web
+//! layer maps each to a Twilio error code in one table.
+
+use crate::permissions::Permission;
+
+/// Why a command was refused. A refused command changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// A parameter is missing or malformed.
+    #[error("Invalid parameter {field}: {reason}")]
+    InvalidParameter {
+        /// The parameter's name as the client spells it.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Attributes are not valid JSON.
+    #[error("{field} must be a valid JSON string")]
+    InvalidAttributes {
+        /// Which attributes (channel, member, message or user).
+        field: &'static str,
+    },
+    /// A value is longer than its configured limit.
+    #[error("{field} is too long: at most {limit} {unit}")]
+    TooLong {
+        /// The parameter's name.
+        field: &'static str,
+        /// The configured limit.
+        limit: usize,
+        /// `bytes` or `characters`.
+        unit: &'static str,
+    },
+    /// The message body exceeds its configured limit.
+    #[error("Message body is too long: at most {limit} bytes")]
+    BodyTooLong {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// The channel does not exist (or was deleted).
+    #[error("Channel not found")]
+    ChannelNotFound,
+    /// A channel with this SID already exists.
+    #[error("Channel already exists")]
+    ChannelExists,
+    /// The member does not exist in this channel.
+    #[error("Member not found")]
+    MemberNotFound,
+    /// The identity is already a member of the channel.
+    #[error("Member already exists")]
+    AlreadyMember,
+    /// The identity is not a member of the channel.
+    #[error("User not member of channel")]
+    NotMember,
+    /// The channel holds as many members as its limit allows.
+    #[error("Channel member limit of {limit} reached")]
+    MemberLimitReached {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The message does not exist in this channel.
+    #[error("Message not found")]
+    MessageNotFound,
+    /// The invite does not exist.
+    #[error("Invite not found")]
+    InviteNotFound,
+    /// The identity already has a pending invite to the channel.
+    #[error("Invite already exists")]
+    AlreadyInvited,
+    /// The acting identity's roles do not grant the permission the action needs.
+    #[error("User unauthorized for command: needs {permission}")]
+    NotAuthorized {
+        /// The permission that was missing.
+        permission: Permission,
+    },
+}

@@ -1,0 +1,29 @@
+//! `confab-domain`: the rules of a chat service, and nothing else.
+//!
+//! It owns typed SIDs ([`sid`]), the resources and their fields ([`resources`]), roles,
+//! permissions and the one authorization check ([`permissions`]), limits and validation
+//! ([`limits`]), and the ordering core of a channel ([`channel`]): `ChannelState::apply` assigns
+//! message indices and event sequence numbers.
+//!
+//! It must not do I/O, read the clock, draw randomness or know wire formats: time and SID
+//! generation are passed in, so every rule here is deterministic and testable on its own.
+
+pub mod channel;
+pub mod error;
+pub mod limits;
+pub mod permissions;
+pub mod resources;
+pub mod sid;
+pub mod time;
+
+pub use channel::{
+    AddMember, ApplyContext, ChannelCommand, ChannelEvent, ChannelEventKind, ChannelState,
+    ConsumptionUpdate, CreateChannel, InviteEnd, InviteMember, MemberRef, PostMessage,
+    UpdateChannel, UpdateMember, UpdateMessage, UpdateReason,
+};
+pub use error::DomainError;
+pub use limits::{Attributes, Limits};
+pub use permissions::{can, Action, DefaultRoles, Permission};
+pub use resources::*;
+pub use sid::*;
+pub use time::Timestamp;

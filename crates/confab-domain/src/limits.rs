@@ -1,0 +1,156 @@
+//! Configurable limits and the validation of values against them. Every limit has a default
+//! matching Twilio's and can be raised or lowered by configuration.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::DomainError;
+
+/// The size limits a node enforces. Defaults follow Twilio Programmable Chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Largest message body, in bytes of UTF-8.
+    pub message_body_bytes: usize,
+    /// Largest message attributes JSON, in bytes.
+    pub message_attributes_bytes: usize,
+    /// Largest member attributes JSON, in bytes.
+    pub member_attributes_bytes: usize,
+    /// Largest channel attributes JSON, in bytes.
+    pub channel_attributes_bytes: usize,
+    /// Largest user attributes JSON, in bytes.
+    pub user_attributes_bytes: usize,
+    /// Longest friendly name, unique name or identity, in characters.
+    pub name_chars: usize,
+    /// Most members one channel may hold (a service may set a lower figure).
+    pub members_per_channel: usize,
+    /// Most channels one user may belong to (a service may set a lower figure).
+    pub channels_per_user: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            message_body_bytes: 32 * 1024,
+            message_attributes_bytes: 4 * 1024,
+            member_attributes_bytes: 4 * 1024,
+            channel_attributes_bytes: 16 * 1024,
+            user_attributes_bytes: 16 * 1024,
+            name_chars: 256,
+            members_per_channel: 1000,
+            channels_per_user: 1000,
+        }
+    }
+}
+
+/// A JSON document kept as the text the client sent (Twilio returns attributes verbatim).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Attributes(String);
+
+impl Default for Attributes {
+    fn default() -> Self {
+        Self("{}".to_owned())
+    }
+}
+
+impl Attributes {
+    /// Checks that `text` is JSON and within `limit` bytes.
+    pub fn parse(field: &'static str, text: &str, limit: usize) -> Result<Self, DomainError> {
+        if text.len() > limit {
+            return Err(DomainError::TooLong {
+                field,
+                limit,
+                unit: "bytes",
+            });
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .map_err(|_| DomainError::InvalidAttributes { field })?;
+        Ok(Self(text.to_owned()))
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Checks a friendly name, unique name or identity against the name limit.
+pub fn check_name(field: &'static str, value: &str, limits: &Limits) -> Result<(), DomainError> {
+    if value.chars().count() > limits.name_chars {
+        return Err(DomainError::TooLong {
+            field,
+            limit: limits.name_chars,
+            unit: "characters",
+        });
+    }
+    Ok(())
+}
+
+/// Checks an identity: non-empty, no control characters, within the name limit.
+pub fn check_identity(field: &'static str, value: &str, limits: &Limits) -> Result<(), DomainError> {
+    if value.is_empty() {
+        return Err(DomainError::InvalidParameter {
+            field,
+            reason: "must not be empty".to_owned(),
+        });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(DomainError::InvalidParameter {
+            field,
+            reason: "must not contain control characters".to_owned(),
+        });
+    }
+    check_name(field, value, limits)
+}
+
+/// Checks a message body against the body limit.
+pub fn check_body(body: &str, limits: &Limits) -> Result<(), DomainError> {
+    if body.len() > limits.message_body_bytes {
+        return Err(DomainError::BodyTooLong {
+            limit: limits.message_body_bytes,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_must_be_json() {
+        assert!(Attributes::parse("Attributes", "{\"a\":1}", 100).is_ok());
+        assert_eq!(
+            Attributes::parse("Attributes", "{nope", 100),
+            Err(DomainError::InvalidAttributes {
+                field: "Attributes"
+            })
+        );
+    }
+
+    #[test]
+    fn attributes_over_the_limit_are_refused() {
+        let text = format!("\"{}\"", "x".repeat(100));
+        assert!(matches!(
+            Attributes::parse("Attributes", &text, 50),
+            Err(DomainError::TooLong { limit: 50, .. })
+        ));
+    }
+
+    #[test]
+    fn names_count_characters_not_bytes() {
+        let limits = Limits {
+            name_chars: 3,
+            ..Limits::default()
+        };
+        assert!(check_name("FriendlyName", "äöü", &limits).is_ok());
+        assert!(check_name("FriendlyName", "äöüx", &limits).is_err());
+    }
+
+    #[test]
+    fn identity_must_not_be_empty() {
+        assert!(check_identity("Identity", "", &Limits::default()).is_err());
+        assert!(check_identity("Identity", "a\nb", &Limits::default()).is_err());
+        assert!(check_identity("Identity", "alice", &Limits::default()).is_ok());
+    }
+}

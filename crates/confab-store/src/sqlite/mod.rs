@@ -1,0 +1,273 @@
+//! `SqliteStore`: the embedded store, one SQLite database in WAL mode.
+//!
+//! Writes go to one writer thread that owns the only writing connection. It takes every write
+//! waiting in its queue, runs them in one transaction (each inside its own savepoint, so one
+//! failing write does not undo the others) and commits once: group commit. A write's future
+//! resolves only after the commit that holds it, so an acknowledged write is in the WAL and
+//! survives a crash of the process. Reads run on tokio's blocking pool over a small pool of
+//! read connections, which WAL lets proceed while the writer works. No SQLite call ever runs on
+//! an async worker thread.
+
+mod queries;
+mod schema;
+
+use std::any::Any;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::error::StoreError;
+
+/// How hard SQLite pushes each commit to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Commits survive a crash of the process; the newest commits may be lost if the machine
+    /// loses power. SQLite's recommended setting for WAL.
+    #[default]
+    Normal,
+    /// Every commit is fsynced: survives power loss, costs a disk flush per batch.
+    Full,
+}
+
+/// Settings of a `SqliteStore`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SqliteOptions {
+    /// Durability of commits.
+    pub synchronous: Synchronous,
+    /// Most writes committed in one transaction.
+    pub max_batch: usize,
+    /// Writes that may wait for the writer before callers are made to wait (backpressure).
+    pub write_queue: usize,
+    /// Read connections (and so concurrent reads).
+    pub readers: usize,
+    /// Channel events kept per channel for resume; older ones are pruned.
+    pub event_retention: u64,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Normal,
+            max_batch: 512,
+            write_queue: 4096,
+            readers: 4,
+            event_retention: 10_000,
+        }
+    }
+}
+
+/// A write for the writer thread. `run` executes inside its own savepoint of the batch's
+/// transaction; `reply` gets its result only after that transaction has committed.
+struct WriteJob {
+    run: Box<dyn FnOnce(&Connection) -> Result<Box<dyn Any + Send>, StoreError> + Send>,
+    reply: oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>,
+}
+
+/// The embedded store. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    options: SqliteOptions,
+    writes: mpsc::Sender<WriteJob>,
+    readers: Mutex<Vec<Connection>>,
+    read_permits: Semaphore,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("options", &self.inner.options)
+            .finish()
+    }
+}
+
+fn open_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // The writer may hold the write lock for a whole batch; readers never need it in WAL mode,
+    // but a checkpoint can briefly make them wait.
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let sync = match options.synchronous {
+        Synchronous::Normal => "NORMAL",
+        Synchronous::Full => "FULL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF;"
+    ))?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, migrates it, and starts the writer.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = open_connection(&path, &options)?;
+        schema::migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel(options.write_queue.max(1));
+        let max_batch = options.max_batch.max(1);
+        std::thread::Builder::new()
+            .name("confab-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, max_batch))
+            .map_err(|e| StoreError::Backend(format!("cannot start writer thread: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                readers: Mutex::new(Vec::new()),
+                read_permits: Semaphore::new(options.readers.max(1)),
+                options,
+                writes: tx,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on the writer thread in the next batch; resolves after that batch commits.
+    pub(crate) async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let job = WriteJob {
+            run: Box::new(move |conn| f(conn).map(|r| Box::new(r) as Box<dyn Any + Send>)),
+            reply,
+        };
+        self.inner
+            .writes
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let boxed = rx.await.map_err(|_| StoreError::Closed)??;
+        boxed
+            .downcast::<R>()
+            .map(|r| *r)
+            // `run` above boxed exactly an `R`, so the downcast cannot fail.
+            .map_err(|_| StoreError::Backend("write result of unexpected type".into()))
+    }
+
+    /// Runs `f` with a read connection on the blocking pool.
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let _permit = self
+            .inner
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner
+                .readers
+                .lock()
+                .map_err(|_| StoreError::Backend("reader pool poisoned".into()))?
+                .pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_connection(&inner.path, &inner.options)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut pool) = inner.readers.lock() {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+
+    pub(crate) fn retention(&self) -> u64 {
+        self.inner.options.event_retention
+    }
+}
+
+/// The writer thread: batches queued writes into transactions until every sender is gone.
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteJob>, max_batch: usize) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&conn, batch.drain(..));
+    }
+    tracing::debug!("sqlite writer stopped: every store handle is gone");
+}
+
+/// Runs one batch in one transaction and answers every job after the commit.
+fn run_batch(conn: &Connection, batch: impl Iterator<Item = WriteJob>) {
+    let backend = |e: &rusqlite::Error| StoreError::Backend(e.to_string());
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        tracing::error!(error = %e, "sqlite: cannot begin a write transaction");
+        for job in batch {
+            let _ = job.reply.send(Err(backend(&e)));
+        }
+        return;
+    }
+    let mut answers = Vec::new();
+    // Set when a failed write could not be rolled back to its savepoint: the transaction then
+    // may hold part of it, so the whole batch is abandoned rather than committed.
+    let mut poisoned = None;
+    for job in batch {
+        if poisoned.is_some() {
+            answers.push((job.reply, Err(StoreError::Backend("batch abandoned".into()))));
+            continue;
+        }
+        let result = match conn.execute_batch("SAVEPOINT w") {
+            Err(e) => Err(backend(&e)),
+            Ok(()) => {
+                let result = (job.run)(conn);
+                let end = if result.is_ok() {
+                    "RELEASE w"
+                } else {
+                    "ROLLBACK TO w; RELEASE w"
+                };
+                if let Err(e) = conn.execute_batch(end) {
+                    poisoned = Some(e.to_string());
+                }
+                result
+            }
+        };
+        answers.push((job.reply, result));
+    }
+    let committed = match poisoned {
+        Some(reason) => Err(reason),
+        None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+    };
+    match committed {
+        Ok(()) => {
+            for (reply, result) in answers {
+                // The caller may have gone away; then nobody needs the outcome.
+                let _ = reply.send(result);
+            }
+        }
+        Err(reason) => {
+            tracing::error!(error = %reason, "sqlite: batch not committed");
+            let _ = conn.execute_batch("ROLLBACK");
+            for (reply, _) in answers {
+                let _ = reply.send(Err(StoreError::Backend(reason.clone())));
+            }
+        }
+    }
+}

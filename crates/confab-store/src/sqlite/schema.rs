@@ -1,0 +1,96 @@
+//! The schema and its migrations. `PRAGMA user_version` records how many migrations ran; each
+//! migration runs once, in order, inside one transaction with the version bump.
+
+use rusqlite::Connection;
+
+use crate::error::StoreError;
+
+/// Migrations in order. Append only: a released migration never changes.
+///
+/// Rows keep their lookup and ordering columns in the clear and the rest of the record as JSON
+/// in `data`. Lists page by `rowid`, which upserts (`ON CONFLICT DO UPDATE`) keep stable.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE services (
+    sid TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE roles (
+    sid TEXT PRIMARY KEY,
+    service_sid TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX roles_by_service ON roles(service_sid);
+CREATE TABLE users (
+    sid TEXT PRIMARY KEY,
+    service_sid TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    data TEXT NOT NULL,
+    UNIQUE (service_sid, identity)
+);
+CREATE TABLE channels (
+    sid TEXT PRIMARY KEY,
+    service_sid TEXT NOT NULL,
+    unique_name TEXT,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    UNIQUE (service_sid, unique_name)
+);
+CREATE INDEX channels_by_service ON channels(service_sid, kind);
+CREATE TABLE members (
+    sid TEXT PRIMARY KEY,
+    channel_sid TEXT NOT NULL,
+    service_sid TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    data TEXT NOT NULL,
+    UNIQUE (channel_sid, identity)
+);
+CREATE INDEX members_by_identity ON members(service_sid, identity);
+CREATE TABLE messages (
+    channel_sid TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    sid TEXT NOT NULL UNIQUE,
+    data TEXT NOT NULL,
+    PRIMARY KEY (channel_sid, idx)
+) WITHOUT ROWID;
+CREATE TABLE invites (
+    sid TEXT PRIMARY KEY,
+    channel_sid TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    data TEXT NOT NULL,
+    UNIQUE (channel_sid, identity)
+);
+CREATE TABLE channel_events (
+    channel_sid TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (channel_sid, seq)
+) WITHOUT ROWID;
+CREATE TABLE credentials (
+    sid TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE webhooks (
+    sid TEXT PRIMARY KEY,
+    channel_sid TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX webhooks_by_channel ON webhooks(channel_sid);
+"#];
+
+/// Brings the database up to the newest schema.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {version} is newer than this binary knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! The store traits, one per aggregate, each with its contract.
+//!
+//! Common contract of every method:
+//! - A method that returns `Ok` after a write has made it durable on the backend's terms (for
+//!   `SqliteStore`: committed to the WAL, which survives a process crash).
+//! - A method that returns `Err` wrote nothing (except `StoreError::Backend`, where the outcome
+//!   is unknown and the caller must re-read).
+//! - Reads see every write whose method has returned.
+//! - Lists are paged with [`PageRequest`]; a cursor from one page continues exactly after its last
+//!   item, even when items were added since.
+
+use async_trait::async_trait;
+use confab_domain::{
+    Channel, ChannelEvent, ChannelSid, ChannelType, ChannelWebhook, Credential, CredentialSid,
+    Invite, InviteSid, Member, MemberSid, Message, MessageSid, Role, RoleSid, Service, ServiceSid,
+    User, UserSid, WebhookSid,
+};
+
+use crate::error::StoreError;
+
+/// Where a page starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PageStart {
+    /// At the beginning.
+    #[default]
+    First,
+    /// Right after the item a previous page's cursor names.
+    After(String),
+    /// After skipping this many items (Twilio's `Page` without a token).
+    Offset(u64),
+}
+
+/// A request for one page of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Most items to return (at least 1).
+    pub size: usize,
+    /// Where to start.
+    pub start: PageStart,
+    /// Newest first instead of oldest first.
+    pub descending: bool,
+}
+
+impl PageRequest {
+    /// The first page of `size` items, oldest first.
+    pub fn first(size: usize) -> Self {
+        Self {
+            size,
+            start: PageStart::First,
+            descending: false,
+        }
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items, in list order.
+    pub items: Vec<T>,
+    /// Cursor for the next page, `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// A member looked up by SID or by identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberKey {
+    /// By SID.
+    Sid(MemberSid),
+    /// By identity.
+    Identity(String),
+}
+
+/// Everything a channel's owner loads to rebuild the channel's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelSnapshot {
+    /// The channel with its counters and ordering state.
+    pub channel: Channel,
+    /// All members.
+    pub members: Vec<Member>,
+    /// All pending invites.
+    pub invites: Vec<Invite>,
+}
+
+/// One atomic write to one channel: its state after the change and the events that led there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelCommit {
+    /// The channel after the change.
+    pub channel: Channel,
+    /// The events, in `seq` order, continuing the stored sequence without a gap.
+    pub events: Vec<ChannelEvent>,
+}
+
+/// Services.
+#[async_trait]
+pub trait ServiceStore: Send + Sync {
+    /// Creates a service together with its roles, atomically.
+    async fn create_service(&self, service: &Service, roles: &[Role]) -> Result<(), StoreError>;
+    /// The service, if it exists.
+    async fn get_service(&self, sid: ServiceSid) -> Result<Option<Service>, StoreError>;
+    /// Services in creation order.
+    async fn list_services(&self, page: &PageRequest) -> Result<Page<Service>, StoreError>;
+    /// Replaces a service's record. `NotFound` if it does not exist.
+    async fn update_service(&self, service: &Service) -> Result<(), StoreError>;
+    /// Deletes a service and everything in it, atomically. `false` if it did not exist.
+    async fn delete_service(&self, sid: ServiceSid) -> Result<bool, StoreError>;
+}
+
+/// Roles of a service.
+#[async_trait]
+pub trait RoleStore: Send + Sync {
+    /// Creates a role. `Conflict(Sid)` if the SID exists.
+    async fn create_role(&self, role: &Role) -> Result<(), StoreError>;
+    /// The role, if it exists in this service.
+    async fn get_role(&self, service: ServiceSid, sid: RoleSid) -> Result<Option<Role>, StoreError>;
+    /// The service's roles in creation order.
+    async fn list_roles(&self, service: ServiceSid, page: &PageRequest) -> Result<Page<Role>, StoreError>;
+    /// Replaces a role's record. `NotFound` if it does not exist.
+    async fn update_role(&self, role: &Role) -> Result<(), StoreError>;
+    /// Deletes a role. `false` if it did not exist.
+    async fn delete_role(&self, service: ServiceSid, sid: RoleSid) -> Result<bool, StoreError>;
+}
+
+/// Users of a service. Identities are unique per service.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates a user. `Conflict(UserIdentity)` if the identity is taken.
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    /// The user with this SID.
+    async fn get_user(&self, service: ServiceSid, sid: UserSid) -> Result<Option<User>, StoreError>;
+    /// The user with this identity.
+    async fn get_user_by_identity(
+        &self,
+        service: ServiceSid,
+        identity: &str,
+    ) -> Result<Option<User>, StoreError>;
+    /// The service's users in creation order.
+    async fn list_users(&self, service: ServiceSid, page: &PageRequest) -> Result<Page<User>, StoreError>;
+    /// Replaces a user's record (the identity never changes). `NotFound` if it does not exist.
+    async fn update_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Deletes a user record (memberships are removed through their channels). `false` if absent.
+    async fn delete_user(&self, service: ServiceSid, sid: UserSid) -> Result<bool, StoreError>;
+}
+
+/// Channels with their members, messages, invites and events.
+///
+/// Writes: only [`ChannelStore::commit`], and only by the channel's owner, one commit at a time
+/// per channel. A commit is atomic: the channel row, every effect of its events (members,
+/// messages, invites put or removed; a `ChannelRemoved` event deletes the channel with all it
+/// holds) and the events themselves are stored together or not at all.
+#[async_trait]
+pub trait ChannelStore: Send + Sync {
+    /// Stores one channel write atomically. `Conflict(ChannelUniqueName)` if the channel's unique
+    /// name is taken by another channel of the service; nothing is written then.
+    async fn commit(&self, commit: &ChannelCommit) -> Result<(), StoreError>;
+    /// The channel with its members and invites, for its owner.
+    async fn load_channel(&self, sid: ChannelSid) -> Result<Option<ChannelSnapshot>, StoreError>;
+    /// The channel, if it exists in this service.
+    async fn get_channel(&self, service: ServiceSid, sid: ChannelSid) -> Result<Option<Channel>, StoreError>;
+    /// The channel with this unique name.
+    async fn get_channel_by_unique_name(
+        &self,
+        service: ServiceSid,
+        unique_name: &str,
+    ) -> Result<Option<Channel>, StoreError>;
+    /// The service's channels of the given types (all types when empty), in creation order.
+    async fn list_channels(
+        &self,
+        service: ServiceSid,
+        types: &[ChannelType],
+        page: &PageRequest,
+    ) -> Result<Page<Channel>, StoreError>;
+    /// A member of the channel.
+    async fn get_member(&self, channel: ChannelSid, key: &MemberKey) -> Result<Option<Member>, StoreError>;
+    /// The channel's members (only these identities when not empty), in joining order.
+    async fn list_members(
+        &self,
+        channel: ChannelSid,
+        identities: &[String],
+        page: &PageRequest,
+    ) -> Result<Page<Member>, StoreError>;
+    /// The memberships of an identity across the service, in joining order.
+    async fn list_memberships(
+        &self,
+        service: ServiceSid,
+        identity: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Member>, StoreError>;
+    /// How many channels an identity belongs to in the service.
+    async fn count_memberships(&self, service: ServiceSid, identity: &str) -> Result<u64, StoreError>;
+    /// A message of the channel.
+    async fn get_message(&self, channel: ChannelSid, sid: MessageSid) -> Result<Option<Message>, StoreError>;
+    /// The channel's messages by index (`descending` for newest first).
+    async fn list_messages(&self, channel: ChannelSid, page: &PageRequest) -> Result<Page<Message>, StoreError>;
+    /// How many messages of the channel have an index above `after` (all when `None`).
+    async fn count_messages_after(&self, channel: ChannelSid, after: Option<u64>) -> Result<u64, StoreError>;
+    /// An invite of the channel.
+    async fn get_invite(&self, channel: ChannelSid, sid: InviteSid) -> Result<Option<Invite>, StoreError>;
+    /// The channel's invites (only these identities when not empty), in creation order.
+    async fn list_invites(
+        &self,
+        channel: ChannelSid,
+        identities: &[String],
+        page: &PageRequest,
+    ) -> Result<Page<Invite>, StoreError>;
+    /// The channel's retained events with `seq > after`, in `seq` order, at most `limit`.
+    /// Older events may have been pruned: the first returned `seq` tells whether the range is whole.
+    async fn events_after(
+        &self,
+        channel: ChannelSid,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ChannelEvent>, StoreError>;
+}
+
+/// Push credentials of the account.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// Creates or replaces a credential.
+    async fn put_credential(&self, credential: &Credential) -> Result<(), StoreError>;
+    /// The credential, if it exists.
+    async fn get_credential(&self, sid: CredentialSid) -> Result<Option<Credential>, StoreError>;
+    /// Credentials in creation order.
+    async fn list_credentials(&self, page: &PageRequest) -> Result<Page<Credential>, StoreError>;
+    /// Deletes a credential. `false` if it did not exist.
+    async fn delete_credential(&self, sid: CredentialSid) -> Result<bool, StoreError>;
+}
+
+/// Webhooks configured on channels.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Creates or replaces a webhook.
+    async fn put_webhook(&self, webhook: &ChannelWebhook) -> Result<(), StoreError>;
+    /// The webhook, if it exists on this channel.
+    async fn get_webhook(&self, channel: ChannelSid, sid: WebhookSid) -> Result<Option<ChannelWebhook>, StoreError>;
+    /// The channel's webhooks in creation order.
+    async fn list_webhooks(&self, channel: ChannelSid, page: &PageRequest) -> Result<Page<ChannelWebhook>, StoreError>;
+    /// Deletes a webhook. `false` if it did not exist.
+    async fn delete_webhook(&self, channel: ChannelSid, sid: WebhookSid) -> Result<bool, StoreError>;
+}
+
+/// Every aggregate's store together: what a node runs on.
+pub trait Store:
+    ServiceStore + RoleStore + UserStore + ChannelStore + CredentialStore + WebhookStore + std::fmt::Debug
+{
+}
+
+impl<T> Store for T where
+    T: ServiceStore + RoleStore + UserStore + ChannelStore + CredentialStore + WebhookStore + std::fmt::Debug
+{
+}
