@@ -1,1 +1,20 @@
-//! placeholder
+//! `confab-cluster`: the channel runtime of a node.
+//!
+//! It owns the [`ChannelActor`] (one per active channel; it serializes every write to its
+//! channel: load, apply the domain rules, persist, publish), the [`ChannelRuntime`] that finds or
+//! starts a channel's actor and routes commands to it, and the event [`bus`] on which committed
+//! channel events are published for the realtime gateway.
+//!
+//! It must not speak HTTP or WebSocket (that is `confab-web`) nor decide chat rules (that is
+//! `confab-domain`). Cluster mode (Redis placement, leases, routing between nodes) will live here
+//! too; today every channel is owned by the local node.
+
+pub mod actor;
+pub mod bus;
+pub mod error;
+pub mod runtime;
+
+pub use actor::{ChannelActor, ChannelOp, MessageChange};
+pub use bus::{Bus, LocalBus};
+pub use error::ChannelError;
+pub use runtime::{now, ChannelRuntime, RandomSids, RuntimeConfig};

@@ -125,6 +125,8 @@ pub struct UpdateMember {
     pub consumption: Option<ConsumptionUpdate>,
     /// Explicit time of the read horizon change.
     pub last_consumption_timestamp: Option<Timestamp>,
+    /// New push notification level (`default` or `muted`).
+    pub notification_level: Option<String>,
     /// Override of the creation time.
     pub date_created: Option<Timestamp>,
     /// Override of the update time.
@@ -247,6 +249,8 @@ pub enum UpdateReason {
     LastConsumedMessageIndex,
     /// `lastConsumptionTimestamp`
     LastConsumptionTimestamp,
+    /// `notificationLevel`
+    NotificationLevel,
 }
 
 /// Why an invite went away.
@@ -660,9 +664,10 @@ impl ChannelState {
             role_sid,
             attributes,
             last_consumed_message_index: a.last_consumed_message_index,
-            last_consumption_timestamp: a.last_consumption_timestamp.or(a
-                .last_consumed_message_index
-                .map(|_| ctx.now)),
+            last_consumption_timestamp: a
+                .last_consumption_timestamp
+                .or(a.last_consumed_message_index.map(|_| ctx.now)),
+            notification_level: None,
             date_created,
             date_updated: a.date_updated.unwrap_or(date_created),
         };
@@ -708,6 +713,16 @@ impl ChannelState {
         } else if let Some(at) = u.last_consumption_timestamp {
             next.last_consumption_timestamp = Some(at);
             reasons.push(UpdateReason::LastConsumptionTimestamp);
+        }
+        if let Some(level) = u.notification_level {
+            if level != "default" && level != "muted" {
+                return Err(DomainError::InvalidParameter {
+                    field: "NotificationLevel",
+                    reason: "must be default or muted".to_owned(),
+                });
+            }
+            next.notification_level = Some(level);
+            reasons.push(UpdateReason::NotificationLevel);
         }
         if let Some(date) = u.date_created {
             next.date_created = date;

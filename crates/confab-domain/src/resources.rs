@@ -232,6 +232,9 @@ pub struct Member {
     pub last_consumed_message_index: Option<u64>,
     /// When the read horizon last moved.
     pub last_consumption_timestamp: Option<Timestamp>,
+    /// Push notification level for this channel: `default` or `muted`.
+    #[serde(default)]
+    pub notification_level: Option<String>,
     /// When it was created.
     pub date_created: Timestamp,
     /// When it last changed.

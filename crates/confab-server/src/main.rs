@@ -1,1 +1,157 @@
-fn main() {}
+//! The `confab` command: `serve` (the default) runs a node; `version` prints the version.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use confab_server::{Config, LogFormat, Node};
+
+#[derive(Debug, Parser)]
+#[command(name = "confab", version, about = "Confab: a self-hosted chat backend with Twilio Programmable Chat's API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node (the default).
+    Serve(ServeArgs),
+    /// Print the version.
+    Version,
+}
+
+/// Flags of `serve`. Each overrides the TOML file and the environment.
+#[derive(Debug, Clone, clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "CONFAB_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address of the REST API [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Address of /healthz and /readyz [default: 127.0.0.1:9090].
+    #[arg(long)]
+    admin_listen: Option<String>,
+    /// Directory of the embedded store [default: ./confab-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Base URL used in `url`, `links` and paging URLs [default: http://LISTEN].
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+impl ServeArgs {
+    fn config(&self) -> Result<Config, confab_server::ServerError> {
+        let mut config = Config::load(self.config.as_deref(), |k| std::env::var(k).ok())?;
+        if let Some(v) = &self.listen {
+            config.listen = v.clone();
+        }
+        if let Some(v) = &self.admin_listen {
+            config.admin_listen = v.clone();
+        }
+        if let Some(v) = &self.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = &self.public_url {
+            config.public_url = Some(v.clone());
+        }
+        if let Some(v) = self.log_format {
+            config.log_format = v;
+        }
+        Ok(config)
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Version) => {
+            println!("confab {}", env!("CARGO_PKG_VERSION"));
+            return std::process::ExitCode::SUCCESS;
+        }
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("confab: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    let result = actix_web::rt::System::new().block_on(serve(config));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("confab: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), confab_server::ServerError> {
+    let data_dir = config.data_dir.clone();
+    let node = Node::start(config).await?;
+    if node.credentials_generated {
+        let c = &node.credentials;
+        println!(
+            "Generated credentials (kept in {}):\n  account SID:    {}\n  auth token:     {}\n  API key SID:    {}\n  API key secret: {}",
+            data_dir.join("credentials.json").display(),
+            c.account_sid,
+            c.auth_token,
+            c.api_key_sid,
+            c.api_key_secret
+        );
+    }
+    println!(
+        "Confab is serving the Twilio Chat v2 REST API at {}/v2 (admin: http://{})",
+        node.public_url, node.admin_addr
+    );
+    let stopper = node.stopper();
+    actix_web::rt::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received: stopping");
+        stopper.stop().await;
+    });
+    node.wait().await;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,1 +1,62 @@
-//! placeholder
+//! `confab-web`: Confab's HTTP face.
+//!
+//! It owns the Twilio Chat v2 REST API ([`rest`]): routing, form parsing ([`form`]), HTTP Basic
+//! authentication ([`auth`]), paging, and the single mapping of failures to Twilio error codes
+//! ([`error`]). The realtime WebSocket gateway will live here too.
+//!
+//! It must not store anything itself or order channel writes: reads go to the store, and every
+//! write to a channel goes through the channel's actor in `confab-cluster`. REST calls act as the
+//! account and are not role-checked (as in Twilio).
+
+pub mod auth;
+pub mod error;
+pub mod form;
+pub mod rest;
+
+use std::sync::Arc;
+
+use confab_cluster::ChannelRuntime;
+use confab_protocol::rest::Urls;
+use confab_store::Store;
+
+pub use auth::Credentials;
+pub use error::ApiError;
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct WebLimits {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Page size when a list request names none.
+    pub default_page_size: usize,
+    /// Largest page size a list request may ask for.
+    pub max_page_size: usize,
+    /// Most webhooks one channel may have.
+    pub webhooks_per_channel: usize,
+}
+
+impl Default for WebLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 256 * 1024,
+            default_page_size: 50,
+            max_page_size: 1000,
+            webhooks_per_channel: 5,
+        }
+    }
+}
+
+/// What every request handler works with. Shared by all of a node's HTTP workers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Where channel writes go.
+    pub runtime: ChannelRuntime,
+    /// Where reads go.
+    pub store: Arc<dyn Store>,
+    /// Who may call the REST API.
+    pub credentials: Credentials,
+    /// The node's public base URL and account, for `url` and `links`.
+    pub urls: Urls,
+    /// HTTP limits.
+    pub limits: WebLimits,
+}

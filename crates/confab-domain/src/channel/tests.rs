@@ -174,6 +174,7 @@ fn advancing_the_read_horizon_never_moves_it_back() {
             attributes: None,
             consumption: Some(c),
             last_consumption_timestamp: None,
+            notification_level: None,
             date_created: None,
             date_updated: None,
         })

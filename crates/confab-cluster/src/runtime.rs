@@ -1,0 +1,198 @@
+//! `ChannelRuntime`: finds or starts the actor of a channel and sends it commands.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use confab_domain::{ChannelEvent, ChannelSid, Limits, SidSource, Timestamp};
+use confab_store::Store;
+
+use crate::actor::{ChannelActor, ChannelOp, Execute};
+use crate::bus::Bus;
+use crate::error::ChannelError;
+
+/// The wall clock as the domain wants it.
+pub fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        // A clock before 1970 is a broken host; time zero keeps ordering rules intact.
+        .unwrap_or(0);
+    Timestamp(millis)
+}
+
+/// SIDs from the thread-local random generator (128 random bits each).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomSids;
+
+impl SidSource for RandomSids {
+    fn next_bits(&mut self) -> u128 {
+        rand::random()
+    }
+}
+
+/// Settings of the channel runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Limits the domain enforces.
+    pub limits: Limits,
+    /// An actor with no command for this long stops; the next command rebuilds it.
+    pub idle_timeout: Duration,
+    /// Commands that may queue at one channel before senders wait (backpressure).
+    pub mailbox_capacity: usize,
+    /// Threads (actix arbiters) the channel actors are spread over.
+    pub arbiters: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            idle_timeout: Duration::from_secs(300),
+            mailbox_capacity: 256,
+            arbiters: 2,
+        }
+    }
+}
+
+/// The map of live channel actors. Each entry carries a generation so that an actor stopping
+/// for idleness removes only its own entry, never a successor's.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Registry {
+    actors: Arc<Mutex<HashMap<ChannelSid, (u64, Addr<ChannelActor>)>>>,
+}
+
+impl Registry {
+    pub(crate) fn remove(&self, sid: ChannelSid, generation: u64) {
+        if let Ok(mut actors) = self.actors.lock() {
+            if actors.get(&sid).is_some_and(|(g, _)| *g == generation) {
+                actors.remove(&sid);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.actors.lock().map(|a| a.len()).unwrap_or(0)
+    }
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    config: RuntimeConfig,
+    registry: Registry,
+    arbiters: Vec<Arbiter>,
+    next_generation: AtomicU64,
+    next_arbiter: AtomicUsize,
+}
+
+/// Routes channel operations to channel actors. Cheap to clone.
+#[derive(Clone)]
+pub struct ChannelRuntime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ChannelRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelRuntime")
+            .field("active_channels", &self.active_channels())
+            .finish()
+    }
+}
+
+impl ChannelRuntime {
+    /// Starts the runtime's arbiters. Must be called inside an actix system.
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, config: RuntimeConfig) -> Self {
+        let arbiters = (0..config.arbiters.max(1)).map(|_| Arbiter::new()).collect();
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                bus,
+                config,
+                registry: Registry::default(),
+                arbiters,
+                next_generation: AtomicU64::new(0),
+                next_arbiter: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// The store the runtime writes to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The bus the runtime publishes to.
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.inner.bus
+    }
+
+    /// The limits in force on this node.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.config.limits
+    }
+
+    /// How many channel actors are alive.
+    pub fn active_channels(&self) -> usize {
+        self.inner.registry.len()
+    }
+
+    /// Executes `op` on `channel` through its actor; returns the committed events in `seq` order.
+    pub async fn execute(&self, channel: ChannelSid, op: ChannelOp) -> Result<Vec<ChannelEvent>, ChannelError> {
+        // An actor that stopped for idleness between lookup and send drops the command unrun;
+        // a fresh actor is then started and the command sent again.
+        for _ in 0..3 {
+            let addr = self.actor(channel)?;
+            match addr.send(Execute { op: op.clone() }).await {
+                Ok(result) => return result,
+                Err(MailboxError::Closed) => {
+                    if let Ok(mut actors) = self.inner.registry.actors.lock() {
+                        if actors.get(&channel).is_some_and(|(_, a)| *a == addr) {
+                            actors.remove(&channel);
+                        }
+                    }
+                }
+                Err(MailboxError::Timeout) => return Err(ChannelError::Unavailable("timeout")),
+            }
+        }
+        Err(ChannelError::Unavailable("channel actor keeps stopping"))
+    }
+
+    fn actor(&self, channel: ChannelSid) -> Result<Addr<ChannelActor>, ChannelError> {
+        let inner = &self.inner;
+        let mut actors = inner
+            .registry
+            .actors
+            .lock()
+            .map_err(|_| ChannelError::Unavailable("registry poisoned"))?;
+        if let Some((_, addr)) = actors.get(&channel) {
+            if addr.connected() {
+                return Ok(addr.clone());
+            }
+        }
+        let generation = inner.next_generation.fetch_add(1, Ordering::Relaxed);
+        let index = inner.next_arbiter.fetch_add(1, Ordering::Relaxed) % inner.arbiters.len();
+        let actor = ChannelActor::new(
+            channel,
+            inner.store.clone(),
+            inner.bus.clone(),
+            inner.config.limits.clone(),
+            inner.registry.clone(),
+            generation,
+            inner.config.idle_timeout,
+            inner.config.mailbox_capacity,
+        );
+        let addr = ChannelActor::start_in_arbiter(&inner.arbiters[index].handle(), move |_| actor);
+        actors.insert(channel, (generation, addr.clone()));
+        Ok(addr)
+    }
+
+    /// Stops every channel actor and the arbiters. Commands in flight finish first.
+    pub fn shutdown(&self) {
+        for arbiter in &self.inner.arbiters {
+            arbiter.stop();
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Configuration: defaults, then a TOML file, then `CONFAB_*` environment variables, then flags.
+//!
+//! Every option has an environment variable: the option's path in the TOML file, upper-cased,
+//! dots turned into underscores, prefixed with `CONFAB_` (`[limits] message_body_bytes` is
+//! `CONFAB_LIMITS_MESSAGE_BODY_BYTES`). The file is named by `--config` or `CONFAB_CONFIG`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use confab_domain::Limits;
+use confab_store::SqliteOptions;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ServerError;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings of the channel runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeSettings {
+    /// Seconds without a command after which a channel actor stops.
+    pub idle_timeout_secs: u64,
+    /// Commands that may queue at one channel actor.
+    pub mailbox_capacity: usize,
+    /// Threads the channel actors run on.
+    pub arbiters: usize,
+    /// Undelivered events a bus subscriber may fall behind by.
+    pub bus_capacity: usize,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 300,
+            mailbox_capacity: 256,
+            arbiters: 2,
+            bus_capacity: 16_384,
+        }
+    }
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// HTTP worker threads (0: one per core).
+    pub workers: usize,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Page size of lists when the request names none.
+    pub default_page_size: usize,
+    /// Largest page size a request may ask for.
+    pub max_page_size: usize,
+    /// Most webhooks per channel.
+    pub webhooks_per_channel: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        let web = confab_web::WebLimits::default();
+        Self {
+            workers: 0,
+            max_body_bytes: web.max_body_bytes,
+            default_page_size: web.default_page_size,
+            max_page_size: web.max_page_size,
+            webhooks_per_channel: web.webhooks_per_channel,
+        }
+    }
+}
+
+/// Everything a node can be told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the client-facing HTTP server (REST).
+    pub listen: String,
+    /// Address of the admin server (`/healthz`, `/readyz`).
+    pub admin_listen: String,
+    /// Directory of the embedded store and generated credentials.
+    pub data_dir: PathBuf,
+    /// Base URL of `url`, `links` and paging URLs (default: `http://` + the bound address).
+    pub public_url: Option<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Account SID (`AC…`); generated and kept in the data directory when unset.
+    pub account_sid: Option<String>,
+    /// Auth token of the account.
+    pub auth_token: Option<String>,
+    /// API key SID (`SK…`).
+    pub api_key_sid: Option<String>,
+    /// API key secret.
+    pub api_key_secret: Option<String>,
+    /// Seconds a stopping node waits for requests in flight.
+    pub shutdown_timeout_secs: u64,
+    /// Limits of chat resources.
+    pub limits: Limits,
+    /// The embedded store.
+    pub sqlite: SqliteOptions,
+    /// The channel runtime.
+    pub runtime: RuntimeSettings,
+    /// The HTTP layer.
+    pub http: HttpSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            admin_listen: "127.0.0.1:9090".into(),
+            data_dir: PathBuf::from("./confab-data"),
+            public_url: None,
+            log_format: LogFormat::Text,
+            account_sid: None,
+            auth_token: None,
+            api_key_sid: None,
+            api_key_secret: None,
+            shutdown_timeout_secs: 30,
+            limits: Limits::default(),
+            sqlite: SqliteOptions::default(),
+            runtime: RuntimeSettings::default(),
+            http: HttpSettings::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults overlaid with the TOML file (if any) and then the environment.
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ServerError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ServerError::Config(format!("cannot read {}: {e}", path.display())))?;
+                toml::from_str(&text)
+                    .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    /// Overlays `CONFAB_*` variables on every option, each parsed as the option's type.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ServerError> {
+        let mut tree = serde_json::to_value(&*self)
+            .map_err(|e| ServerError::Config(format!("cannot represent config: {e}")))?;
+        let mut changed = false;
+        overlay(&mut tree, "CONFAB", &env, &mut changed)?;
+        if changed {
+            *self = serde_json::from_value(tree)
+                .map_err(|e| ServerError::Config(format!("environment: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The idle timeout of channel actors.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.runtime.idle_timeout_secs)
+    }
+}
+
+/// Walks the config tree; a leaf at path `a.b_c` is replaced by `CONFAB_A_B_C` when set.
+fn overlay(
+    node: &mut Value,
+    name: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    changed: &mut bool,
+) -> Result<(), ServerError> {
+    if let Value::Object(map) = node {
+        for (key, child) in map.iter_mut() {
+            overlay(child, &format!("{name}_{}", key.to_ascii_uppercase()), env, changed)?;
+        }
+        return Ok(());
+    }
+    let Some(raw) = env(name) else {
+        return Ok(());
+    };
+    let bad = |what: &str| ServerError::Config(format!("{name}={raw:?} is not {what}"));
+    *node = match node {
+        Value::Bool(_) => Value::Bool(raw.parse().map_err(|_| bad("true or false"))?),
+        Value::Number(_) => Value::Number(
+            raw.trim()
+                .parse::<u64>()
+                .map_err(|_| bad("a non-negative integer"))?
+                .into(),
+        ),
+        _ => Value::String(raw.clone()),
+    };
+    *changed = true;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let c = Config::default();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.admin_listen, "127.0.0.1:9090");
+        assert_eq!(c.data_dir, PathBuf::from("./confab-data"));
+    }
+
+    #[test]
+    fn environment_reaches_nested_options_with_their_types() {
+        let mut c = Config::default();
+        c.apply_env(env(&[
+            ("CONFAB_LISTEN", "127.0.0.1:1"),
+            ("CONFAB_LIMITS_MESSAGE_BODY_BYTES", "100"),
+            ("CONFAB_PUBLIC_URL", "http://example"),
+            ("CONFAB_SQLITE_SYNCHRONOUS", "full"),
+        ]))
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:1");
+        assert_eq!(c.limits.message_body_bytes, 100);
+        assert_eq!(c.public_url.as_deref(), Some("http://example"));
+        assert_eq!(c.sqlite.synchronous, confab_store::Synchronous::Full);
+    }
+
+    #[test]
+    fn bad_environment_values_are_refused() {
+        let mut c = Config::default();
+        assert!(c.apply_env(env(&[("CONFAB_LIMITS_NAME_CHARS", "many")])).is_err());
+        assert!(c.apply_env(env(&[("CONFAB_SQLITE_SYNCHRONOUS", "sometimes")])).is_err());
+    }
+
+    #[test]
+    fn toml_file_sets_options_and_environment_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("confab.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:7000\"\n[limits]\nname_chars = 10\n").unwrap();
+        let c = Config::load(Some(&path), env(&[("CONFAB_LISTEN", "127.0.0.1:7001")])).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:7001");
+        assert_eq!(c.limits.name_chars, 10);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("confab.toml");
+        std::fs::write(&path, "lissen = \"x\"\n").unwrap();
+        assert!(Config::load(Some(&path), env(&[])).is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! The node's REST credentials: from configuration, else generated once and kept in the data
+//! directory (`credentials.json`, readable only by the owner) so that restarts keep them.
+
+use std::path::Path;
+
+use confab_domain::{AccountSid, ApiKeySid};
+use confab_web::Credentials;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::ServerError;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    account_sid: String,
+    auth_token: String,
+    api_key_sid: String,
+    api_key_secret: String,
+}
+
+fn secret() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The credentials, and whether they were generated just now (to be shown once).
+pub fn resolve(config: &Config, data_dir: &Path) -> Result<(Credentials, bool), ServerError> {
+    let path = data_dir.join("credentials.json");
+    let (stored, generated) = match std::fs::read_to_string(&path) {
+        Ok(text) => (
+            serde_json::from_str::<Stored>(&text)
+                .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?,
+            false,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let stored = Stored {
+                account_sid: AccountSid::from_bits(rand::random()).to_string(),
+                auth_token: secret(),
+                api_key_sid: ApiKeySid::from_bits(rand::random()).to_string(),
+                api_key_secret: secret(),
+            };
+            // Only needed when some credential is not configured.
+            let needed = config.account_sid.is_none()
+                || config.auth_token.is_none()
+                || config.api_key_sid.is_none()
+                || config.api_key_secret.is_none();
+            if needed {
+                write_private(&path, &serde_json::to_string_pretty(&stored).unwrap_or_default())?;
+            }
+            (stored, needed)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let account_sid = config.account_sid.clone().unwrap_or(stored.account_sid);
+    let api_key_sid = config.api_key_sid.clone().unwrap_or(stored.api_key_sid);
+    let credentials = Credentials {
+        account_sid: account_sid
+            .parse()
+            .map_err(|_| ServerError::Config(format!("account SID {account_sid:?} must be AC + 32 hex digits")))?,
+        auth_token: config.auth_token.clone().unwrap_or(stored.auth_token),
+        api_key_sid: api_key_sid
+            .parse()
+            .map_err(|_| ServerError::Config(format!("API key SID {api_key_sid:?} must be SK + 32 hex digits")))?,
+        api_key_secret: config.api_key_secret.clone().unwrap_or(stored.api_key_secret),
+    };
+    if credentials.auth_token.is_empty() || credentials.api_key_secret.is_empty() {
+        return Err(ServerError::Config("auth token and API key secret must not be empty".into()));
+    }
+    Ok((credentials, generated))
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), ServerError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_credentials_are_kept_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::default();
+        let (first, generated) = resolve(&config, dir.path()).unwrap();
+        assert!(generated);
+        let (second, generated) = resolve(&config, dir.path()).unwrap();
+        assert!(!generated);
+        assert_eq!(first.account_sid, second.account_sid);
+        assert_eq!(first.auth_token, second.auth_token);
+    }
+
+    #[test]
+    fn configured_credentials_win_and_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.auth_token = Some("tok".into());
+        config.account_sid = Some("ACnot-a-sid".into());
+        assert!(resolve(&config, dir.path()).is_err());
+        config.account_sid = Some(AccountSid::from_bits(5).to_string());
+        let (c, _) = resolve(&config, dir.path()).unwrap();
+        assert_eq!(c.auth_token, "tok");
+        assert_eq!(c.account_sid, AccountSid::from_bits(5));
+    }
+}

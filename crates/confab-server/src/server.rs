@@ -1,0 +1,203 @@
+//! Wiring a node: open the store, start the channel runtime, bind the HTTP and admin servers.
+//!
+//! [`Node::start`] takes a [`Config`], binds its listeners (port 0 works: the bound addresses are
+//! reported back), and returns a handle; [`Node::stop`] stops it cleanly. Several nodes can run
+//! in one process: nothing here is global.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use confab_cluster::{ChannelRuntime, LocalBus, RuntimeConfig};
+use confab_protocol::rest::Urls;
+use confab_store::{SqliteStore, Store};
+use confab_web::{AppState, Credentials, WebLimits};
+
+use crate::config::Config;
+use crate::credentials;
+use crate::error::ServerError;
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    /// Where the REST API listens.
+    pub addr: SocketAddr,
+    /// Where the admin endpoints listen.
+    pub admin_addr: SocketAddr,
+    /// The base URL in `url` and `links`.
+    pub public_url: String,
+    /// The credentials the REST API accepts.
+    pub credentials: Credentials,
+    /// Whether the credentials were generated at this start.
+    pub credentials_generated: bool,
+    http: ServerHandle,
+    admin: ServerHandle,
+    runtime: ChannelRuntime,
+    ready: Arc<AtomicBool>,
+    shutdown_timeout: Duration,
+    servers: Vec<actix_web::rt::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Node {
+    /// Starts a node. Must run inside an actix system (`actix_web::rt::System`).
+    pub async fn start(config: Config) -> Result<Node, ServerError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let (credentials, credentials_generated) = credentials::resolve(&config, &config.data_dir)?;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
+            config.data_dir.join("confab.db"),
+            config.sqlite.clone(),
+        )?);
+        let bus = Arc::new(LocalBus::new(config.runtime.bus_capacity));
+        let runtime = ChannelRuntime::new(
+            store.clone(),
+            bus,
+            RuntimeConfig {
+                limits: config.limits.clone(),
+                idle_timeout: config.idle_timeout(),
+                mailbox_capacity: config.runtime.mailbox_capacity,
+                arbiters: config.runtime.arbiters,
+            },
+        );
+
+        let listener = TcpListener::bind(&config.listen)
+            .map_err(|e| ServerError::Config(format!("cannot listen on {}: {e}", config.listen)))?;
+        let addr = listener.local_addr()?;
+        let admin_listener = TcpListener::bind(&config.admin_listen).map_err(|e| {
+            ServerError::Config(format!("cannot listen on {}: {e}", config.admin_listen))
+        })?;
+        let admin_addr = admin_listener.local_addr()?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"))
+            .trim_end_matches('/')
+            .to_owned();
+
+        let state = web::Data::new(AppState {
+            runtime: runtime.clone(),
+            store,
+            credentials: credentials.clone(),
+            urls: Urls {
+                base: public_url.clone(),
+                account: credentials.account_sid,
+            },
+            limits: WebLimits {
+                max_body_bytes: config.http.max_body_bytes,
+                default_page_size: config.http.default_page_size,
+                max_page_size: config.http.max_page_size,
+                webhooks_per_channel: config.http.webhooks_per_channel,
+            },
+        });
+        let workers = match config.http.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let shutdown_timeout = Duration::from_secs(config.shutdown_timeout_secs);
+        let http = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(actix_web::middleware::Compress::default())
+                .configure(confab_web::rest::configure)
+        })
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(config.shutdown_timeout_secs)
+        .listen(listener)?
+        .run();
+
+        let ready = Arc::new(AtomicBool::new(true));
+        let admin_ready = ready.clone();
+        let admin = HttpServer::new(move || {
+            let ready = admin_ready.clone();
+            App::new()
+                .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok\n") }))
+                .route(
+                    "/readyz",
+                    web::get().to(move || {
+                        let ready = ready.load(Ordering::SeqCst);
+                        async move {
+                            if ready {
+                                HttpResponse::Ok().body("ready\n")
+                            } else {
+                                HttpResponse::ServiceUnavailable().body("stopping\n")
+                            }
+                        }
+                    }),
+                )
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(admin_listener)?
+        .run();
+
+        let http_handle = http.handle();
+        let admin_handle = admin.handle();
+        let servers = vec![actix_web::rt::spawn(http), actix_web::rt::spawn(admin)];
+        tracing::info!(%addr, %admin_addr, %public_url, "confab node started");
+        Ok(Node {
+            addr,
+            admin_addr,
+            public_url,
+            credentials,
+            credentials_generated,
+            http: http_handle,
+            admin: admin_handle,
+            runtime,
+            ready,
+            shutdown_timeout,
+            servers,
+        })
+    }
+
+    /// A handle that stops this node from another task.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            http: self.http.clone(),
+            admin: self.admin.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to the shutdown timeout), then stops
+    /// the channel actors. Acknowledged writes are already committed, so nothing is lost.
+    pub async fn stop(self) {
+        self.stopper().stop().await;
+        self.wait().await;
+    }
+
+    /// Waits until the node's servers have stopped, then stops the channel runtime.
+    pub async fn wait(self) {
+        for server in self.servers {
+            let _ = server.await;
+        }
+        tracing::info!(timeout = ?self.shutdown_timeout, "confab node stopped");
+        self.runtime.shutdown();
+    }
+}
+
+/// Stops a node's servers; cheap to clone and to send to a signal handler.
+#[derive(Clone)]
+pub struct Stopper {
+    http: ServerHandle,
+    admin: ServerHandle,
+    ready: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Stopper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stopper")
+    }
+}
+
+impl Stopper {
+    /// Marks the node not ready, then stops both servers gracefully.
+    pub async fn stop(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+        self.http.stop(true).await;
+        self.admin.stop(true).await;
+    }
+}

@@ -1,0 +1,241 @@
+//! The Twilio Chat v2 REST API: routes, paging and lookups shared by the resource modules.
+
+mod channels;
+mod credentials;
+mod members;
+mod messages;
+mod roles;
+mod services;
+mod users;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, HttpRequest, HttpResponse};
+use confab_domain::{
+    Channel, ChannelEvent, ChannelEventKind, ChannelSid, Role, RoleSid, Service, ServiceSid, User,
+    UserSid,
+};
+use confab_protocol::rest::{self as json, PageMeta};
+use confab_store::{Page, PageRequest, PageStart};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::form::Form;
+use crate::AppState;
+
+/// Registers the REST API under `/v2` (authenticated) on an app that has `AppState` as data.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v2")
+            .wrap(from_fn(authenticate))
+            .configure(services::routes)
+            .configure(roles::routes)
+            .configure(users::routes)
+            .configure(channels::routes)
+            .configure(members::routes)
+            .configure(messages::routes)
+            .configure(credentials::routes)
+            .default_service(web::to(not_found)),
+    );
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(req.path()))
+}
+
+/// Refuses every request without valid HTTP Basic credentials (Twilio error 20003).
+async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
+    let allowed = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| {
+            let header = req
+                .headers()
+                .get(actix_web::http::header::AUTHORIZATION)
+                .and_then(|h| h.to_str().ok());
+            state.credentials.check_header(header)
+        })
+        .unwrap_or(false);
+    if !allowed {
+        let (req, _) = req.into_parts();
+        let response = actix_web::ResponseError::error_response(&ApiError::unauthenticated());
+        return Ok(ServiceResponse::new(req, response).map_into_right_body());
+    }
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
+
+/// The query string of a request as a `Form`.
+pub(crate) fn query(req: &HttpRequest) -> Form {
+    Form::parse(req.query_string().as_bytes())
+}
+
+/// A list request's paging parameters.
+pub(crate) struct Paging {
+    request: PageRequest,
+    page: u64,
+    token: Option<String>,
+}
+
+impl Paging {
+    /// Reads `PageSize`, `Page` and `PageToken`.
+    pub(crate) fn from_query(q: &Form, state: &AppState, descending: bool) -> Result<Self, ApiError> {
+        let size = q.u64("PageSize")?.unwrap_or(state.limits.default_page_size as u64);
+        if size == 0 || size > state.limits.max_page_size as u64 {
+            return Err(ApiError::invalid(format!(
+                "PageSize must be between 1 and {}",
+                state.limits.max_page_size
+            )));
+        }
+        let page = q.u64("Page")?.unwrap_or(0);
+        let token = q.string("PageToken");
+        let start = match &token {
+            Some(t) => PageStart::After(
+                t.strip_prefix("PT")
+                    .ok_or_else(|| ApiError::invalid("Invalid PageToken"))?
+                    .to_owned(),
+            ),
+            None if page > 0 => PageStart::Offset(page.saturating_mul(size)),
+            None => PageStart::First,
+        };
+        Ok(Self {
+            request: PageRequest {
+                size: size as usize,
+                start,
+                descending,
+            },
+            page,
+            token,
+        })
+    }
+
+    pub(crate) fn request(&self) -> &PageRequest {
+        &self.request
+    }
+
+    /// The list response for a page whose items were rendered into `items`.
+    pub(crate) fn respond<T>(
+        &self,
+        req: &HttpRequest,
+        state: &AppState,
+        key: &'static str,
+        filters: Vec<(String, String)>,
+        page: &Page<T>,
+        items: Vec<Value>,
+    ) -> HttpResponse {
+        let meta = PageMeta {
+            list_url: format!("{}{}", state.urls.base, req.path()),
+            filters,
+            page: self.page,
+            page_size: self.request.size,
+            page_token: self.token.clone(),
+            next_token: page.next.as_ref().map(|c| format!("PT{c}")),
+            key,
+        };
+        HttpResponse::Ok().json(json::page(items, &meta))
+    }
+}
+
+// === lookups shared by the resource modules ===
+
+pub(crate) async fn load_service(state: &AppState, sid: &str) -> Result<Service, ApiError> {
+    let parsed: ServiceSid = sid
+        .parse()
+        .map_err(|_| ApiError::not_found(&format!("/Services/{sid}")))?;
+    state
+        .store
+        .get_service(parsed)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("/Services/{sid}")))
+}
+
+/// A channel by SID or unique name (50300 when there is none).
+pub(crate) async fn load_channel(state: &AppState, service: ServiceSid, key: &str) -> Result<Channel, ApiError> {
+    let found = if ChannelSid::is_sid(key) {
+        let sid: ChannelSid = key.parse().map_err(|_| channel_not_found())?;
+        state.store.get_channel(service, sid).await?
+    } else {
+        state.store.get_channel_by_unique_name(service, key).await?
+    };
+    found.ok_or_else(channel_not_found)
+}
+
+pub(crate) fn channel_not_found() -> ApiError {
+    ApiError::new(50300, 404, "Channel not found")
+}
+
+/// A user by SID or identity (50200 when there is none).
+pub(crate) async fn load_user(state: &AppState, service: ServiceSid, key: &str) -> Result<User, ApiError> {
+    let found = if UserSid::is_sid(key) {
+        let sid: UserSid = key.parse().map_err(|_| user_not_found())?;
+        state.store.get_user(service, sid).await?
+    } else {
+        state.store.get_user_by_identity(service, key).await?
+    };
+    found.ok_or_else(user_not_found)
+}
+
+pub(crate) fn user_not_found() -> ApiError {
+    ApiError::new(50200, 404, "User not found")
+}
+
+/// A role named by a `RoleSid` parameter (50100 when there is none in the service).
+pub(crate) async fn load_role(state: &AppState, service: ServiceSid, sid: RoleSid) -> Result<Role, ApiError> {
+    state
+        .store
+        .get_role(service, sid)
+        .await?
+        .ok_or_else(|| ApiError::new(50100, 404, "Role not found"))
+}
+
+/// The user with this identity, created with the service's default role if there is none
+/// (adding a member or inviting an unknown identity creates the user, as in Twilio).
+pub(crate) async fn ensure_user(state: &AppState, service: &Service, identity: &str) -> Result<User, ApiError> {
+    if let Some(user) = state.store.get_user_by_identity(service.sid, identity).await? {
+        return Ok(user);
+    }
+    confab_domain::limits::check_identity("Identity", identity, state.runtime.limits())?;
+    let now = confab_cluster::now();
+    let user = User {
+        sid: UserSid::generate(&mut confab_cluster::RandomSids),
+        service_sid: service.sid,
+        identity: identity.to_owned(),
+        friendly_name: None,
+        attributes: Default::default(),
+        role_sid: service.default_service_role_sid,
+        date_created: now,
+        date_updated: now,
+    };
+    match state.store.create_user(&user).await {
+        Ok(()) => Ok(user),
+        // Someone else created it meanwhile: use theirs.
+        Err(confab_store::StoreError::Conflict(_)) => state
+            .store
+            .get_user_by_identity(service.sid, identity)
+            .await?
+            .ok_or_else(user_not_found),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The first event of the given shape among committed events.
+pub(crate) fn find_event<T>(events: &[ChannelEvent], pick: impl Fn(&ChannelEventKind) -> Option<T>) -> Result<T, ApiError> {
+    events
+        .iter()
+        .find_map(|e| pick(&e.kind))
+        .ok_or_else(|| ApiError::new(20500, 500, "Internal server error: missing event"))
+}
+
+pub(crate) fn created(body: Value) -> HttpResponse {
+    HttpResponse::Created().json(body)
+}
+
+pub(crate) fn ok(body: Value) -> HttpResponse {
+    HttpResponse::Ok().json(body)
+}
+
+pub(crate) fn no_content() -> HttpResponse {
+    HttpResponse::NoContent().finish()
+}

@@ -1,0 +1,212 @@
+//! `/v2/Services`: services with their settings.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use confab_cluster::{now, ChannelOp, RandomSids};
+use confab_domain::{
+    limits::check_name, ChannelCommand, DefaultRoles, NotificationSetting, Service, ServiceLimits,
+    ServiceSid,
+};
+use confab_protocol::rest as json;
+use confab_store::PageRequest;
+
+use super::{created, load_service, no_content, ok, query, Paging};
+use crate::error::ApiError;
+use crate::form::Form;
+use crate::AppState;
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/Services").post(create).get(list))
+        .service(web::resource("/Services/{sid}").get(fetch).post(update).delete(delete))
+        .service(web::resource("/Services/{sid}/Bindings").get(list_bindings))
+        .service(web::resource("/Services/{sid}/Users/{user}/Bindings").get(list_bindings));
+}
+
+async fn create(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let form = Form::read(payload, state.limits.max_body_bytes).await?;
+    let friendly_name = form
+        .string("FriendlyName")
+        .ok_or_else(|| ApiError::new(50000, 400, "FriendlyName not provided"))?;
+    check_name("FriendlyName", &friendly_name, state.runtime.limits())?;
+    let now = now();
+    let mut sids = RandomSids;
+    let sid = ServiceSid::generate(&mut sids);
+    let roles = DefaultRoles::new(sid, &mut sids, now);
+    let node = state.runtime.limits();
+    let service = Service {
+        sid,
+        friendly_name,
+        date_created: now,
+        date_updated: now,
+        default_service_role_sid: roles.service_user.sid,
+        default_channel_role_sid: roles.channel_user.sid,
+        default_channel_creator_role_sid: roles.channel_admin.sid,
+        read_status_enabled: true,
+        reachability_enabled: false,
+        typing_indicator_timeout: 5,
+        consumption_report_interval: 10,
+        limits: ServiceLimits {
+            channel_members: u32::try_from(node.members_per_channel).unwrap_or(u32::MAX),
+            user_channels: u32::try_from(node.channels_per_user.min(250)).unwrap_or(250),
+        },
+        webhooks: Default::default(),
+        notifications: Default::default(),
+        media_compatibility_message: None,
+    };
+    state.store.create_service(&service, &roles.into_vec()).await?;
+    Ok(created(json::service(&service, &state.urls)))
+}
+
+async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let paging = Paging::from_query(&query(&req), &state, false)?;
+    let page = state.store.list_services(paging.request()).await?;
+    let items = page.items.iter().map(|s| json::service(s, &state.urls)).collect();
+    Ok(paging.respond(&req, &state, "services", vec![], &page, items))
+}
+
+async fn fetch(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let service = load_service(&state, &path).await?;
+    Ok(ok(json::service(&service, &state.urls)))
+}
+
+fn setting(form: &Form, prefix: &str, setting: &mut NotificationSetting) -> Result<(), ApiError> {
+    if let Some(enabled) = form.bool(&format!("{prefix}.Enabled"))? {
+        setting.enabled = enabled;
+    }
+    if let Some(template) = form.string(&format!("{prefix}.Template")) {
+        setting.template = Some(template);
+    }
+    if let Some(sound) = form.string(&format!("{prefix}.Sound")) {
+        setting.sound = Some(sound);
+    }
+    Ok(())
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let mut service = load_service(&state, &path).await?;
+    let form = Form::read(payload, state.limits.max_body_bytes).await?;
+    let node = state.runtime.limits();
+    if let Some(name) = form.string("FriendlyName") {
+        check_name("FriendlyName", &name, node)?;
+        service.friendly_name = name;
+    }
+    for (key, slot) in [
+        ("DefaultServiceRoleSid", &mut service.default_service_role_sid),
+        ("DefaultChannelRoleSid", &mut service.default_channel_role_sid),
+        ("DefaultChannelCreatorRoleSid", &mut service.default_channel_creator_role_sid),
+    ] {
+        if let Some(role) = form.sid(key)? {
+            super::load_role(&state, service.sid, role).await?;
+            *slot = role;
+        }
+    }
+    if let Some(v) = form.bool("ReadStatusEnabled")? {
+        service.read_status_enabled = v;
+    }
+    if let Some(v) = form.bool("ReachabilityEnabled")? {
+        service.reachability_enabled = v;
+    }
+    if let Some(v) = form.u32("TypingIndicatorTimeout")? {
+        service.typing_indicator_timeout = v;
+    }
+    if let Some(v) = form.u32("ConsumptionReportInterval")? {
+        service.consumption_report_interval = v;
+    }
+    if let Some(v) = form.u32("Limits.ChannelMembers")? {
+        if v == 0 || v as usize > node.members_per_channel {
+            return Err(ApiError::invalid(format!(
+                "Limits.ChannelMembers must be between 1 and {}",
+                node.members_per_channel
+            )));
+        }
+        service.limits.channel_members = v;
+    }
+    if let Some(v) = form.u32("Limits.UserChannels")? {
+        if v == 0 || v as usize > node.channels_per_user {
+            return Err(ApiError::invalid(format!(
+                "Limits.UserChannels must be between 1 and {}",
+                node.channels_per_user
+            )));
+        }
+        service.limits.user_channels = v;
+    }
+    let n = &mut service.notifications;
+    setting(&form, "Notifications.NewMessage", &mut n.new_message)?;
+    if let Some(v) = form.bool("Notifications.NewMessage.BadgeCountEnabled")? {
+        n.new_message.badge_count_enabled = Some(v);
+    }
+    setting(&form, "Notifications.AddedToChannel", &mut n.added_to_channel)?;
+    setting(&form, "Notifications.RemovedFromChannel", &mut n.removed_from_channel)?;
+    setting(&form, "Notifications.InvitedToChannel", &mut n.invited_to_channel)?;
+    if let Some(v) = form.bool("Notifications.LogEnabled")? {
+        n.log_enabled = v;
+    }
+    let w = &mut service.webhooks;
+    if let Some(v) = form.string("PreWebhookUrl") {
+        w.pre_webhook_url = Some(v);
+    }
+    if let Some(v) = form.string("PostWebhookUrl") {
+        w.post_webhook_url = Some(v);
+    }
+    if let Some(v) = form.string("WebhookMethod") {
+        if v != "GET" && v != "POST" {
+            return Err(ApiError::invalid("WebhookMethod must be GET or POST"));
+        }
+        w.method = Some(v);
+    }
+    if form.has("WebhookFilters") {
+        w.filters = form.all("WebhookFilters");
+    }
+    if let Some(v) = form.u32("PreWebhookRetryCount")? {
+        w.pre_webhook_retry_count = v;
+    }
+    if let Some(v) = form.u32("PostWebhookRetryCount")? {
+        w.post_webhook_retry_count = v;
+    }
+    if let Some(v) = form.string("Media.CompatibilityMessage") {
+        service.media_compatibility_message = Some(v);
+    }
+    service.date_updated = now();
+    state.store.update_service(&service).await?;
+    Ok(ok(json::service(&service, &state.urls)))
+}
+
+async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let service = load_service(&state, &path).await?;
+    // Each channel is deleted through its actor, so that a live actor cannot write it back and
+    // its members hear `channelRemoved`; the store then removes what is left in one transaction.
+    loop {
+        let page = state
+            .store
+            .list_channels(service.sid, &[], &PageRequest::first(100))
+            .await?;
+        if page.items.is_empty() {
+            break;
+        }
+        for channel in page.items {
+            state
+                .runtime
+                .execute(channel.sid, ChannelOp::Apply(ChannelCommand::Delete))
+                .await?;
+        }
+    }
+    state.store.delete_service(service.sid).await?;
+    Ok(no_content())
+}
+
+/// Push bindings are not implemented: a service has none, so every list is empty.
+async fn list_bindings(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let service = load_service(&state, req.match_info().get("sid").unwrap_or_default()).await?;
+    if let Some(user) = req.match_info().get("user") {
+        super::load_user(&state, service.sid, user).await?;
+    }
+    let paging = Paging::from_query(&query(&req), &state, false)?;
+    let page = confab_store::Page::<()> {
+        items: vec![],
+        next: None,
+    };
+    Ok(paging.respond(&req, &state, "bindings", vec![], &page, vec![]))
+}

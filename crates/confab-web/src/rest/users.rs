@@ -1,0 +1,244 @@
+//! `/v2/Services/{ServiceSid}/Users` and a user's channels (`/Users/{UserSid}/Channels`).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use confab_cluster::{now, ChannelOp, RandomSids};
+use confab_domain::{
+    limits::{check_identity, check_name},
+    Attributes, ChannelCommand, ConsumptionUpdate, Member, MemberRef, UpdateMember, User, UserSid,
+};
+use confab_protocol::rest as json;
+use confab_store::{MemberKey, PageRequest};
+
+use super::{created, find_event, load_channel, load_role, load_service, load_user, no_content, ok, query, Paging};
+use crate::error::ApiError;
+use crate::form::Form;
+use crate::AppState;
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/Services/{service}/Users").post(create).get(list))
+        .service(
+            web::resource("/Services/{service}/Users/{user}")
+                .get(fetch)
+                .post(update)
+                .delete(delete),
+        )
+        .service(web::resource("/Services/{service}/Users/{user}/Channels").get(list_channels))
+        .service(
+            web::resource("/Services/{service}/Users/{user}/Channels/{channel}")
+                .get(fetch_channel)
+                .post(update_channel)
+                .delete(delete_channel),
+        );
+}
+
+async fn render(state: &AppState, user: &User) -> Result<serde_json::Value, ApiError> {
+    let joined = state.store.count_memberships(user.service_sid, &user.identity).await?;
+    Ok(json::user(user, joined, &state.urls))
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let service = load_service(&state, &path).await?;
+    let form = Form::read(payload, state.limits.max_body_bytes).await?;
+    let limits = state.runtime.limits();
+    let identity = form
+        .string("Identity")
+        .ok_or_else(|| ApiError::new(50204, 400, "Identity not provided"))?;
+    check_identity("Identity", &identity, limits)?;
+    if UserSid::is_sid(&identity) {
+        return Err(ApiError::new(50206, 400, "Identity should not match user SID pattern"));
+    }
+    let role_sid = match form.sid("RoleSid")? {
+        Some(sid) => load_role(&state, service.sid, sid).await?.sid,
+        None => service.default_service_role_sid,
+    };
+    let friendly_name = form.string("FriendlyName");
+    if let Some(name) = &friendly_name {
+        check_name("FriendlyName", name, limits)?;
+    }
+    let attributes = match form.get("Attributes") {
+        Some(text) => Attributes::parse("Attributes", text, limits.user_attributes_bytes)?,
+        None => Attributes::default(),
+    };
+    let now = now();
+    let user = User {
+        sid: UserSid::generate(&mut RandomSids),
+        service_sid: service.sid,
+        identity,
+        friendly_name,
+        attributes,
+        role_sid,
+        date_created: now,
+        date_updated: now,
+    };
+    state.store.create_user(&user).await?;
+    Ok(created(render(&state, &user).await?))
+}
+
+async fn list(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let service = load_service(&state, &path).await?;
+    let paging = Paging::from_query(&query(&req), &state, false)?;
+    let page = state.store.list_users(service.sid, paging.request()).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for user in &page.items {
+        items.push(render(&state, user).await?);
+    }
+    Ok(paging.respond(&req, &state, "users", vec![], &page, items))
+}
+
+async fn fetch(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let service = load_service(&state, &path.0).await?;
+    let user = load_user(&state, service.sid, &path.1).await?;
+    Ok(ok(render(&state, &user).await?))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let service = load_service(&state, &path.0).await?;
+    let mut user = load_user(&state, service.sid, &path.1).await?;
+    let form = Form::read(payload, state.limits.max_body_bytes).await?;
+    let limits = state.runtime.limits();
+    if let Some(sid) = form.sid("RoleSid")? {
+        user.role_sid = load_role(&state, service.sid, sid).await?.sid;
+    }
+    if let Some(name) = form.string("FriendlyName") {
+        check_name("FriendlyName", &name, limits)?;
+        user.friendly_name = Some(name);
+    }
+    if let Some(text) = form.get("Attributes") {
+        user.attributes = Attributes::parse("Attributes", text, limits.user_attributes_bytes)?;
+    }
+    user.date_updated = now();
+    state.store.update_user(&user).await?;
+    Ok(ok(render(&state, &user).await?))
+}
+
+async fn delete(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let service = load_service(&state, &path.0).await?;
+    let user = load_user(&state, service.sid, &path.1).await?;
+    // Deleting a user removes it from every channel, each through the channel's actor.
+    loop {
+        let page = state
+            .store
+            .list_memberships(service.sid, &user.identity, &PageRequest::first(100))
+            .await?;
+        if page.items.is_empty() {
+            break;
+        }
+        for member in page.items {
+            let command = ChannelCommand::RemoveMember {
+                member: MemberRef::Sid(member.sid),
+            };
+            state
+                .runtime
+                .execute(member.channel_sid, ChannelOp::Apply(command))
+                .await?;
+        }
+    }
+    state.store.delete_user(service.sid, user.sid).await?;
+    Ok(no_content())
+}
+
+// === a user's channels ===
+
+async fn render_user_channel(state: &AppState, user: &User, member: &Member) -> Result<serde_json::Value, ApiError> {
+    let unread = match member.last_consumed_message_index {
+        Some(index) => Some(
+            state
+                .store
+                .count_messages_after(member.channel_sid, Some(index))
+                .await?,
+        ),
+        None => None,
+    };
+    Ok(json::user_channel(user, member, unread, &state.urls))
+}
+
+async fn list_channels(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let service = load_service(&state, &path.0).await?;
+    let user = load_user(&state, service.sid, &path.1).await?;
+    let paging = Paging::from_query(&query(&req), &state, false)?;
+    let page = state
+        .store
+        .list_memberships(service.sid, &user.identity, paging.request())
+        .await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for member in &page.items {
+        items.push(render_user_channel(&state, &user, member).await?);
+    }
+    Ok(paging.respond(&req, &state, "channels", vec![], &page, items))
+}
+
+/// The user and its membership of the channel in the path (20404 when it is not a member).
+async fn membership(state: &AppState, path: &(String, String, String)) -> Result<(User, Member), ApiError> {
+    let service = load_service(state, &path.0).await?;
+    let user = load_user(state, service.sid, &path.1).await?;
+    let channel = load_channel(state, service.sid, &path.2).await?;
+    let member = state
+        .store
+        .get_member(channel.sid, &MemberKey::Identity(user.identity.clone()))
+        .await?
+        .ok_or_else(|| ApiError::new(50400, 404, "User not member of channel"))?;
+    Ok((user, member))
+}
+
+async fn fetch_channel(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (user, member) = membership(&state, &path).await?;
+    Ok(ok(render_user_channel(&state, &user, &member).await?))
+}
+
+async fn update_channel(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (user, member) = membership(&state, &path).await?;
+    let form = Form::read(payload, state.limits.max_body_bytes).await?;
+    let command = ChannelCommand::UpdateMember(UpdateMember {
+        member: MemberRef::Sid(member.sid),
+        role_sid: None,
+        attributes: None,
+        consumption: form.u64("LastConsumedMessageIndex")?.map(|i| ConsumptionUpdate::Set(Some(i))),
+        last_consumption_timestamp: form.timestamp("LastConsumptionTimestamp")?,
+        notification_level: form.string("NotificationLevel"),
+        date_created: None,
+        date_updated: None,
+    });
+    let events = state
+        .runtime
+        .execute(member.channel_sid, ChannelOp::Apply(command))
+        .await?;
+    let member = find_event(&events, |k| match k {
+        confab_domain::ChannelEventKind::MemberUpdated { member, .. } => Some(member.clone()),
+        _ => None,
+    })?;
+    Ok(ok(render_user_channel(&state, &user, &member).await?))
+}
+
+async fn delete_channel(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, member) = membership(&state, &path).await?;
+    let command = ChannelCommand::RemoveMember {
+        member: MemberRef::Sid(member.sid),
+    };
+    state
+        .runtime
+        .execute(member.channel_sid, ChannelOp::Apply(command))
+        .await?;
+    Ok(no_content())
+}
