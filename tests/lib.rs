@@ -1,1 +1,1 @@
-//! x
+//! Confab's integration tests live in `it/`; this library is empty.
