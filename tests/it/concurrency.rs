@@ -22,7 +22,13 @@ async fn fifty_concurrent_writers_get_unique_gap_free_increasing_indices() {
                 let mut indices = Vec::new();
                 for i in 0..PER_WRITER {
                     let r = rest
-                        .post(&path, &[("Body", &format!("w{w} m{i}")), ("From", &format!("writer{w}"))])
+                        .post(
+                            &path,
+                            &[
+                                ("Body", &format!("w{w} m{i}")),
+                                ("From", &format!("writer{w}")),
+                            ],
+                        )
                         .await;
                     assert_eq!(r.status, 201, "{:?}", r.body);
                     indices.push(r.body["index"].as_u64().unwrap());
@@ -44,7 +50,12 @@ async fn fifty_concurrent_writers_get_unique_gap_free_increasing_indices() {
     }
     let expected: BTreeSet<u64> = (0..(WRITERS * PER_WRITER) as u64).collect();
     assert_eq!(all, expected, "indices must be gap-free from 0");
-    let fetched = rest.get(&format!("/v2/Services/{service}/Channels/{channel}")).await;
-    assert_eq!(fetched.body["messages_count"], (WRITERS * PER_WRITER) as u64);
+    let fetched = rest
+        .get(&format!("/v2/Services/{service}/Channels/{channel}"))
+        .await;
+    assert_eq!(
+        fetched.body["messages_count"],
+        (WRITERS * PER_WRITER) as u64
+    );
     node.stop().await;
 }

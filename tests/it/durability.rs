@@ -7,16 +7,24 @@ async fn everything_acknowledged_survives_kill_9_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = NodeProcess::spawn(dir.path()).unwrap();
     let rest = node.rest();
-    let service = rest.post("/v2/Services", &[("FriendlyName", "durable")]).await;
+    let service = rest
+        .post("/v2/Services", &[("FriendlyName", "durable")])
+        .await;
     assert_eq!(service.status, 201);
     let service = service.str("sid");
     let channel = rest
-        .post(&format!("/v2/Services/{service}/Channels"), &[("UniqueName", "keep"), ("Attributes", "{\"a\":1}")])
+        .post(
+            &format!("/v2/Services/{service}/Channels"),
+            &[("UniqueName", "keep"), ("Attributes", "{\"a\":1}")],
+        )
         .await
         .str("sid");
     for identity in ["alice", "bob"] {
         let r = rest
-            .post(&format!("/v2/Services/{service}/Channels/{channel}/Members"), &[("Identity", identity)])
+            .post(
+                &format!("/v2/Services/{service}/Channels/{channel}/Members"),
+                &[("Identity", identity)],
+            )
             .await;
         assert_eq!(r.status, 201);
     }
@@ -35,30 +43,47 @@ async fn everything_acknowledged_survives_kill_9_and_restart() {
 
     let node = NodeProcess::spawn(dir.path()).unwrap();
     let rest = node.rest();
-    assert_eq!(rest.get(&format!("/v2/Services/{service}")).await.status, 200);
-    let fetched = rest.get(&format!("/v2/Services/{service}/Channels/keep")).await;
+    assert_eq!(
+        rest.get(&format!("/v2/Services/{service}")).await.status,
+        200
+    );
+    let fetched = rest
+        .get(&format!("/v2/Services/{service}/Channels/keep"))
+        .await;
     assert_eq!(fetched.status, 200, "{:?}", fetched.body);
     assert_eq!(fetched.str("sid"), channel);
     assert_eq!(fetched.body["attributes"], "{\"a\":1}");
     assert_eq!(fetched.body["members_count"], 2);
     assert_eq!(fetched.body["messages_count"], 120);
     let members = rest
-        .get(&format!("/v2/Services/{service}/Channels/{channel}/Members"))
+        .get(&format!(
+            "/v2/Services/{service}/Channels/{channel}/Members"
+        ))
         .await;
     assert_eq!(members.body["members"].as_array().unwrap().len(), 2);
     let messages = rest
-        .get(&format!("/v2/Services/{service}/Channels/{channel}/Messages?PageSize=1000"))
+        .get(&format!(
+            "/v2/Services/{service}/Channels/{channel}/Messages?PageSize=1000"
+        ))
         .await;
     let stored: Vec<(u64, String)> = messages.body["messages"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["index"].as_u64().unwrap(), m["body"].as_str().unwrap().to_owned()))
+        .map(|m| {
+            (
+                m["index"].as_u64().unwrap(),
+                m["body"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(stored, acknowledged);
     // The next message continues the sequence.
     let next = rest
-        .post(&format!("/v2/Services/{service}/Channels/{channel}/Messages"), &[("Body", "after")])
+        .post(
+            &format!("/v2/Services/{service}/Channels/{channel}/Messages"),
+            &[("Body", "after")],
+        )
         .await;
     assert_eq!(next.body["index"], 120);
 }

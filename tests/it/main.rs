@@ -1,5 +1,8 @@
 //! Integration tests: real nodes driven through the REST API. One module per area.
 
+// Test helpers fail the test by panicking; that is their job.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod bad_input;
 mod concurrency;
 mod durability;

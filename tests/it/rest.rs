@@ -24,13 +24,19 @@ async fn list_pages_follow_next_page_url_to_the_end() {
         let page = rest.get(&url).await;
         assert_eq!(page.status, 200, "{:?}", page.body);
         assert_eq!(page.body["meta"]["key"], "messages");
-        assert!(page.body["meta"]["url"].as_str().unwrap().starts_with(&node.base_url()));
+        assert!(page.body["meta"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&node.base_url()));
         for m in page.body["messages"].as_array().unwrap() {
             bodies.push(m["body"].as_str().unwrap().to_owned());
         }
         match page.body["meta"]["next_page_url"].as_str() {
             Some(next) => {
-                assert!(next.starts_with(&node.base_url()), "next_page_url must be absolute");
+                assert!(
+                    next.starts_with(&node.base_url()),
+                    "next_page_url must be absolute"
+                );
                 url = next.to_owned();
             }
             None => break,
@@ -47,11 +53,16 @@ async fn descending_order_lists_newest_first() {
     let rest = node.rest();
     let (service, channel) = service_with_channel(&rest, "order").await;
     for body in ["a", "b", "c"] {
-        rest.post(&format!("/v2/Services/{service}/Channels/{channel}/Messages"), &[("Body", body)])
-            .await;
+        rest.post(
+            &format!("/v2/Services/{service}/Channels/{channel}/Messages"),
+            &[("Body", body)],
+        )
+        .await;
     }
     let page = rest
-        .get(&format!("/v2/Services/{service}/Channels/{channel}/Messages?Order=desc"))
+        .get(&format!(
+            "/v2/Services/{service}/Channels/{channel}/Messages?Order=desc"
+        ))
         .await;
     let indices: Vec<u64> = page.body["messages"]
         .as_array()
@@ -67,7 +78,9 @@ async fn descending_order_lists_newest_first() {
 async fn api_key_credentials_are_accepted_and_wrong_ones_refused() {
     let node = TestNode::start().unwrap();
     let c = node.credentials.clone();
-    let key = node.rest().with_credentials(&c.api_key_sid, &c.api_key_secret);
+    let key = node
+        .rest()
+        .with_credentials(&c.api_key_sid, &c.api_key_secret);
     assert_eq!(key.get("/v2/Services").await.status, 200);
     let wrong = node.rest().with_credentials(&c.account_sid, "nope");
     let r = wrong.get("/v2/Services").await;
@@ -82,7 +95,10 @@ async fn repeated_identity_filter_selects_members() {
     let (service, channel) = service_with_channel(&rest, "filter").await;
     for identity in ["alice", "bob", "carol"] {
         let r = rest
-            .post(&format!("/v2/Services/{service}/Channels/{channel}/Members"), &[("Identity", identity)])
+            .post(
+                &format!("/v2/Services/{service}/Channels/{channel}/Members"),
+                &[("Identity", identity)],
+            )
             .await;
         assert_eq!(r.status, 201, "{:?}", r.body);
     }
@@ -107,19 +123,30 @@ async fn joining_accepts_an_invite_and_user_channels_show_unread_counts() {
     let rest = node.rest();
     let (service, channel) = service_with_channel(&rest, "invites").await;
     let base = format!("/v2/Services/{service}/Channels/{channel}");
-    let invite = rest.post(&format!("{base}/Invites"), &[("Identity", "dave")]).await;
+    let invite = rest
+        .post(&format!("{base}/Invites"), &[("Identity", "dave")])
+        .await;
     assert_eq!(invite.status, 201, "{:?}", invite.body);
     let joined = rest
-        .post(&format!("{base}/Members"), &[("Identity", "dave"), ("LastConsumedMessageIndex", "0")])
+        .post(
+            &format!("{base}/Members"),
+            &[("Identity", "dave"), ("LastConsumedMessageIndex", "0")],
+        )
         .await;
     assert_eq!(joined.status, 201);
     let invites = rest.get(&format!("{base}/Invites")).await;
-    assert!(invites.body["invites"].as_array().unwrap().is_empty(), "joining accepts the invite");
+    assert!(
+        invites.body["invites"].as_array().unwrap().is_empty(),
+        "joining accepts the invite"
+    );
     for body in ["one", "two", "three"] {
-        rest.post(&format!("{base}/Messages"), &[("Body", body)]).await;
+        rest.post(&format!("{base}/Messages"), &[("Body", body)])
+            .await;
     }
     let uc = rest
-        .get(&format!("/v2/Services/{service}/Users/dave/Channels/{channel}"))
+        .get(&format!(
+            "/v2/Services/{service}/Users/dave/Channels/{channel}"
+        ))
         .await;
     assert_eq!(uc.status, 200, "{:?}", uc.body);
     assert_eq!(uc.body["unread_messages_count"], 2);

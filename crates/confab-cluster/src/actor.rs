@@ -81,7 +81,10 @@ struct ChannelCore {
 
 impl ChannelCore {
     /// Loads the channel and its service's limits from the store.
-    async fn load(&mut self, create_in: Option<confab_domain::ServiceSid>) -> Result<(), ChannelError> {
+    async fn load(
+        &mut self,
+        create_in: Option<confab_domain::ServiceSid>,
+    ) -> Result<(), ChannelError> {
         let snapshot = self.store.load_channel(self.sid).await?;
         let service_sid = match (&snapshot, create_in) {
             (Some(s), _) => s.channel.service_sid,
@@ -186,7 +189,10 @@ impl ChannelCore {
         Ok(commit.events)
     }
 
-    async fn stored_message(&self, sid: MessageSid) -> Result<confab_domain::Message, ChannelError> {
+    async fn stored_message(
+        &self,
+        sid: MessageSid,
+    ) -> Result<confab_domain::Message, ChannelError> {
         if !matches!(self.loaded, Some((Some(_), _))) {
             return Err(DomainError::ChannelNotFound.into());
         }

@@ -61,8 +61,11 @@ impl Default for RuntimeConfig {
 /// for idleness removes only its own entry, never a successor's.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Registry {
-    actors: Arc<Mutex<HashMap<ChannelSid, (u64, Addr<ChannelActor>)>>>,
+    actors: Arc<Mutex<HashMap<ChannelSid, LiveActor>>>,
 }
+
+/// A live actor and its generation.
+type LiveActor = (u64, Addr<ChannelActor>);
 
 impl Registry {
     pub(crate) fn remove(&self, sid: ChannelSid, generation: u64) {
@@ -105,7 +108,9 @@ impl std::fmt::Debug for ChannelRuntime {
 impl ChannelRuntime {
     /// Starts the runtime's arbiters. Must be called inside an actix system.
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, config: RuntimeConfig) -> Self {
-        let arbiters = (0..config.arbiters.max(1)).map(|_| Arbiter::new()).collect();
+        let arbiters = (0..config.arbiters.max(1))
+            .map(|_| Arbiter::new())
+            .collect();
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -140,7 +145,11 @@ impl ChannelRuntime {
     }
 
     /// Executes `op` on `channel` through its actor; returns the committed events in `seq` order.
-    pub async fn execute(&self, channel: ChannelSid, op: ChannelOp) -> Result<Vec<ChannelEvent>, ChannelError> {
+    pub async fn execute(
+        &self,
+        channel: ChannelSid,
+        op: ChannelOp,
+    ) -> Result<Vec<ChannelEvent>, ChannelError> {
         // An actor that stopped for idleness between lookup and send drops the command unrun;
         // a fresh actor is then started and the command sent again.
         for _ in 0..3 {

@@ -449,8 +449,14 @@ impl ChannelState {
     pub fn from_parts(channel: Channel, members: Vec<Member>, invites: Vec<Invite>) -> Self {
         Self {
             channel,
-            members: members.into_iter().map(|m| (m.identity.clone(), m)).collect(),
-            invites: invites.into_iter().map(|i| (i.identity.clone(), i)).collect(),
+            members: members
+                .into_iter()
+                .map(|m| (m.identity.clone(), m))
+                .collect(),
+            invites: invites
+                .into_iter()
+                .map(|i| (i.identity.clone(), i))
+                .collect(),
             removed: false,
         }
     }
@@ -701,9 +707,10 @@ impl ChannelState {
             let newest = self.channel.last_message.map(|m| m.index);
             let index = match consumption {
                 ConsumptionUpdate::Set(index) => index,
-                ConsumptionUpdate::Advance(index) => {
-                    Some(next.last_consumed_message_index.map_or(index, |old| old.max(index)))
-                }
+                ConsumptionUpdate::Advance(index) => Some(
+                    next.last_consumed_message_index
+                        .map_or(index, |old| old.max(index)),
+                ),
                 ConsumptionUpdate::All => newest.or(next.last_consumed_message_index),
             };
             next.last_consumed_message_index = index;

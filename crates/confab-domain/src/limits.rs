@@ -87,7 +87,11 @@ pub fn check_name(field: &'static str, value: &str, limits: &Limits) -> Result<(
 }
 
 /// Checks an identity: non-empty, no control characters, within the name limit.
-pub fn check_identity(field: &'static str, value: &str, limits: &Limits) -> Result<(), DomainError> {
+pub fn check_identity(
+    field: &'static str,
+    value: &str,
+    limits: &Limits,
+) -> Result<(), DomainError> {
     if value.is_empty() {
         return Err(DomainError::InvalidParameter {
             field,

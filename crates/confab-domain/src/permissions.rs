@@ -240,7 +240,12 @@ impl Action {
 /// Decides whether `actor`, holding `roles` (its service role and, inside a channel, its channel
 /// role), may perform `action` on a target owned by `owner` (`None` when the target has no owner).
 /// Returns the permission that was missing when it may not.
-pub fn can(roles: &[&Role], action: Action, actor: &str, owner: Option<&str>) -> Result<(), Permission> {
+pub fn can(
+    roles: &[&Role],
+    action: Action,
+    actor: &str,
+    owner: Option<&str>,
+) -> Result<(), Permission> {
     let (own, any) = action.permissions();
     let granted = |p: Permission| roles.iter().any(|r| r.permissions.contains(&p));
     if granted(any) {
@@ -273,8 +278,18 @@ mod tests {
     #[test]
     fn channel_user_may_delete_own_message_but_not_others() {
         let r = roles();
-        let mine = can(&[&r.service_user, &r.channel_user], Action::DeleteMessage, "alice", Some("alice"));
-        let theirs = can(&[&r.service_user, &r.channel_user], Action::DeleteMessage, "alice", Some("bob"));
+        let mine = can(
+            &[&r.service_user, &r.channel_user],
+            Action::DeleteMessage,
+            "alice",
+            Some("alice"),
+        );
+        let theirs = can(
+            &[&r.service_user, &r.channel_user],
+            Action::DeleteMessage,
+            "alice",
+            Some("bob"),
+        );
         assert_eq!(mine, Ok(()));
         assert_eq!(theirs, Err(DeleteAnyMessage));
     }
@@ -283,11 +298,21 @@ mod tests {
     fn channel_user_cannot_destroy_channel_but_channel_admin_can() {
         let r = roles();
         assert_eq!(
-            can(&[&r.service_user, &r.channel_user], Action::DestroyChannel, "a", None),
+            can(
+                &[&r.service_user, &r.channel_user],
+                Action::DestroyChannel,
+                "a",
+                None
+            ),
             Err(DestroyChannel)
         );
         assert_eq!(
-            can(&[&r.service_user, &r.channel_admin], Action::DestroyChannel, "a", None),
+            can(
+                &[&r.service_user, &r.channel_admin],
+                Action::DestroyChannel,
+                "a",
+                None
+            ),
             Ok(())
         );
     }
@@ -296,7 +321,12 @@ mod tests {
     fn service_admin_may_delete_any_message() {
         let r = roles();
         assert_eq!(
-            can(&[&r.service_admin], Action::DeleteMessage, "root", Some("bob")),
+            can(
+                &[&r.service_admin],
+                Action::DeleteMessage,
+                "root",
+                Some("bob")
+            ),
             Ok(())
         );
     }

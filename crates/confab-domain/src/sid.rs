@@ -155,8 +155,12 @@ mod tests {
     #[test]
     fn wrong_length_and_non_hex_are_refused() {
         assert!("CH123".parse::<ChannelSid>().is_err());
-        assert!("CHzz000000000000000000000000000000".parse::<ChannelSid>().is_err());
-        assert!("CH+0000000000000000000000000000000".parse::<ChannelSid>().is_err());
+        assert!("CHzz000000000000000000000000000000"
+            .parse::<ChannelSid>()
+            .is_err());
+        assert!("CH+0000000000000000000000000000000"
+            .parse::<ChannelSid>()
+            .is_err());
         assert!("".parse::<ChannelSid>().is_err());
     }
 

@@ -25,7 +25,11 @@ impl Urls {
     }
 
     /// `{base}/v2/Services/{service}/Channels/{channel}`.
-    pub fn channel(&self, service: impl std::fmt::Display, channel: impl std::fmt::Display) -> String {
+    pub fn channel(
+        &self,
+        service: impl std::fmt::Display,
+        channel: impl std::fmt::Display,
+    ) -> String {
         format!("{}/Channels/{channel}", self.service(service))
     }
 
@@ -324,7 +328,9 @@ fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }

@@ -36,7 +36,10 @@ mod tests {
 
     #[test]
     fn formats_like_twilio() {
-        assert_eq!(format_twilio(Timestamp(1_448_000_000_123)), "2015-11-20T06:13:20Z");
+        assert_eq!(
+            format_twilio(Timestamp(1_448_000_000_123)),
+            "2015-11-20T06:13:20Z"
+        );
     }
 
     #[test]

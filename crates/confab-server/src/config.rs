@@ -136,11 +136,15 @@ impl Default for Config {
 
 impl Config {
     /// Defaults overlaid with the TOML file (if any) and then the environment.
-    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ServerError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ServerError> {
         let mut config = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ServerError::Config(format!("cannot read {}: {e}", path.display())))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ServerError::Config(format!("cannot read {}: {e}", path.display()))
+                })?;
                 toml::from_str(&text)
                     .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?
             }
@@ -178,7 +182,12 @@ fn overlay(
 ) -> Result<(), ServerError> {
     if let Value::Object(map) = node {
         for (key, child) in map.iter_mut() {
-            overlay(child, &format!("{name}_{}", key.to_ascii_uppercase()), env, changed)?;
+            overlay(
+                child,
+                &format!("{name}_{}", key.to_ascii_uppercase()),
+                env,
+                changed,
+            )?;
         }
         return Ok(());
     }
@@ -207,7 +216,10 @@ mod tests {
     use super::*;
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -238,15 +250,23 @@ mod tests {
     #[test]
     fn bad_environment_values_are_refused() {
         let mut c = Config::default();
-        assert!(c.apply_env(env(&[("CONFAB_LIMITS_NAME_CHARS", "many")])).is_err());
-        assert!(c.apply_env(env(&[("CONFAB_SQLITE_SYNCHRONOUS", "sometimes")])).is_err());
+        assert!(c
+            .apply_env(env(&[("CONFAB_LIMITS_NAME_CHARS", "many")]))
+            .is_err());
+        assert!(c
+            .apply_env(env(&[("CONFAB_SQLITE_SYNCHRONOUS", "sometimes")]))
+            .is_err());
     }
 
     #[test]
     fn toml_file_sets_options_and_environment_wins() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("confab.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:7000\"\n[limits]\nname_chars = 10\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:7000\"\n[limits]\nname_chars = 10\n",
+        )
+        .unwrap();
         let c = Config::load(Some(&path), env(&[("CONFAB_LISTEN", "127.0.0.1:7001")])).unwrap();
         assert_eq!(c.listen, "127.0.0.1:7001");
         assert_eq!(c.limits.name_chars, 10);

@@ -44,7 +44,10 @@ pub fn resolve(config: &Config, data_dir: &Path) -> Result<(Credentials, bool), 
                 || config.api_key_sid.is_none()
                 || config.api_key_secret.is_none();
             if needed {
-                write_private(&path, &serde_json::to_string_pretty(&stored).unwrap_or_default())?;
+                write_private(
+                    &path,
+                    &serde_json::to_string_pretty(&stored).unwrap_or_default(),
+                )?;
             }
             (stored, needed)
         }
@@ -53,17 +56,26 @@ pub fn resolve(config: &Config, data_dir: &Path) -> Result<(Credentials, bool), 
     let account_sid = config.account_sid.clone().unwrap_or(stored.account_sid);
     let api_key_sid = config.api_key_sid.clone().unwrap_or(stored.api_key_sid);
     let credentials = Credentials {
-        account_sid: account_sid
-            .parse()
-            .map_err(|_| ServerError::Config(format!("account SID {account_sid:?} must be AC + 32 hex digits")))?,
+        account_sid: account_sid.parse().map_err(|_| {
+            ServerError::Config(format!(
+                "account SID {account_sid:?} must be AC + 32 hex digits"
+            ))
+        })?,
         auth_token: config.auth_token.clone().unwrap_or(stored.auth_token),
-        api_key_sid: api_key_sid
-            .parse()
-            .map_err(|_| ServerError::Config(format!("API key SID {api_key_sid:?} must be SK + 32 hex digits")))?,
-        api_key_secret: config.api_key_secret.clone().unwrap_or(stored.api_key_secret),
+        api_key_sid: api_key_sid.parse().map_err(|_| {
+            ServerError::Config(format!(
+                "API key SID {api_key_sid:?} must be SK + 32 hex digits"
+            ))
+        })?,
+        api_key_secret: config
+            .api_key_secret
+            .clone()
+            .unwrap_or(stored.api_key_secret),
     };
     if credentials.auth_token.is_empty() || credentials.api_key_secret.is_empty() {
-        return Err(ServerError::Config("auth token and API key secret must not be empty".into()));
+        return Err(ServerError::Config(
+            "auth token and API key secret must not be empty".into(),
+        ));
     }
     Ok((credentials, generated))
 }
@@ -102,9 +114,11 @@ mod tests {
     #[test]
     fn configured_credentials_win_and_are_validated() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.auth_token = Some("tok".into());
-        config.account_sid = Some("ACnot-a-sid".into());
+        let mut config = Config {
+            auth_token: Some("tok".into()),
+            account_sid: Some("ACnot-a-sid".into()),
+            ..Config::default()
+        };
         assert!(resolve(&config, dir.path()).is_err());
         config.account_sid = Some(AccountSid::from_bits(5).to_string());
         let (c, _) = resolve(&config, dir.path()).unwrap();

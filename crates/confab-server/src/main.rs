@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use confab_server::{Config, LogFormat, Node};
 
 #[derive(Debug, Parser)]
-#[command(name = "confab", version, about = "Confab: a self-hosted chat backend with Twilio Programmable Chat's API")]
+#[command(
+    name = "confab",
+    version,
+    about = "Confab: a self-hosted chat backend with Twilio Programmable Chat's API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

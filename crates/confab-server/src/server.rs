@@ -113,7 +113,10 @@ impl Node {
         let admin = HttpServer::new(move || {
             let ready = admin_ready.clone();
             App::new()
-                .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok\n") }))
+                .route(
+                    "/healthz",
+                    web::get().to(|| async { HttpResponse::Ok().body("ok\n") }),
+                )
                 .route(
                     "/readyz",
                     web::get().to(move || {

@@ -19,7 +19,9 @@ use confab_domain::{
     ServiceSid, Timestamp, User, UserSid,
 };
 
-use crate::{ChannelCommit, ChannelStore, Conflict, MemberKey, PageRequest, PageStart, Store, StoreError};
+use crate::{
+    ChannelCommit, ChannelStore, Conflict, MemberKey, PageRequest, PageStart, Store, StoreError,
+};
 
 /// Generates one `#[tokio::test]` per check, each on a fresh store from `$make`.
 #[macro_export]
@@ -91,7 +93,11 @@ impl World {
         }
     }
 
-    async fn create_channel(&mut self, bits: u128, unique_name: Option<&str>) -> Result<ChannelState, StoreError> {
+    async fn create_channel(
+        &mut self,
+        bits: u128,
+        unique_name: Option<&str>,
+    ) -> Result<ChannelState, StoreError> {
         let mut ctx = ApplyContext {
             now: Timestamp(1),
             sids: &mut self.sids,
@@ -127,7 +133,11 @@ impl World {
         events
     }
 
-    async fn commit(&self, state: &ChannelState, events: Vec<ChannelEvent>) -> Result<(), StoreError> {
+    async fn commit(
+        &self,
+        state: &ChannelState,
+        events: Vec<ChannelEvent>,
+    ) -> Result<(), StoreError> {
         self.store
             .commit(&ChannelCommit {
                 channel: state.channel().clone(),
@@ -166,8 +176,15 @@ fn add(identity: &str, role: confab_domain::RoleSid) -> ChannelCommand {
 pub async fn service_round_trip(store: Arc<dyn Store>) {
     let world = World::new(store.clone()).await;
     let read = store.get_service(world.service.sid).await.unwrap();
-    assert_eq!(read.as_ref(), Some(&world.service), "service must read back as written");
-    let roles = store.list_roles(world.service.sid, &PageRequest::first(50)).await.unwrap();
+    assert_eq!(
+        read.as_ref(),
+        Some(&world.service),
+        "service must read back as written"
+    );
+    let roles = store
+        .list_roles(world.service.sid, &PageRequest::first(50))
+        .await
+        .unwrap();
     assert_eq!(roles.items.len(), 4, "a service is created with its roles");
 }
 
@@ -190,8 +207,15 @@ pub async fn users_are_unique_per_identity(store: Arc<dyn Store>) {
         matches!(second, Err(StoreError::Conflict(Conflict::UserIdentity))),
         "duplicate identity must conflict, got {second:?}"
     );
-    assert!(store.get_user(world.service.sid, UserSid::from_bits(2)).await.unwrap().is_none());
-    let by_identity = store.get_user_by_identity(world.service.sid, "alice").await.unwrap();
+    assert!(store
+        .get_user(world.service.sid, UserSid::from_bits(2))
+        .await
+        .unwrap()
+        .is_none());
+    let by_identity = store
+        .get_user_by_identity(world.service.sid, "alice")
+        .await
+        .unwrap();
     assert_eq!(by_identity.map(|u| u.sid), Some(UserSid::from_bits(1)));
 }
 
@@ -203,10 +227,17 @@ pub async fn channel_commit_is_visible_to_readers(store: Arc<dyn Store>) {
     world.apply(&mut state, add("alice", role)).await;
     world.apply(&mut state, post("hello")).await;
     let sid = state.channel().sid;
-    let snapshot = store.load_channel(sid).await.unwrap().expect("channel exists");
+    let snapshot = store
+        .load_channel(sid)
+        .await
+        .unwrap()
+        .expect("channel exists");
     assert_eq!(&snapshot.channel, state.channel());
     assert_eq!(snapshot.members.len(), 1);
-    let by_name = store.get_channel_by_unique_name(world.service.sid, "general").await.unwrap();
+    let by_name = store
+        .get_channel_by_unique_name(world.service.sid, "general")
+        .await
+        .unwrap();
     assert_eq!(by_name.map(|c| c.sid), Some(sid));
     let member = store
         .get_member(sid, &MemberKey::Identity("alice".into()))
@@ -214,13 +245,26 @@ pub async fn channel_commit_is_visible_to_readers(store: Arc<dyn Store>) {
         .unwrap()
         .expect("member by identity");
     assert_eq!(
-        store.get_member(sid, &MemberKey::Sid(member.sid)).await.unwrap().map(|m| m.identity),
+        store
+            .get_member(sid, &MemberKey::Sid(member.sid))
+            .await
+            .unwrap()
+            .map(|m| m.identity),
         Some("alice".into())
     );
-    let messages = store.list_messages(sid, &PageRequest::first(10)).await.unwrap();
+    let messages = store
+        .list_messages(sid, &PageRequest::first(10))
+        .await
+        .unwrap();
     assert_eq!(messages.items.len(), 1);
     assert_eq!(messages.items[0].body, "hello");
-    assert_eq!(store.count_memberships(world.service.sid, "alice").await.unwrap(), 1);
+    assert_eq!(
+        store
+            .count_memberships(world.service.sid, "alice")
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(store.count_messages_after(sid, None).await.unwrap(), 1);
     assert_eq!(store.count_messages_after(sid, Some(0)).await.unwrap(), 0);
 }
@@ -231,11 +275,22 @@ pub async fn unique_names_conflict_and_write_nothing(store: Arc<dyn Store>) {
     world.create_channel(1, Some("dup")).await.unwrap();
     let second = world.create_channel(2, Some("dup")).await;
     assert!(
-        matches!(second, Err(StoreError::Conflict(Conflict::ChannelUniqueName))),
+        matches!(
+            second,
+            Err(StoreError::Conflict(Conflict::ChannelUniqueName))
+        ),
         "duplicate unique name must conflict, got {second:?}"
     );
-    assert!(store.load_channel(ChannelSid::from_bits(2)).await.unwrap().is_none());
-    assert!(store.events_after(ChannelSid::from_bits(2), 0, 10).await.unwrap().is_empty());
+    assert!(store
+        .load_channel(ChannelSid::from_bits(2))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .events_after(ChannelSid::from_bits(2), 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Following `next` cursors visits every channel exactly once, in creation order.
@@ -247,7 +302,10 @@ pub async fn paging_walks_every_item_once(store: Arc<dyn Store>) {
     let mut seen = Vec::new();
     let mut page = PageRequest::first(7);
     loop {
-        let got = store.list_channels(world.service.sid, &[], &page).await.unwrap();
+        let got = store
+            .list_channels(world.service.sid, &[], &page)
+            .await
+            .unwrap();
         assert!(got.items.len() <= 7);
         seen.extend(got.items.iter().map(|c| c.sid));
         match got.next {
@@ -256,17 +314,27 @@ pub async fn paging_walks_every_item_once(store: Arc<dyn Store>) {
         }
     }
     let expected: Vec<_> = (1..=25).map(ChannelSid::from_bits).collect();
-    assert_eq!(seen, expected, "paging must return each channel once, in order");
+    assert_eq!(
+        seen, expected,
+        "paging must return each channel once, in order"
+    );
     let offset = PageRequest {
         size: 5,
         start: PageStart::Offset(20),
         descending: false,
     };
-    let tail = store.list_channels(world.service.sid, &[], &offset).await.unwrap();
+    let tail = store
+        .list_channels(world.service.sid, &[], &offset)
+        .await
+        .unwrap();
     assert_eq!(tail.items.len(), 5);
     assert_eq!(tail.next, None);
     let private = store
-        .list_channels(world.service.sid, &[ChannelType::Private], &PageRequest::first(50))
+        .list_channels(
+            world.service.sid,
+            &[ChannelType::Private],
+            &PageRequest::first(50),
+        )
         .await
         .unwrap();
     assert!(private.items.is_empty(), "type filter must apply");
@@ -307,9 +375,24 @@ pub async fn deleting_a_channel_removes_what_it_holds(store: Arc<dyn Store>) {
     world.apply(&mut state, ChannelCommand::Delete).await;
     let sid = state.channel().sid;
     assert!(store.load_channel(sid).await.unwrap().is_none());
-    assert!(store.get_channel_by_unique_name(world.service.sid, "gone").await.unwrap().is_none());
-    assert!(store.list_messages(sid, &PageRequest::first(10)).await.unwrap().items.is_empty());
-    assert_eq!(store.count_memberships(world.service.sid, "alice").await.unwrap(), 0);
+    assert!(store
+        .get_channel_by_unique_name(world.service.sid, "gone")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .list_messages(sid, &PageRequest::first(10))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert_eq!(
+        store
+            .count_memberships(world.service.sid, "alice")
+            .await
+            .unwrap(),
+        0
+    );
     // The unique name is free again.
     world.create_channel(2, Some("gone")).await.unwrap();
 }
@@ -320,9 +403,22 @@ pub async fn deleting_a_service_removes_everything(store: Arc<dyn Store>) {
     let mut state = world.create_channel(1, None).await.unwrap();
     world.apply(&mut state, post("x")).await;
     assert!(store.delete_service(world.service.sid).await.unwrap());
-    assert!(store.get_service(world.service.sid).await.unwrap().is_none());
-    assert!(store.load_channel(state.channel().sid).await.unwrap().is_none());
-    assert!(store.list_roles(world.service.sid, &PageRequest::first(10)).await.unwrap().items.is_empty());
+    assert!(store
+        .get_service(world.service.sid)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .load_channel(state.channel().sid)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .list_roles(world.service.sid, &PageRequest::first(10))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
     assert!(!store.delete_service(world.service.sid).await.unwrap());
 }
 
@@ -333,7 +429,10 @@ pub async fn events_are_kept_in_seq_order(store: Arc<dyn Store>) {
     for i in 0..5 {
         world.apply(&mut state, post(&format!("m{i}"))).await;
     }
-    let events = store.events_after(state.channel().sid, 2, 100).await.unwrap();
+    let events = store
+        .events_after(state.channel().sid, 2, 100)
+        .await
+        .unwrap();
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, vec![3, 4, 5, 6]);
 }

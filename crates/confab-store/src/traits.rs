@@ -111,9 +111,14 @@ pub trait RoleStore: Send + Sync {
     /// Creates a role. `Conflict(Sid)` if the SID exists.
     async fn create_role(&self, role: &Role) -> Result<(), StoreError>;
     /// The role, if it exists in this service.
-    async fn get_role(&self, service: ServiceSid, sid: RoleSid) -> Result<Option<Role>, StoreError>;
+    async fn get_role(&self, service: ServiceSid, sid: RoleSid)
+        -> Result<Option<Role>, StoreError>;
     /// The service's roles in creation order.
-    async fn list_roles(&self, service: ServiceSid, page: &PageRequest) -> Result<Page<Role>, StoreError>;
+    async fn list_roles(
+        &self,
+        service: ServiceSid,
+        page: &PageRequest,
+    ) -> Result<Page<Role>, StoreError>;
     /// Replaces a role's record. `NotFound` if it does not exist.
     async fn update_role(&self, role: &Role) -> Result<(), StoreError>;
     /// Deletes a role. `false` if it did not exist.
@@ -126,7 +131,8 @@ pub trait UserStore: Send + Sync {
     /// Creates a user. `Conflict(UserIdentity)` if the identity is taken.
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
     /// The user with this SID.
-    async fn get_user(&self, service: ServiceSid, sid: UserSid) -> Result<Option<User>, StoreError>;
+    async fn get_user(&self, service: ServiceSid, sid: UserSid)
+        -> Result<Option<User>, StoreError>;
     /// The user with this identity.
     async fn get_user_by_identity(
         &self,
@@ -134,7 +140,11 @@ pub trait UserStore: Send + Sync {
         identity: &str,
     ) -> Result<Option<User>, StoreError>;
     /// The service's users in creation order.
-    async fn list_users(&self, service: ServiceSid, page: &PageRequest) -> Result<Page<User>, StoreError>;
+    async fn list_users(
+        &self,
+        service: ServiceSid,
+        page: &PageRequest,
+    ) -> Result<Page<User>, StoreError>;
     /// Replaces a user's record (the identity never changes). `NotFound` if it does not exist.
     async fn update_user(&self, user: &User) -> Result<(), StoreError>;
     /// Deletes a user record (memberships are removed through their channels). `false` if absent.
@@ -155,7 +165,11 @@ pub trait ChannelStore: Send + Sync {
     /// The channel with its members and invites, for its owner.
     async fn load_channel(&self, sid: ChannelSid) -> Result<Option<ChannelSnapshot>, StoreError>;
     /// The channel, if it exists in this service.
-    async fn get_channel(&self, service: ServiceSid, sid: ChannelSid) -> Result<Option<Channel>, StoreError>;
+    async fn get_channel(
+        &self,
+        service: ServiceSid,
+        sid: ChannelSid,
+    ) -> Result<Option<Channel>, StoreError>;
     /// The channel with this unique name.
     async fn get_channel_by_unique_name(
         &self,
@@ -170,7 +184,11 @@ pub trait ChannelStore: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<Channel>, StoreError>;
     /// A member of the channel.
-    async fn get_member(&self, channel: ChannelSid, key: &MemberKey) -> Result<Option<Member>, StoreError>;
+    async fn get_member(
+        &self,
+        channel: ChannelSid,
+        key: &MemberKey,
+    ) -> Result<Option<Member>, StoreError>;
     /// The channel's members (only these identities when not empty), in joining order.
     async fn list_members(
         &self,
@@ -186,15 +204,35 @@ pub trait ChannelStore: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<Member>, StoreError>;
     /// How many channels an identity belongs to in the service.
-    async fn count_memberships(&self, service: ServiceSid, identity: &str) -> Result<u64, StoreError>;
+    async fn count_memberships(
+        &self,
+        service: ServiceSid,
+        identity: &str,
+    ) -> Result<u64, StoreError>;
     /// A message of the channel.
-    async fn get_message(&self, channel: ChannelSid, sid: MessageSid) -> Result<Option<Message>, StoreError>;
+    async fn get_message(
+        &self,
+        channel: ChannelSid,
+        sid: MessageSid,
+    ) -> Result<Option<Message>, StoreError>;
     /// The channel's messages by index (`descending` for newest first).
-    async fn list_messages(&self, channel: ChannelSid, page: &PageRequest) -> Result<Page<Message>, StoreError>;
+    async fn list_messages(
+        &self,
+        channel: ChannelSid,
+        page: &PageRequest,
+    ) -> Result<Page<Message>, StoreError>;
     /// How many messages of the channel have an index above `after` (all when `None`).
-    async fn count_messages_after(&self, channel: ChannelSid, after: Option<u64>) -> Result<u64, StoreError>;
+    async fn count_messages_after(
+        &self,
+        channel: ChannelSid,
+        after: Option<u64>,
+    ) -> Result<u64, StoreError>;
     /// An invite of the channel.
-    async fn get_invite(&self, channel: ChannelSid, sid: InviteSid) -> Result<Option<Invite>, StoreError>;
+    async fn get_invite(
+        &self,
+        channel: ChannelSid,
+        sid: InviteSid,
+    ) -> Result<Option<Invite>, StoreError>;
     /// The channel's invites (only these identities when not empty), in creation order.
     async fn list_invites(
         &self,
@@ -231,20 +269,44 @@ pub trait WebhookStore: Send + Sync {
     /// Creates or replaces a webhook.
     async fn put_webhook(&self, webhook: &ChannelWebhook) -> Result<(), StoreError>;
     /// The webhook, if it exists on this channel.
-    async fn get_webhook(&self, channel: ChannelSid, sid: WebhookSid) -> Result<Option<ChannelWebhook>, StoreError>;
+    async fn get_webhook(
+        &self,
+        channel: ChannelSid,
+        sid: WebhookSid,
+    ) -> Result<Option<ChannelWebhook>, StoreError>;
     /// The channel's webhooks in creation order.
-    async fn list_webhooks(&self, channel: ChannelSid, page: &PageRequest) -> Result<Page<ChannelWebhook>, StoreError>;
+    async fn list_webhooks(
+        &self,
+        channel: ChannelSid,
+        page: &PageRequest,
+    ) -> Result<Page<ChannelWebhook>, StoreError>;
     /// Deletes a webhook. `false` if it did not exist.
-    async fn delete_webhook(&self, channel: ChannelSid, sid: WebhookSid) -> Result<bool, StoreError>;
+    async fn delete_webhook(
+        &self,
+        channel: ChannelSid,
+        sid: WebhookSid,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Every aggregate's store together: what a node runs on.
 pub trait Store:
-    ServiceStore + RoleStore + UserStore + ChannelStore + CredentialStore + WebhookStore + std::fmt::Debug
+    ServiceStore
+    + RoleStore
+    + UserStore
+    + ChannelStore
+    + CredentialStore
+    + WebhookStore
+    + std::fmt::Debug
 {
 }
 
 impl<T> Store for T where
-    T: ServiceStore + RoleStore + UserStore + ChannelStore + CredentialStore + WebhookStore + std::fmt::Debug
+    T: ServiceStore
+        + RoleStore
+        + UserStore
+        + ChannelStore
+        + CredentialStore
+        + WebhookStore
+        + std::fmt::Debug
 {
 }

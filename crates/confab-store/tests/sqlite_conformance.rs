@@ -1,5 +1,8 @@
 //! `SqliteStore` against the conformance suite, each check on a fresh database file.
 
+// Test code fails by panicking; that is its job.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use confab_store::{SqliteOptions, SqliteStore, Store};

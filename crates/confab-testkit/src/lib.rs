@@ -139,11 +139,13 @@ pub struct TestNode {
 impl TestNode {
     /// A builder with test defaults: loopback, port 0, temporary data directory.
     pub fn builder() -> TestNodeBuilder {
-        let mut config = Config::default();
-        config.listen = "127.0.0.1:0".into();
-        config.admin_listen = "127.0.0.1:0".into();
+        let mut config = Config {
+            listen: "127.0.0.1:0".into(),
+            admin_listen: "127.0.0.1:0".into(),
+            shutdown_timeout_secs: 5,
+            ..Config::default()
+        };
         config.http.workers = 2;
-        config.shutdown_timeout_secs = 5;
         TestNodeBuilder {
             config,
             credentials: TestCredentials::default(),

@@ -43,7 +43,14 @@ impl NodeProcess {
     pub fn spawn(data_dir: &Path) -> Result<Self, TestkitError> {
         let credentials = TestCredentials::default();
         let mut child = Command::new(confab_binary()?)
-            .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .env("CONFAB_ACCOUNT_SID", &credentials.account_sid)
             .env("CONFAB_AUTH_TOKEN", &credentials.auth_token)
@@ -64,7 +71,11 @@ impl NodeProcess {
                 return Err(TestkitError::Start("confab exited before serving".into()));
             };
             let line = line?;
-            if let Some(rest) = line.split(" at ").nth(1).filter(|_| line.starts_with("Confab is serving")) {
+            if let Some(rest) = line
+                .split(" at ")
+                .nth(1)
+                .filter(|_| line.starts_with("Confab is serving"))
+            {
                 break rest.split("/v2").next().unwrap_or_default().to_owned();
             }
         };

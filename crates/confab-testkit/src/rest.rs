@@ -51,7 +51,11 @@ impl RestClient {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> RestResponse {
-        let response = match request.basic_auth(&self.user, Some(&self.password)).send().await {
+        let response = match request
+            .basic_auth(&self.user, Some(&self.password))
+            .send()
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 return RestResponse {
@@ -101,7 +105,8 @@ impl RestClient {
 
     /// `DELETE path`.
     pub async fn delete(&self, path: &str) -> RestResponse {
-        self.send(self.http.delete(format!("{}{path}", self.base))).await
+        self.send(self.http.delete(format!("{}{path}", self.base)))
+            .await
     }
 }
 
@@ -122,7 +127,9 @@ fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }

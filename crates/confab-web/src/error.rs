@@ -40,12 +40,18 @@ impl ApiError {
 
     /// 20404: the resource does not exist.
     pub fn not_found(path: &str) -> Self {
-        Self::new(20404, 404, format!("The requested resource {path} was not found"))
+        Self::new(
+            20404,
+            404,
+            format!("The requested resource {path} was not found"),
+        )
     }
 
     /// A required parameter is absent.
     pub fn missing(param: &str) -> Self {
-        Self::invalid(format!("Missing required parameter {param} in the post body"))
+        Self::invalid(format!(
+            "Missing required parameter {param} in the post body"
+        ))
     }
 }
 
@@ -59,7 +65,11 @@ impl ResponseError for ApiError {
         if self.status == 401 {
             response.insert_header(("WWW-Authenticate", "Basic realm=\"Confab\""));
         }
-        response.json(confab_protocol::rest::error(self.code, &self.message, self.status))
+        response.json(confab_protocol::rest::error(
+            self.code,
+            &self.message,
+            self.status,
+        ))
     }
 }
 
@@ -102,7 +112,9 @@ impl From<StoreError> for ApiError {
                 409,
                 "Channel with provided unique name already exists",
             ),
-            StoreError::Conflict(Conflict::UserIdentity) => Self::new(50201, 409, "User already exists"),
+            StoreError::Conflict(Conflict::UserIdentity) => {
+                Self::new(50201, 409, "User already exists")
+            }
             StoreError::Conflict(Conflict::Sid) => Self::new(20001, 409, "Resource already exists"),
             StoreError::NotFound => Self::new(20404, 404, "The requested resource was not found"),
             StoreError::InvalidCursor => Self::invalid("Invalid PageToken"),
@@ -121,7 +133,9 @@ impl From<ChannelError> for ApiError {
             ChannelError::Domain(d) => d.into(),
             ChannelError::Store(s) => s.into(),
             ChannelError::ServiceNotFound => Self::new(20404, 404, "Service not found"),
-            ChannelError::Unavailable(why) => Self::new(20503, 503, format!("Channel unavailable: {why}")),
+            ChannelError::Unavailable(why) => {
+                Self::new(20503, 503, format!("Channel unavailable: {why}"))
+            }
         }
     }
 }

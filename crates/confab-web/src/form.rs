@@ -25,7 +25,8 @@ impl Form {
     pub async fn read(mut payload: web::Payload, limit: usize) -> Result<Self, ApiError> {
         let mut body = web::BytesMut::new();
         while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| ApiError::invalid(format!("Cannot read request body: {e}")))?;
+            let chunk =
+                chunk.map_err(|e| ApiError::invalid(format!("Cannot read request body: {e}")))?;
             if body.len() + chunk.len() > limit {
                 return Err(ApiError::new(
                     20001,
@@ -40,7 +41,10 @@ impl Form {
 
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The first value of `key`, owned.
@@ -100,8 +104,9 @@ impl Form {
     pub fn timestamp(&self, key: &str) -> Result<Option<Timestamp>, ApiError> {
         self.get(key)
             .map(|v| {
-                confab_protocol::time::parse(v)
-                    .ok_or_else(|| ApiError::invalid(format!("{key} must be an ISO 8601 date-time")))
+                confab_protocol::time::parse(v).ok_or_else(|| {
+                    ApiError::invalid(format!("{key} must be an ISO 8601 date-time"))
+                })
             })
             .transpose()
     }
@@ -109,7 +114,10 @@ impl Form {
     /// A SID of a given kind.
     pub fn sid<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
         self.get(key)
-            .map(|v| v.parse::<T>().map_err(|_| ApiError::invalid(format!("{key} is not a valid SID"))))
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|_| ApiError::invalid(format!("{key} is not a valid SID")))
+            })
             .transpose()
     }
 
@@ -129,7 +137,8 @@ mod tests {
 
     #[test]
     fn repeated_keys_are_all_kept() {
-        let form = Form::parse(b"Permission=sendMessage&Permission=leaveChannel&FriendlyName=a%20b");
+        let form =
+            Form::parse(b"Permission=sendMessage&Permission=leaveChannel&FriendlyName=a%20b");
         assert_eq!(form.all("Permission"), vec!["sendMessage", "leaveChannel"]);
         assert_eq!(form.get("FriendlyName"), Some("a b"));
     }

@@ -179,11 +179,35 @@ fn advancing_the_read_horizon_never_moves_it_back() {
             date_updated: None,
         })
     };
-    apply(&mut state, &mut sids, &limits, consume(ConsumptionUpdate::Advance(5))).unwrap();
-    apply(&mut state, &mut sids, &limits, consume(ConsumptionUpdate::Advance(3))).unwrap();
-    assert_eq!(state.member("bob").unwrap().last_consumed_message_index, Some(5));
-    apply(&mut state, &mut sids, &limits, consume(ConsumptionUpdate::Set(None))).unwrap();
-    assert_eq!(state.member("bob").unwrap().last_consumed_message_index, None);
+    apply(
+        &mut state,
+        &mut sids,
+        &limits,
+        consume(ConsumptionUpdate::Advance(5)),
+    )
+    .unwrap();
+    apply(
+        &mut state,
+        &mut sids,
+        &limits,
+        consume(ConsumptionUpdate::Advance(3)),
+    )
+    .unwrap();
+    assert_eq!(
+        state.member("bob").unwrap().last_consumed_message_index,
+        Some(5)
+    );
+    apply(
+        &mut state,
+        &mut sids,
+        &limits,
+        consume(ConsumptionUpdate::Set(None)),
+    )
+    .unwrap();
+    assert_eq!(
+        state.member("bob").unwrap().last_consumed_message_index,
+        None
+    );
 }
 
 #[test]
@@ -196,7 +220,12 @@ fn over_long_body_is_refused_and_changes_nothing() {
     let mut state = new_channel(&mut sids, &limits);
     let before = state.clone();
     assert_eq!(
-        apply(&mut state, &mut sids, &limits, post("system", "hello", false)),
+        apply(
+            &mut state,
+            &mut sids,
+            &limits,
+            post("system", "hello", false)
+        ),
         Err(DomainError::BodyTooLong { limit: 4 })
     );
     assert_eq!(state, before);
@@ -226,7 +255,10 @@ fn unique_name_that_looks_like_a_sid_is_refused() {
     });
     assert!(matches!(
         apply(&mut state, &mut sids, &limits, cmd),
-        Err(DomainError::InvalidParameter { field: "UniqueName", .. })
+        Err(DomainError::InvalidParameter {
+            field: "UniqueName",
+            ..
+        })
     ));
 }
 
@@ -236,16 +268,21 @@ fn arb_command() -> impl Strategy<Value = ChannelCommand> {
     let identity = prop::sample::select(vec!["a", "b", "c", "system"]);
     prop_oneof![
         identity.clone().prop_map(add),
+        identity.clone().prop_map(|i| ChannelCommand::RemoveMember {
+            member: MemberRef::Identity(i.into())
+        }),
+        (identity.clone(), any::<bool>(), 0usize..12).prop_map(|(i, req, len)| post(
+            i,
+            &"x".repeat(len),
+            req
+        )),
         identity
             .clone()
-            .prop_map(|i| ChannelCommand::RemoveMember { member: MemberRef::Identity(i.into()) }),
-        (identity.clone(), any::<bool>(), 0usize..12)
-            .prop_map(|(i, req, len)| post(i, &"x".repeat(len), req)),
-        identity.clone().prop_map(|i| ChannelCommand::Invite(InviteMember {
-            identity: i.into(),
-            role_sid: role(),
-            created_by: None,
-        })),
+            .prop_map(|i| ChannelCommand::Invite(InviteMember {
+                identity: i.into(),
+                role_sid: role(),
+                created_by: None,
+            })),
         identity.prop_map(|i| ChannelCommand::Decline { identity: i.into() }),
         Just(ChannelCommand::Update(UpdateChannel {
             attributes: Some("{\"k\":1}".into()),

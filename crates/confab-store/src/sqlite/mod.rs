@@ -64,9 +64,12 @@ impl Default for SqliteOptions {
 /// A write for the writer thread. `run` executes inside its own savepoint of the batch's
 /// transaction; `reply` gets its result only after that transaction has committed.
 struct WriteJob {
-    run: Box<dyn FnOnce(&Connection) -> Result<Box<dyn Any + Send>, StoreError> + Send>,
-    reply: oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>,
+    run: Box<dyn FnOnce(&Connection) -> WriteResult + Send>,
+    reply: oneshot::Sender<WriteResult>,
 }
+
+/// A write's result with its type erased (the writer thread runs writes of every type).
+type WriteResult = Result<Box<dyn Any + Send>, StoreError>;
 
 /// The embedded store. Cheap to clone; all clones share one database.
 #[derive(Clone)]
@@ -231,7 +234,10 @@ fn run_batch(conn: &Connection, batch: impl Iterator<Item = WriteJob>) {
     let mut poisoned = None;
     for job in batch {
         if poisoned.is_some() {
-            answers.push((job.reply, Err(StoreError::Backend("batch abandoned".into()))));
+            answers.push((
+                job.reply,
+                Err(StoreError::Backend("batch abandoned".into())),
+            ));
             continue;
         }
         let result = match conn.execute_batch("SAVEPOINT w") {

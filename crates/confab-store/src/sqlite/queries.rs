@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use confab_domain::{
     Channel, ChannelEvent, ChannelEventKind, ChannelSid, ChannelType, ChannelWebhook, Credential,
-    CredentialSid, Invite, InviteSid, Member, Message, MessageSid, Role, RoleSid,
-    Service, ServiceSid, User, UserSid, WebhookSid,
+    CredentialSid, Invite, InviteSid, Member, Message, MessageSid, Role, RoleSid, Service,
+    ServiceSid, User, UserSid, WebhookSid,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension};
@@ -102,10 +102,7 @@ fn identity_filter(identities: &[String], args: &mut Vec<Value>) -> String {
         return "1".into();
     }
     args.extend(identities.iter().map(|i| Value::Text(i.clone())));
-    format!(
-        "identity IN ({})",
-        vec!["?"; identities.len()].join(", ")
-    )
+    format!("identity IN ({})", vec!["?"; identities.len()].join(", "))
 }
 
 fn text(v: impl ToString) -> Value {
@@ -113,15 +110,28 @@ fn text(v: impl ToString) -> Value {
 }
 
 fn delete_channel_rows(conn: &Connection, sid: &str) -> Result<(), StoreError> {
-    for table in ["members", "messages", "invites", "channel_events", "webhooks"] {
-        conn.execute(&format!("DELETE FROM {table} WHERE channel_sid = ?1"), [sid])?;
+    for table in [
+        "members",
+        "messages",
+        "invites",
+        "channel_events",
+        "webhooks",
+    ] {
+        conn.execute(
+            &format!("DELETE FROM {table} WHERE channel_sid = ?1"),
+            [sid],
+        )?;
     }
     conn.execute("DELETE FROM channels WHERE sid = ?1", [sid])?;
     Ok(())
 }
 
 /// Applies one channel commit inside the writer's transaction.
-fn commit_channel(conn: &Connection, commit: &ChannelCommit, retention: u64) -> Result<(), StoreError> {
+fn commit_channel(
+    conn: &Connection,
+    commit: &ChannelCommit,
+    retention: u64,
+) -> Result<(), StoreError> {
     let channel = &commit.channel;
     let sid = channel.sid.to_string();
     if commit
@@ -152,8 +162,10 @@ fn commit_channel(conn: &Connection, commit: &ChannelCommit, retention: u64) -> 
     })?;
     for event in &commit.events {
         apply_event(conn, &sid, event)?;
-        conn.prepare_cached("INSERT INTO channel_events (channel_sid, seq, data) VALUES (?1, ?2, ?3)")?
-            .execute(params![sid, event.seq as i64, encode(event)?])?;
+        conn.prepare_cached(
+            "INSERT INTO channel_events (channel_sid, seq, data) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![sid, event.seq as i64, encode(event)?])?;
     }
     // Pruning on every commit would cost a delete per message; every 64th seq keeps the log
     // within `retention + 64` events.
@@ -195,14 +207,17 @@ fn put_message(conn: &Connection, message: &Message) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn apply_event(conn: &Connection, channel_sid: &str, event: &ChannelEvent) -> Result<(), StoreError> {
+fn apply_event(
+    conn: &Connection,
+    channel_sid: &str,
+    event: &ChannelEvent,
+) -> Result<(), StoreError> {
     match &event.kind {
         ChannelEventKind::ChannelCreated { .. }
         | ChannelEventKind::ChannelUpdated { .. }
         | ChannelEventKind::ChannelRemoved { .. } => {}
-        ChannelEventKind::MemberJoined { member } | ChannelEventKind::MemberUpdated { member, .. } => {
-            put_member(conn, member)?
-        }
+        ChannelEventKind::MemberJoined { member }
+        | ChannelEventKind::MemberUpdated { member, .. } => put_member(conn, member)?,
         ChannelEventKind::MemberLeft { member } => {
             conn.prepare_cached("DELETE FROM members WHERE sid = ?1")?
                 .execute([member.sid.to_string()])?;
@@ -245,14 +260,17 @@ impl ServiceStore for SqliteStore {
             .map(|r| Ok((r.sid.to_string(), encode(r)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.write(move |conn| {
-            conn.execute("INSERT INTO services (sid, data) VALUES (?1, ?2)", params![sid, data])
-                .map_err(|e| {
-                    if is_unique_violation(&e, "services.sid") {
-                        StoreError::Conflict(Conflict::Sid)
-                    } else {
-                        e.into()
-                    }
-                })?;
+            conn.execute(
+                "INSERT INTO services (sid, data) VALUES (?1, ?2)",
+                params![sid, data],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e, "services.sid") {
+                    StoreError::Conflict(Conflict::Sid)
+                } else {
+                    e.into()
+                }
+            })?;
             for (role_sid, role) in roles {
                 conn.execute(
                     "INSERT INTO roles (sid, service_sid, data) VALUES (?1, ?2, ?3)",
@@ -265,8 +283,14 @@ impl ServiceStore for SqliteStore {
     }
 
     async fn get_service(&self, sid: ServiceSid) -> Result<Option<Service>, StoreError> {
-        self.read(move |conn| get_one(conn, "SELECT data FROM services WHERE sid = ?1", [sid.to_string()]))
-            .await
+        self.read(move |conn| {
+            get_one(
+                conn,
+                "SELECT data FROM services WHERE sid = ?1",
+                [sid.to_string()],
+            )
+        })
+        .await
     }
 
     async fn list_services(&self, page: &PageRequest) -> Result<Page<Service>, StoreError> {
@@ -278,7 +302,10 @@ impl ServiceStore for SqliteStore {
     async fn update_service(&self, service: &Service) -> Result<(), StoreError> {
         let (sid, data) = (service.sid.to_string(), encode(service)?);
         self.write(move |conn| {
-            match conn.execute("UPDATE services SET data = ?2 WHERE sid = ?1", params![sid, data])? {
+            match conn.execute(
+                "UPDATE services SET data = ?2 WHERE sid = ?1",
+                params![sid, data],
+            )? {
                 0 => Err(StoreError::NotFound),
                 _ => Ok(()),
             }
@@ -309,7 +336,11 @@ impl ServiceStore for SqliteStore {
 #[async_trait]
 impl RoleStore for SqliteStore {
     async fn create_role(&self, role: &Role) -> Result<(), StoreError> {
-        let (sid, service, data) = (role.sid.to_string(), role.service_sid.to_string(), encode(role)?);
+        let (sid, service, data) = (
+            role.sid.to_string(),
+            role.service_sid.to_string(),
+            encode(role)?,
+        );
         self.write(move |conn| {
             conn.execute(
                 "INSERT INTO roles (sid, service_sid, data) VALUES (?1, ?2, ?3)",
@@ -327,7 +358,11 @@ impl RoleStore for SqliteStore {
         .await
     }
 
-    async fn get_role(&self, service: ServiceSid, sid: RoleSid) -> Result<Option<Role>, StoreError> {
+    async fn get_role(
+        &self,
+        service: ServiceSid,
+        sid: RoleSid,
+    ) -> Result<Option<Role>, StoreError> {
         self.read(move |conn| {
             get_one(
                 conn,
@@ -338,10 +373,21 @@ impl RoleStore for SqliteStore {
         .await
     }
 
-    async fn list_roles(&self, service: ServiceSid, page: &PageRequest) -> Result<Page<Role>, StoreError> {
+    async fn list_roles(
+        &self,
+        service: ServiceSid,
+        page: &PageRequest,
+    ) -> Result<Page<Role>, StoreError> {
         let page = page.clone();
         self.read(move |conn| {
-            page_of(conn, "roles", "rowid", "service_sid = ?", vec![text(service)], &page)
+            page_of(
+                conn,
+                "roles",
+                "rowid",
+                "service_sid = ?",
+                vec![text(service)],
+                &page,
+            )
         })
         .await
     }
@@ -349,7 +395,10 @@ impl RoleStore for SqliteStore {
     async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
         let (sid, data) = (role.sid.to_string(), encode(role)?);
         self.write(move |conn| {
-            match conn.execute("UPDATE roles SET data = ?2 WHERE sid = ?1", params![sid, data])? {
+            match conn.execute(
+                "UPDATE roles SET data = ?2 WHERE sid = ?1",
+                params![sid, data],
+            )? {
                 0 => Err(StoreError::NotFound),
                 _ => Ok(()),
             }
@@ -399,7 +448,11 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn get_user(&self, service: ServiceSid, sid: UserSid) -> Result<Option<User>, StoreError> {
+    async fn get_user(
+        &self,
+        service: ServiceSid,
+        sid: UserSid,
+    ) -> Result<Option<User>, StoreError> {
         self.read(move |conn| {
             get_one(
                 conn,
@@ -426,10 +479,21 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn list_users(&self, service: ServiceSid, page: &PageRequest) -> Result<Page<User>, StoreError> {
+    async fn list_users(
+        &self,
+        service: ServiceSid,
+        page: &PageRequest,
+    ) -> Result<Page<User>, StoreError> {
         let page = page.clone();
         self.read(move |conn| {
-            page_of(conn, "users", "rowid", "service_sid = ?", vec![text(service)], &page)
+            page_of(
+                conn,
+                "users",
+                "rowid",
+                "service_sid = ?",
+                vec![text(service)],
+                &page,
+            )
         })
         .await
     }
@@ -437,7 +501,10 @@ impl UserStore for SqliteStore {
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
         let (sid, data) = (user.sid.to_string(), encode(user)?);
         self.write(move |conn| {
-            match conn.execute("UPDATE users SET data = ?2 WHERE sid = ?1", params![sid, data])? {
+            match conn.execute(
+                "UPDATE users SET data = ?2 WHERE sid = ?1",
+                params![sid, data],
+            )? {
                 0 => Err(StoreError::NotFound),
                 _ => Ok(()),
             }
@@ -464,13 +531,16 @@ impl ChannelStore for SqliteStore {
     async fn commit(&self, commit: &ChannelCommit) -> Result<(), StoreError> {
         let commit = commit.clone();
         let retention = self.retention();
-        self.write(move |conn| commit_channel(conn, &commit, retention)).await
+        self.write(move |conn| commit_channel(conn, &commit, retention))
+            .await
     }
 
     async fn load_channel(&self, sid: ChannelSid) -> Result<Option<ChannelSnapshot>, StoreError> {
         self.read(move |conn| {
             let sid = sid.to_string();
-            let Some(channel) = get_one::<Channel>(conn, "SELECT data FROM channels WHERE sid = ?1", [&sid])? else {
+            let Some(channel) =
+                get_one::<Channel>(conn, "SELECT data FROM channels WHERE sid = ?1", [&sid])?
+            else {
                 return Ok(None);
             };
             let decode_all = |sql: &str| -> Result<Vec<String>, StoreError> {
@@ -478,14 +548,16 @@ impl ChannelStore for SqliteStore {
                 let rows = stmt.query_map([&sid], |r| r.get::<_, String>(0))?;
                 Ok(rows.collect::<Result<_, _>>()?)
             };
-            let members = decode_all("SELECT data FROM members WHERE channel_sid = ?1 ORDER BY rowid")?
-                .iter()
-                .map(|d| decode(d))
-                .collect::<Result<_, _>>()?;
-            let invites = decode_all("SELECT data FROM invites WHERE channel_sid = ?1 ORDER BY rowid")?
-                .iter()
-                .map(|d| decode(d))
-                .collect::<Result<_, _>>()?;
+            let members =
+                decode_all("SELECT data FROM members WHERE channel_sid = ?1 ORDER BY rowid")?
+                    .iter()
+                    .map(|d| decode(d))
+                    .collect::<Result<_, _>>()?;
+            let invites =
+                decode_all("SELECT data FROM invites WHERE channel_sid = ?1 ORDER BY rowid")?
+                    .iter()
+                    .map(|d| decode(d))
+                    .collect::<Result<_, _>>()?;
             Ok(Some(ChannelSnapshot {
                 channel,
                 members,
@@ -495,7 +567,11 @@ impl ChannelStore for SqliteStore {
         .await
     }
 
-    async fn get_channel(&self, service: ServiceSid, sid: ChannelSid) -> Result<Option<Channel>, StoreError> {
+    async fn get_channel(
+        &self,
+        service: ServiceSid,
+        sid: ChannelSid,
+    ) -> Result<Option<Channel>, StoreError> {
         self.read(move |conn| {
             get_one(
                 conn,
@@ -532,16 +608,26 @@ impl ChannelStore for SqliteStore {
         let mut args = vec![text(service)];
         let mut filter = "service_sid = ?".to_owned();
         if !types.is_empty() {
-            filter.push_str(&format!(" AND kind IN ({})", vec!["?"; types.len()].join(", ")));
+            filter.push_str(&format!(
+                " AND kind IN ({})",
+                vec!["?"; types.len()].join(", ")
+            ));
             args.extend(types.iter().map(|t| text(t.as_str())));
         }
         self.read(move |conn| page_of(conn, "channels", "rowid", &filter, args, &page))
             .await
     }
 
-    async fn get_member(&self, channel: ChannelSid, key: &MemberKey) -> Result<Option<Member>, StoreError> {
+    async fn get_member(
+        &self,
+        channel: ChannelSid,
+        key: &MemberKey,
+    ) -> Result<Option<Member>, StoreError> {
         let (sql, value) = match key {
-            MemberKey::Sid(sid) => ("SELECT data FROM members WHERE channel_sid = ?1 AND sid = ?2", sid.to_string()),
+            MemberKey::Sid(sid) => (
+                "SELECT data FROM members WHERE channel_sid = ?1 AND sid = ?2",
+                sid.to_string(),
+            ),
             MemberKey::Identity(identity) => (
                 "SELECT data FROM members WHERE channel_sid = ?1 AND identity = ?2",
                 identity.clone(),
@@ -559,7 +645,10 @@ impl ChannelStore for SqliteStore {
     ) -> Result<Page<Member>, StoreError> {
         let page = page.clone();
         let mut args = vec![text(channel)];
-        let filter = format!("channel_sid = ? AND {}", identity_filter(identities, &mut args));
+        let filter = format!(
+            "channel_sid = ? AND {}",
+            identity_filter(identities, &mut args)
+        );
         self.read(move |conn| page_of(conn, "members", "rowid", &filter, args, &page))
             .await
     }
@@ -573,12 +662,23 @@ impl ChannelStore for SqliteStore {
         let page = page.clone();
         let args = vec![text(service), text(identity)];
         self.read(move |conn| {
-            page_of(conn, "members", "rowid", "service_sid = ? AND identity = ?", args, &page)
+            page_of(
+                conn,
+                "members",
+                "rowid",
+                "service_sid = ? AND identity = ?",
+                args,
+                &page,
+            )
         })
         .await
     }
 
-    async fn count_memberships(&self, service: ServiceSid, identity: &str) -> Result<u64, StoreError> {
+    async fn count_memberships(
+        &self,
+        service: ServiceSid,
+        identity: &str,
+    ) -> Result<u64, StoreError> {
         let identity = identity.to_owned();
         self.read(move |conn| {
             let n: i64 = conn.query_row(
@@ -591,7 +691,11 @@ impl ChannelStore for SqliteStore {
         .await
     }
 
-    async fn get_message(&self, channel: ChannelSid, sid: MessageSid) -> Result<Option<Message>, StoreError> {
+    async fn get_message(
+        &self,
+        channel: ChannelSid,
+        sid: MessageSid,
+    ) -> Result<Option<Message>, StoreError> {
         self.read(move |conn| {
             get_one(
                 conn,
@@ -602,15 +706,30 @@ impl ChannelStore for SqliteStore {
         .await
     }
 
-    async fn list_messages(&self, channel: ChannelSid, page: &PageRequest) -> Result<Page<Message>, StoreError> {
+    async fn list_messages(
+        &self,
+        channel: ChannelSid,
+        page: &PageRequest,
+    ) -> Result<Page<Message>, StoreError> {
         let page = page.clone();
         self.read(move |conn| {
-            page_of(conn, "messages", "idx", "channel_sid = ?", vec![text(channel)], &page)
+            page_of(
+                conn,
+                "messages",
+                "idx",
+                "channel_sid = ?",
+                vec![text(channel)],
+                &page,
+            )
         })
         .await
     }
 
-    async fn count_messages_after(&self, channel: ChannelSid, after: Option<u64>) -> Result<u64, StoreError> {
+    async fn count_messages_after(
+        &self,
+        channel: ChannelSid,
+        after: Option<u64>,
+    ) -> Result<u64, StoreError> {
         self.read(move |conn| {
             let after = after.map_or(-1, |a| a as i64);
             let n: i64 = conn.query_row(
@@ -623,7 +742,11 @@ impl ChannelStore for SqliteStore {
         .await
     }
 
-    async fn get_invite(&self, channel: ChannelSid, sid: InviteSid) -> Result<Option<Invite>, StoreError> {
+    async fn get_invite(
+        &self,
+        channel: ChannelSid,
+        sid: InviteSid,
+    ) -> Result<Option<Invite>, StoreError> {
         self.read(move |conn| {
             get_one(
                 conn,
@@ -642,7 +765,10 @@ impl ChannelStore for SqliteStore {
     ) -> Result<Page<Invite>, StoreError> {
         let page = page.clone();
         let mut args = vec![text(channel)];
-        let filter = format!("channel_sid = ? AND {}", identity_filter(identities, &mut args));
+        let filter = format!(
+            "channel_sid = ? AND {}",
+            identity_filter(identities, &mut args)
+        );
         self.read(move |conn| page_of(conn, "invites", "rowid", &filter, args, &page))
             .await
     }
@@ -685,8 +811,14 @@ impl CredentialStore for SqliteStore {
     }
 
     async fn get_credential(&self, sid: CredentialSid) -> Result<Option<Credential>, StoreError> {
-        self.read(move |conn| get_one(conn, "SELECT data FROM credentials WHERE sid = ?1", [sid.to_string()]))
-            .await
+        self.read(move |conn| {
+            get_one(
+                conn,
+                "SELECT data FROM credentials WHERE sid = ?1",
+                [sid.to_string()],
+            )
+        })
+        .await
     }
 
     async fn list_credentials(&self, page: &PageRequest) -> Result<Page<Credential>, StoreError> {
@@ -697,8 +829,10 @@ impl CredentialStore for SqliteStore {
 
     async fn delete_credential(&self, sid: CredentialSid) -> Result<bool, StoreError> {
         let sid = sid.to_string();
-        self.write(move |conn| Ok(conn.execute("DELETE FROM credentials WHERE sid = ?1", [sid])? > 0))
-            .await
+        self.write(move |conn| {
+            Ok(conn.execute("DELETE FROM credentials WHERE sid = ?1", [sid])? > 0)
+        })
+        .await
     }
 }
 
@@ -707,7 +841,11 @@ impl CredentialStore for SqliteStore {
 #[async_trait]
 impl WebhookStore for SqliteStore {
     async fn put_webhook(&self, webhook: &ChannelWebhook) -> Result<(), StoreError> {
-        let args = (webhook.sid.to_string(), webhook.channel_sid.to_string(), encode(webhook)?);
+        let args = (
+            webhook.sid.to_string(),
+            webhook.channel_sid.to_string(),
+            encode(webhook)?,
+        );
         self.write(move |conn| {
             conn.execute(
                 "INSERT INTO webhooks (sid, channel_sid, data) VALUES (?1, ?2, ?3)
@@ -719,7 +857,11 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
-    async fn get_webhook(&self, channel: ChannelSid, sid: WebhookSid) -> Result<Option<ChannelWebhook>, StoreError> {
+    async fn get_webhook(
+        &self,
+        channel: ChannelSid,
+        sid: WebhookSid,
+    ) -> Result<Option<ChannelWebhook>, StoreError> {
         self.read(move |conn| {
             get_one(
                 conn,
@@ -730,15 +872,30 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
-    async fn list_webhooks(&self, channel: ChannelSid, page: &PageRequest) -> Result<Page<ChannelWebhook>, StoreError> {
+    async fn list_webhooks(
+        &self,
+        channel: ChannelSid,
+        page: &PageRequest,
+    ) -> Result<Page<ChannelWebhook>, StoreError> {
         let page = page.clone();
         self.read(move |conn| {
-            page_of(conn, "webhooks", "rowid", "channel_sid = ?", vec![text(channel)], &page)
+            page_of(
+                conn,
+                "webhooks",
+                "rowid",
+                "channel_sid = ?",
+                vec![text(channel)],
+                &page,
+            )
         })
         .await
     }
 
-    async fn delete_webhook(&self, channel: ChannelSid, sid: WebhookSid) -> Result<bool, StoreError> {
+    async fn delete_webhook(
+        &self,
+        channel: ChannelSid,
+        sid: WebhookSid,
+    ) -> Result<bool, StoreError> {
         let (sid, channel) = (sid.to_string(), channel.to_string());
         self.write(move |conn| {
             Ok(conn.execute(

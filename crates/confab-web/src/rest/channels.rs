@@ -14,24 +14,28 @@ use crate::form::Form;
 use crate::AppState;
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/Services/{service}/Channels").post(create).get(list))
-        .service(
-            web::resource("/Services/{service}/Channels/{channel}")
-                .get(fetch)
-                .post(update)
-                .delete(delete),
-        )
-        .service(
-            web::resource("/Services/{service}/Channels/{channel}/Webhooks")
-                .post(create_webhook)
-                .get(list_webhooks),
-        )
-        .service(
-            web::resource("/Services/{service}/Channels/{channel}/Webhooks/{sid}")
-                .get(fetch_webhook)
-                .post(update_webhook)
-                .delete(delete_webhook),
-        );
+    cfg.service(
+        web::resource("/Services/{service}/Channels")
+            .post(create)
+            .get(list),
+    )
+    .service(
+        web::resource("/Services/{service}/Channels/{channel}")
+            .get(fetch)
+            .post(update)
+            .delete(delete),
+    )
+    .service(
+        web::resource("/Services/{service}/Channels/{channel}/Webhooks")
+            .post(create_webhook)
+            .get(list_webhooks),
+    )
+    .service(
+        web::resource("/Services/{service}/Channels/{channel}/Webhooks/{sid}")
+            .get(fetch_webhook)
+            .post(update_webhook)
+            .delete(delete_webhook),
+    );
 }
 
 fn channel_type(value: &str) -> Result<ChannelType, ApiError> {
@@ -42,11 +46,12 @@ fn channel_type(value: &str) -> Result<ChannelType, ApiError> {
     }
 }
 
-fn created_channel(events: &[confab_domain::ChannelEvent]) -> Result<confab_domain::Channel, ApiError> {
+fn created_channel(
+    events: &[confab_domain::ChannelEvent],
+) -> Result<confab_domain::Channel, ApiError> {
     find_event(events, |k| match k {
-        ChannelEventKind::ChannelCreated { channel } | ChannelEventKind::ChannelUpdated { channel, .. } => {
-            Some(channel.clone())
-        }
+        ChannelEventKind::ChannelCreated { channel }
+        | ChannelEventKind::ChannelUpdated { channel, .. } => Some(channel.clone()),
         _ => None,
     })
 }
@@ -58,11 +63,19 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, &path).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
-    let kind = form.get("Type").map(channel_type).transpose()?.unwrap_or(ChannelType::Public);
+    let kind = form
+        .get("Type")
+        .map(channel_type)
+        .transpose()?
+        .unwrap_or(ChannelType::Public);
     let unique_name = form.string("UniqueName").filter(|n| !n.is_empty());
     if let Some(name) = &unique_name {
         if ChannelSid::is_sid(name) {
-            return Err(ApiError::new(50306, 400, "Unique name should not match channel SID pattern"));
+            return Err(ApiError::new(
+                50306,
+                400,
+                "Unique name should not match channel SID pattern",
+            ));
         }
     }
     let sid = ChannelSid::generate(&mut RandomSids);
@@ -77,11 +90,21 @@ async fn create(
         date_created: form.timestamp("DateCreated")?,
         date_updated: form.timestamp("DateUpdated")?,
     };
-    let events = state.runtime.execute(sid, ChannelOp::Create(create)).await?;
-    Ok(created(json::channel(&created_channel(&events)?, &state.urls)))
+    let events = state
+        .runtime
+        .execute(sid, ChannelOp::Create(create))
+        .await?;
+    Ok(created(json::channel(
+        &created_channel(&events)?,
+        &state.urls,
+    )))
 }
 
-async fn list(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, &path).await?;
     let q = query(&req);
     let types = q
@@ -90,12 +113,29 @@ async fn list(state: web::Data<AppState>, req: HttpRequest, path: web::Path<Stri
         .map(|t| channel_type(t))
         .collect::<Result<Vec<_>, _>>()?;
     let paging = Paging::from_query(&q, &state, false)?;
-    let page = state.store.list_channels(service.sid, &types, paging.request()).await?;
-    let items = page.items.iter().map(|c| json::channel(c, &state.urls)).collect();
-    Ok(paging.respond(&req, &state, "channels", q.pairs_of(&["Type"]), &page, items))
+    let page = state
+        .store
+        .list_channels(service.sid, &types, paging.request())
+        .await?;
+    let items = page
+        .items
+        .iter()
+        .map(|c| json::channel(c, &state.urls))
+        .collect();
+    Ok(paging.respond(
+        &req,
+        &state,
+        "channels",
+        q.pairs_of(&["Type"]),
+        &page,
+        items,
+    ))
 }
 
-async fn fetch(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn fetch(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, &path.0).await?;
     let channel = load_channel(&state, service.sid, &path.1).await?;
     Ok(ok(json::channel(&channel, &state.urls)))
@@ -111,7 +151,11 @@ async fn update(
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     if let Some(name) = form.get("UniqueName") {
         if ChannelSid::is_sid(name) {
-            return Err(ApiError::new(50306, 400, "Unique name should not match channel SID pattern"));
+            return Err(ApiError::new(
+                50306,
+                400,
+                "Unique name should not match channel SID pattern",
+            ));
         }
     }
     let command = ChannelCommand::Update(UpdateChannel {
@@ -122,11 +166,17 @@ async fn update(
         date_created: form.timestamp("DateCreated")?,
         date_updated: form.timestamp("DateUpdated")?,
     });
-    let events = state.runtime.execute(channel.sid, ChannelOp::Apply(command)).await?;
+    let events = state
+        .runtime
+        .execute(channel.sid, ChannelOp::Apply(command))
+        .await?;
     Ok(ok(json::channel(&created_channel(&events)?, &state.urls)))
 }
 
-async fn delete(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, &path.0).await?;
     let channel = load_channel(&state, service.sid, &path.1).await?;
     state
@@ -150,7 +200,9 @@ fn configure(form: &Form, webhook: &mut ChannelWebhook) -> Result<(), ApiError> 
     if let Some(method) = form.string("Configuration.Method") {
         let method = method.to_ascii_uppercase();
         if method != "GET" && method != "POST" {
-            return Err(ApiError::invalid("Configuration.Method must be GET or POST"));
+            return Err(ApiError::invalid(
+                "Configuration.Method must be GET or POST",
+            ));
         }
         webhook.method = Some(method);
     }
@@ -183,7 +235,10 @@ async fn create_webhook(
     }
     let existing = state
         .store
-        .list_webhooks(channel.sid, &confab_store::PageRequest::first(state.limits.webhooks_per_channel + 1))
+        .list_webhooks(
+            channel.sid,
+            &confab_store::PageRequest::first(state.limits.webhooks_per_channel + 1),
+        )
         .await?;
     if existing.items.len() >= state.limits.webhooks_per_channel {
         return Err(ApiError::new(50321, 403, "Too many channel webhooks"));
@@ -216,12 +271,22 @@ async fn list_webhooks(
     let service = load_service(&state, &path.0).await?;
     let channel = load_channel(&state, service.sid, &path.1).await?;
     let paging = Paging::from_query(&query(&req), &state, false)?;
-    let page = state.store.list_webhooks(channel.sid, paging.request()).await?;
-    let items = page.items.iter().map(|w| json::webhook(w, &state.urls)).collect();
+    let page = state
+        .store
+        .list_webhooks(channel.sid, paging.request())
+        .await?;
+    let items = page
+        .items
+        .iter()
+        .map(|w| json::webhook(w, &state.urls))
+        .collect();
     Ok(paging.respond(&req, &state, "webhooks", vec![], &page, items))
 }
 
-async fn load_webhook(state: &AppState, path: &(String, String, String)) -> Result<ChannelWebhook, ApiError> {
+async fn load_webhook(
+    state: &AppState,
+    path: &(String, String, String),
+) -> Result<ChannelWebhook, ApiError> {
     let service = load_service(state, &path.0).await?;
     let channel = load_channel(state, service.sid, &path.1).await?;
     let sid: WebhookSid = path.2.parse().map_err(|_| webhook_not_found())?;
@@ -258,6 +323,9 @@ async fn delete_webhook(
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let webhook = load_webhook(&state, &path).await?;
-    state.store.delete_webhook(webhook.channel_sid, webhook.sid).await?;
+    state
+        .store
+        .delete_webhook(webhook.channel_sid, webhook.sid)
+        .await?;
     Ok(no_content())
 }

@@ -12,7 +12,12 @@ use crate::AppState;
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/Credentials").post(create).get(list))
-        .service(web::resource("/Credentials/{sid}").get(fetch).post(update).delete(delete));
+        .service(
+            web::resource("/Credentials/{sid}")
+                .get(fetch)
+                .post(update)
+                .delete(delete),
+        );
 }
 
 fn not_found(sid: &str) -> ApiError {
@@ -42,7 +47,10 @@ fn apply(form: &Form, credential: &mut Credential, state: &AppState) -> Result<(
     Ok(())
 }
 
-async fn create(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn create(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let kind = form.required("Type")?;
     if !["apn", "gcm", "fcm"].contains(&kind.as_str()) {
@@ -66,7 +74,11 @@ async fn create(state: web::Data<AppState>, payload: web::Payload) -> Result<Htt
 async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let paging = Paging::from_query(&query(&req), &state, false)?;
     let page = state.store.list_credentials(paging.request()).await?;
-    let items = page.items.iter().map(|c| json::credential(c, &state.urls)).collect();
+    let items = page
+        .items
+        .iter()
+        .map(|c| json::credential(c, &state.urls))
+        .collect();
     Ok(paging.respond(&req, &state, "credentials", vec![], &page, items))
 }
 
@@ -79,7 +91,10 @@ async fn load(state: &AppState, sid: &str) -> Result<Credential, ApiError> {
         .ok_or_else(|| not_found(sid))
 }
 
-async fn fetch(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn fetch(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let credential = load(&state, &path).await?;
     Ok(ok(json::credential(&credential, &state.urls)))
 }
@@ -97,7 +112,10 @@ async fn update(
     Ok(ok(json::credential(&credential, &state.urls)))
 }
 
-async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let credential = load(&state, &path).await?;
     state.store.delete_credential(credential.sid).await?;
     Ok(no_content())

@@ -9,32 +9,43 @@ use confab_domain::{
 use confab_protocol::rest as json;
 use confab_store::MemberKey;
 
-use super::{created, ensure_user, find_event, load_channel, load_role, load_service, no_content, ok, query, Paging};
+use super::{
+    created, ensure_user, find_event, load_channel, load_role, load_service, no_content, ok, query,
+    Paging,
+};
 use crate::error::ApiError;
 use crate::form::Form;
 use crate::AppState;
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/Services/{service}/Channels/{channel}/Members").post(create).get(list))
-        .service(
-            web::resource("/Services/{service}/Channels/{channel}/Members/{member}")
-                .get(fetch)
-                .post(update)
-                .delete(delete),
-        )
-        .service(
-            web::resource("/Services/{service}/Channels/{channel}/Invites")
-                .post(create_invite)
-                .get(list_invites),
-        )
-        .service(
-            web::resource("/Services/{service}/Channels/{channel}/Invites/{invite}")
-                .get(fetch_invite)
-                .delete(delete_invite),
-        );
+    cfg.service(
+        web::resource("/Services/{service}/Channels/{channel}/Members")
+            .post(create)
+            .get(list),
+    )
+    .service(
+        web::resource("/Services/{service}/Channels/{channel}/Members/{member}")
+            .get(fetch)
+            .post(update)
+            .delete(delete),
+    )
+    .service(
+        web::resource("/Services/{service}/Channels/{channel}/Invites")
+            .post(create_invite)
+            .get(list_invites),
+    )
+    .service(
+        web::resource("/Services/{service}/Channels/{channel}/Invites/{invite}")
+            .get(fetch_invite)
+            .delete(delete_invite),
+    );
 }
 
-async fn service_and_channel(state: &AppState, service: &str, channel: &str) -> Result<(Service, Channel), ApiError> {
+async fn service_and_channel(
+    state: &AppState,
+    service: &str,
+    channel: &str,
+) -> Result<(Service, Channel), ApiError> {
     let service = load_service(state, service).await?;
     let channel = load_channel(state, service.sid, channel).await?;
     Ok((service, channel))
@@ -65,9 +76,8 @@ async fn load_member(state: &AppState, channel: &Channel, key: &str) -> Result<M
 
 fn member_from(events: &[confab_domain::ChannelEvent]) -> Result<Member, ApiError> {
     find_event(events, |k| match k {
-        ChannelEventKind::MemberJoined { member } | ChannelEventKind::MemberUpdated { member, .. } => {
-            Some(member.clone())
-        }
+        ChannelEventKind::MemberJoined { member }
+        | ChannelEventKind::MemberUpdated { member, .. } => Some(member.clone()),
         _ => None,
     })
 }
@@ -97,7 +107,10 @@ async fn create(
         date_created: form.timestamp("DateCreated")?,
         date_updated: form.timestamp("DateUpdated")?,
     });
-    let events = state.runtime.execute(channel.sid, ChannelOp::Apply(command)).await?;
+    let events = state
+        .runtime
+        .execute(channel.sid, ChannelOp::Apply(command))
+        .await?;
     Ok(created(json::member(&member_from(&events)?, &state.urls)))
 }
 
@@ -113,11 +126,25 @@ async fn list(
         .store
         .list_members(channel.sid, &q.all("Identity"), paging.request())
         .await?;
-    let items = page.items.iter().map(|m| json::member(m, &state.urls)).collect();
-    Ok(paging.respond(&req, &state, "members", q.pairs_of(&["Identity"]), &page, items))
+    let items = page
+        .items
+        .iter()
+        .map(|m| json::member(m, &state.urls))
+        .collect();
+    Ok(paging.respond(
+        &req,
+        &state,
+        "members",
+        q.pairs_of(&["Identity"]),
+        &page,
+        items,
+    ))
 }
 
-async fn fetch(state: web::Data<AppState>, path: web::Path<(String, String, String)>) -> Result<HttpResponse, ApiError> {
+async fn fetch(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (_, channel) = service_and_channel(&state, &path.0, &path.1).await?;
     let member = load_member(&state, &channel, &path.2).await?;
     Ok(ok(json::member(&member, &state.urls)))
@@ -156,18 +183,26 @@ async fn update(
         .execute(channel.sid, ChannelOp::Apply(command))
         .await
         .map_err(|e| match e {
-            confab_cluster::ChannelError::Domain(confab_domain::DomainError::MemberNotFound) => member_not_found(),
+            confab_cluster::ChannelError::Domain(confab_domain::DomainError::MemberNotFound) => {
+                member_not_found()
+            }
             other => other.into(),
         })?;
     Ok(ok(json::member(&member_from(&events)?, &state.urls)))
 }
 
-async fn delete(state: web::Data<AppState>, path: web::Path<(String, String, String)>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (_, channel) = service_and_channel(&state, &path.0, &path.1).await?;
     let command = ChannelCommand::RemoveMember {
         member: member_ref(&path.2),
     };
-    state.runtime.execute(channel.sid, ChannelOp::Apply(command)).await?;
+    state
+        .runtime
+        .execute(channel.sid, ChannelOp::Apply(command))
+        .await?;
     Ok(no_content())
 }
 
@@ -197,7 +232,10 @@ async fn create_invite(
         role_sid,
         created_by: None,
     });
-    let events = state.runtime.execute(channel.sid, ChannelOp::Apply(command)).await?;
+    let events = state
+        .runtime
+        .execute(channel.sid, ChannelOp::Apply(command))
+        .await?;
     let invite = find_event(&events, |k| match k {
         ChannelEventKind::InviteCreated { invite } => Some(invite.clone()),
         _ => None,
@@ -217,8 +255,19 @@ async fn list_invites(
         .store
         .list_invites(channel.sid, &q.all("Identity"), paging.request())
         .await?;
-    let items = page.items.iter().map(|i| json::invite(i, &state.urls)).collect();
-    Ok(paging.respond(&req, &state, "invites", q.pairs_of(&["Identity"]), &page, items))
+    let items = page
+        .items
+        .iter()
+        .map(|i| json::invite(i, &state.urls))
+        .collect();
+    Ok(paging.respond(
+        &req,
+        &state,
+        "invites",
+        q.pairs_of(&["Identity"]),
+        &page,
+        items,
+    ))
 }
 
 async fn fetch_invite(
@@ -243,7 +292,10 @@ async fn delete_invite(
     let invite: InviteSid = path.2.parse().map_err(|_| invite_not_found())?;
     state
         .runtime
-        .execute(channel.sid, ChannelOp::Apply(ChannelCommand::RemoveInvite { invite }))
+        .execute(
+            channel.sid,
+            ChannelOp::Apply(ChannelCommand::RemoveInvite { invite }),
+        )
         .await?;
     Ok(no_content())
 }

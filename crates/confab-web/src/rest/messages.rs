@@ -11,13 +11,17 @@ use crate::form::Form;
 use crate::AppState;
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/Services/{service}/Channels/{channel}/Messages").post(create).get(list))
-        .service(
-            web::resource("/Services/{service}/Channels/{channel}/Messages/{message}")
-                .get(fetch)
-                .post(update)
-                .delete(delete),
-        );
+    cfg.service(
+        web::resource("/Services/{service}/Channels/{channel}/Messages")
+            .post(create)
+            .get(list),
+    )
+    .service(
+        web::resource("/Services/{service}/Channels/{channel}/Messages/{message}")
+            .get(fetch)
+            .post(update)
+            .delete(delete),
+    );
 }
 
 fn message_not_found() -> ApiError {
@@ -37,7 +41,10 @@ async fn create(
     let channel = load_channel(&state, service.sid, &path.1).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let command = ChannelCommand::PostMessage(PostMessage {
-        author: form.string("From").filter(|f| !f.is_empty()).unwrap_or_else(|| "system".to_owned()),
+        author: form
+            .string("From")
+            .filter(|f| !f.is_empty())
+            .unwrap_or_else(|| "system".to_owned()),
         // REST acts as the account: any author may post, member or not (as in Twilio).
         require_member: false,
         body: form.string("Body").unwrap_or_default(),
@@ -46,7 +53,10 @@ async fn create(
         date_updated: form.timestamp("DateUpdated")?,
         last_updated_by: form.string("LastUpdatedBy"),
     });
-    let events = state.runtime.execute(channel.sid, ChannelOp::Apply(command)).await?;
+    let events = state
+        .runtime
+        .execute(channel.sid, ChannelOp::Apply(command))
+        .await?;
     let message = find_event(&events, |k| match k {
         ChannelEventKind::MessageAdded { message } => Some(message.clone()),
         _ => None,
@@ -68,12 +78,29 @@ async fn list(
         Some(_) => return Err(ApiError::invalid("Order must be asc or desc")),
     };
     let paging = Paging::from_query(&q, &state, descending)?;
-    let page = state.store.list_messages(channel.sid, paging.request()).await?;
-    let items = page.items.iter().map(|m| json::message(m, &state.urls)).collect();
-    Ok(paging.respond(&req, &state, "messages", q.pairs_of(&["Order"]), &page, items))
+    let page = state
+        .store
+        .list_messages(channel.sid, paging.request())
+        .await?;
+    let items = page
+        .items
+        .iter()
+        .map(|m| json::message(m, &state.urls))
+        .collect();
+    Ok(paging.respond(
+        &req,
+        &state,
+        "messages",
+        q.pairs_of(&["Order"]),
+        &page,
+        items,
+    ))
 }
 
-async fn fetch(state: web::Data<AppState>, path: web::Path<(String, String, String)>) -> Result<HttpResponse, ApiError> {
+async fn fetch(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, &path.0).await?;
     let channel = load_channel(&state, service.sid, &path.1).await?;
     let message = state
@@ -112,7 +139,10 @@ async fn update(
     Ok(ok(json::message(&message, &state.urls)))
 }
 
-async fn delete(state: web::Data<AppState>, path: web::Path<(String, String, String)>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, &path.0).await?;
     let channel = load_channel(&state, service.sid, &path.1).await?;
     let message = message_sid(&path.2)?;

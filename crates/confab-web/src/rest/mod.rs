@@ -64,7 +64,9 @@ async fn authenticate(
         let response = actix_web::ResponseError::error_response(&ApiError::unauthenticated());
         return Ok(ServiceResponse::new(req, response).map_into_right_body());
     }
-    next.call(req).await.map(ServiceResponse::map_into_left_body)
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// The query string of a request as a `Form`.
@@ -81,8 +83,14 @@ pub(crate) struct Paging {
 
 impl Paging {
     /// Reads `PageSize`, `Page` and `PageToken`.
-    pub(crate) fn from_query(q: &Form, state: &AppState, descending: bool) -> Result<Self, ApiError> {
-        let size = q.u64("PageSize")?.unwrap_or(state.limits.default_page_size as u64);
+    pub(crate) fn from_query(
+        q: &Form,
+        state: &AppState,
+        descending: bool,
+    ) -> Result<Self, ApiError> {
+        let size = q
+            .u64("PageSize")?
+            .unwrap_or(state.limits.default_page_size as u64);
         if size == 0 || size > state.limits.max_page_size as u64 {
             return Err(ApiError::invalid(format!(
                 "PageSize must be between 1 and {}",
@@ -152,7 +160,11 @@ pub(crate) async fn load_service(state: &AppState, sid: &str) -> Result<Service,
 }
 
 /// A channel by SID or unique name (50300 when there is none).
-pub(crate) async fn load_channel(state: &AppState, service: ServiceSid, key: &str) -> Result<Channel, ApiError> {
+pub(crate) async fn load_channel(
+    state: &AppState,
+    service: ServiceSid,
+    key: &str,
+) -> Result<Channel, ApiError> {
     let found = if ChannelSid::is_sid(key) {
         let sid: ChannelSid = key.parse().map_err(|_| channel_not_found())?;
         state.store.get_channel(service, sid).await?
@@ -167,7 +179,11 @@ pub(crate) fn channel_not_found() -> ApiError {
 }
 
 /// A user by SID or identity (50200 when there is none).
-pub(crate) async fn load_user(state: &AppState, service: ServiceSid, key: &str) -> Result<User, ApiError> {
+pub(crate) async fn load_user(
+    state: &AppState,
+    service: ServiceSid,
+    key: &str,
+) -> Result<User, ApiError> {
     let found = if UserSid::is_sid(key) {
         let sid: UserSid = key.parse().map_err(|_| user_not_found())?;
         state.store.get_user(service, sid).await?
@@ -182,7 +198,11 @@ pub(crate) fn user_not_found() -> ApiError {
 }
 
 /// A role named by a `RoleSid` parameter (50100 when there is none in the service).
-pub(crate) async fn load_role(state: &AppState, service: ServiceSid, sid: RoleSid) -> Result<Role, ApiError> {
+pub(crate) async fn load_role(
+    state: &AppState,
+    service: ServiceSid,
+    sid: RoleSid,
+) -> Result<Role, ApiError> {
     state
         .store
         .get_role(service, sid)
@@ -192,8 +212,16 @@ pub(crate) async fn load_role(state: &AppState, service: ServiceSid, sid: RoleSi
 
 /// The user with this identity, created with the service's default role if there is none
 /// (adding a member or inviting an unknown identity creates the user, as in Twilio).
-pub(crate) async fn ensure_user(state: &AppState, service: &Service, identity: &str) -> Result<User, ApiError> {
-    if let Some(user) = state.store.get_user_by_identity(service.sid, identity).await? {
+pub(crate) async fn ensure_user(
+    state: &AppState,
+    service: &Service,
+    identity: &str,
+) -> Result<User, ApiError> {
+    if let Some(user) = state
+        .store
+        .get_user_by_identity(service.sid, identity)
+        .await?
+    {
         return Ok(user);
     }
     confab_domain::limits::check_identity("Identity", identity, state.runtime.limits())?;
@@ -221,7 +249,10 @@ pub(crate) async fn ensure_user(state: &AppState, service: &Service, identity: &
 }
 
 /// The first event of the given shape among committed events.
-pub(crate) fn find_event<T>(events: &[ChannelEvent], pick: impl Fn(&ChannelEventKind) -> Option<T>) -> Result<T, ApiError> {
+pub(crate) fn find_event<T>(
+    events: &[ChannelEvent],
+    pick: impl Fn(&ChannelEventKind) -> Option<T>,
+) -> Result<T, ApiError> {
     events
         .iter()
         .find_map(|e| pick(&e.kind))

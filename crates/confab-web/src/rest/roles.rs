@@ -11,13 +11,17 @@ use crate::form::Form;
 use crate::AppState;
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/Services/{service}/Roles").post(create).get(list))
-        .service(
-            web::resource("/Services/{service}/Roles/{sid}")
-                .get(fetch)
-                .post(update)
-                .delete(delete),
-        );
+    cfg.service(
+        web::resource("/Services/{service}/Roles")
+            .post(create)
+            .get(list),
+    )
+    .service(
+        web::resource("/Services/{service}/Roles/{sid}")
+            .get(fetch)
+            .post(update)
+            .delete(delete),
+    );
 }
 
 /// The `Permission` values of a request: at least one, each one Twilio knows.
@@ -55,7 +59,13 @@ async fn create(
     let kind = match form.required("Type")?.as_str() {
         "channel" => RoleType::Channel,
         "deployment" => RoleType::Deployment,
-        _ => return Err(ApiError::new(50105, 400, "Invalid role type: must be channel or deployment")),
+        _ => {
+            return Err(ApiError::new(
+                50105,
+                400,
+                "Invalid role type: must be channel or deployment",
+            ))
+        }
     };
     let permissions = permissions(&form)?;
     let now = now();
@@ -72,15 +82,29 @@ async fn create(
     Ok(created(json::role(&role, &state.urls)))
 }
 
-async fn list(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, &path).await?;
     let paging = Paging::from_query(&query(&req), &state, false)?;
-    let page = state.store.list_roles(service.sid, paging.request()).await?;
-    let items = page.items.iter().map(|r| json::role(r, &state.urls)).collect();
+    let page = state
+        .store
+        .list_roles(service.sid, paging.request())
+        .await?;
+    let items = page
+        .items
+        .iter()
+        .map(|r| json::role(r, &state.urls))
+        .collect();
     Ok(paging.respond(&req, &state, "roles", vec![], &page, items))
 }
 
-async fn fetch(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn fetch(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, &path.0).await?;
     let role = load_role(&state, service.sid, role_sid(&path.1)?).await?;
     Ok(ok(json::role(&role, &state.urls)))
@@ -100,7 +124,10 @@ async fn update(
     Ok(ok(json::role(&role, &state.urls)))
 }
 
-async fn delete(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, &path.0).await?;
     let sid = role_sid(&path.1)?;
     if [
@@ -110,7 +137,9 @@ async fn delete(state: web::Data<AppState>, path: web::Path<(String, String)>) -
     ]
     .contains(&sid)
     {
-        return Err(ApiError::invalid("A default role of the service cannot be deleted"));
+        return Err(ApiError::invalid(
+            "A default role of the service cannot be deleted",
+        ));
     }
     if !state.store.delete_role(service.sid, sid).await? {
         return Err(ApiError::new(50100, 404, "Role not found"));

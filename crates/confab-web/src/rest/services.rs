@@ -16,12 +16,20 @@ use crate::AppState;
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/Services").post(create).get(list))
-        .service(web::resource("/Services/{sid}").get(fetch).post(update).delete(delete))
+        .service(
+            web::resource("/Services/{sid}")
+                .get(fetch)
+                .post(update)
+                .delete(delete),
+        )
         .service(web::resource("/Services/{sid}/Bindings").get(list_bindings))
         .service(web::resource("/Services/{sid}/Users/{user}/Bindings").get(list_bindings));
 }
 
-async fn create(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn create(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let friendly_name = form
         .string("FriendlyName")
@@ -52,18 +60,28 @@ async fn create(state: web::Data<AppState>, payload: web::Payload) -> Result<Htt
         notifications: Default::default(),
         media_compatibility_message: None,
     };
-    state.store.create_service(&service, &roles.into_vec()).await?;
+    state
+        .store
+        .create_service(&service, &roles.into_vec())
+        .await?;
     Ok(created(json::service(&service, &state.urls)))
 }
 
 async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let paging = Paging::from_query(&query(&req), &state, false)?;
     let page = state.store.list_services(paging.request()).await?;
-    let items = page.items.iter().map(|s| json::service(s, &state.urls)).collect();
+    let items = page
+        .items
+        .iter()
+        .map(|s| json::service(s, &state.urls))
+        .collect();
     Ok(paging.respond(&req, &state, "services", vec![], &page, items))
 }
 
-async fn fetch(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn fetch(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, &path).await?;
     Ok(ok(json::service(&service, &state.urls)))
 }
@@ -94,9 +112,18 @@ async fn update(
         service.friendly_name = name;
     }
     for (key, slot) in [
-        ("DefaultServiceRoleSid", &mut service.default_service_role_sid),
-        ("DefaultChannelRoleSid", &mut service.default_channel_role_sid),
-        ("DefaultChannelCreatorRoleSid", &mut service.default_channel_creator_role_sid),
+        (
+            "DefaultServiceRoleSid",
+            &mut service.default_service_role_sid,
+        ),
+        (
+            "DefaultChannelRoleSid",
+            &mut service.default_channel_role_sid,
+        ),
+        (
+            "DefaultChannelCreatorRoleSid",
+            &mut service.default_channel_creator_role_sid,
+        ),
     ] {
         if let Some(role) = form.sid(key)? {
             super::load_role(&state, service.sid, role).await?;
@@ -138,9 +165,21 @@ async fn update(
     if let Some(v) = form.bool("Notifications.NewMessage.BadgeCountEnabled")? {
         n.new_message.badge_count_enabled = Some(v);
     }
-    setting(&form, "Notifications.AddedToChannel", &mut n.added_to_channel)?;
-    setting(&form, "Notifications.RemovedFromChannel", &mut n.removed_from_channel)?;
-    setting(&form, "Notifications.InvitedToChannel", &mut n.invited_to_channel)?;
+    setting(
+        &form,
+        "Notifications.AddedToChannel",
+        &mut n.added_to_channel,
+    )?;
+    setting(
+        &form,
+        "Notifications.RemovedFromChannel",
+        &mut n.removed_from_channel,
+    )?;
+    setting(
+        &form,
+        "Notifications.InvitedToChannel",
+        &mut n.invited_to_channel,
+    )?;
     if let Some(v) = form.bool("Notifications.LogEnabled")? {
         n.log_enabled = v;
     }
@@ -174,7 +213,10 @@ async fn update(
     Ok(ok(json::service(&service, &state.urls)))
 }
 
-async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, &path).await?;
     // Each channel is deleted through its actor, so that a live actor cannot write it back and
     // its members hear `channelRemoved`; the store then removes what is left in one transaction.
@@ -198,7 +240,10 @@ async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Result<H
 }
 
 /// Push bindings are not implemented: a service has none, so every list is empty.
-async fn list_bindings(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn list_bindings(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, req.match_info().get("sid").unwrap_or_default()).await?;
     if let Some(user) = req.match_info().get("user") {
         super::load_user(&state, service.sid, user).await?;

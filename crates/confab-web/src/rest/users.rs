@@ -9,30 +9,40 @@ use confab_domain::{
 use confab_protocol::rest as json;
 use confab_store::{MemberKey, PageRequest};
 
-use super::{created, find_event, load_channel, load_role, load_service, load_user, no_content, ok, query, Paging};
+use super::{
+    created, find_event, load_channel, load_role, load_service, load_user, no_content, ok, query,
+    Paging,
+};
 use crate::error::ApiError;
 use crate::form::Form;
 use crate::AppState;
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/Services/{service}/Users").post(create).get(list))
-        .service(
-            web::resource("/Services/{service}/Users/{user}")
-                .get(fetch)
-                .post(update)
-                .delete(delete),
-        )
-        .service(web::resource("/Services/{service}/Users/{user}/Channels").get(list_channels))
-        .service(
-            web::resource("/Services/{service}/Users/{user}/Channels/{channel}")
-                .get(fetch_channel)
-                .post(update_channel)
-                .delete(delete_channel),
-        );
+    cfg.service(
+        web::resource("/Services/{service}/Users")
+            .post(create)
+            .get(list),
+    )
+    .service(
+        web::resource("/Services/{service}/Users/{user}")
+            .get(fetch)
+            .post(update)
+            .delete(delete),
+    )
+    .service(web::resource("/Services/{service}/Users/{user}/Channels").get(list_channels))
+    .service(
+        web::resource("/Services/{service}/Users/{user}/Channels/{channel}")
+            .get(fetch_channel)
+            .post(update_channel)
+            .delete(delete_channel),
+    );
 }
 
 async fn render(state: &AppState, user: &User) -> Result<serde_json::Value, ApiError> {
-    let joined = state.store.count_memberships(user.service_sid, &user.identity).await?;
+    let joined = state
+        .store
+        .count_memberships(user.service_sid, &user.identity)
+        .await?;
     Ok(json::user(user, joined, &state.urls))
 }
 
@@ -49,7 +59,11 @@ async fn create(
         .ok_or_else(|| ApiError::new(50204, 400, "Identity not provided"))?;
     check_identity("Identity", &identity, limits)?;
     if UserSid::is_sid(&identity) {
-        return Err(ApiError::new(50206, 400, "Identity should not match user SID pattern"));
+        return Err(ApiError::new(
+            50206,
+            400,
+            "Identity should not match user SID pattern",
+        ));
     }
     let role_sid = match form.sid("RoleSid")? {
         Some(sid) => load_role(&state, service.sid, sid).await?.sid,
@@ -78,10 +92,17 @@ async fn create(
     Ok(created(render(&state, &user).await?))
 }
 
-async fn list(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, &path).await?;
     let paging = Paging::from_query(&query(&req), &state, false)?;
-    let page = state.store.list_users(service.sid, paging.request()).await?;
+    let page = state
+        .store
+        .list_users(service.sid, paging.request())
+        .await?;
     let mut items = Vec::with_capacity(page.items.len());
     for user in &page.items {
         items.push(render(&state, user).await?);
@@ -89,7 +110,10 @@ async fn list(state: web::Data<AppState>, req: HttpRequest, path: web::Path<Stri
     Ok(paging.respond(&req, &state, "users", vec![], &page, items))
 }
 
-async fn fetch(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn fetch(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, &path.0).await?;
     let user = load_user(&state, service.sid, &path.1).await?;
     Ok(ok(render(&state, &user).await?))
@@ -119,7 +143,10 @@ async fn update(
     Ok(ok(render(&state, &user).await?))
 }
 
-async fn delete(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, &path.0).await?;
     let user = load_user(&state, service.sid, &path.1).await?;
     // Deleting a user removes it from every channel, each through the channel's actor.
@@ -147,7 +174,11 @@ async fn delete(state: web::Data<AppState>, path: web::Path<(String, String)>) -
 
 // === a user's channels ===
 
-async fn render_user_channel(state: &AppState, user: &User, member: &Member) -> Result<serde_json::Value, ApiError> {
+async fn render_user_channel(
+    state: &AppState,
+    user: &User,
+    member: &Member,
+) -> Result<serde_json::Value, ApiError> {
     let unread = match member.last_consumed_message_index {
         Some(index) => Some(
             state
@@ -180,7 +211,10 @@ async fn list_channels(
 }
 
 /// The user and its membership of the channel in the path (20404 when it is not a member).
-async fn membership(state: &AppState, path: &(String, String, String)) -> Result<(User, Member), ApiError> {
+async fn membership(
+    state: &AppState,
+    path: &(String, String, String),
+) -> Result<(User, Member), ApiError> {
     let service = load_service(state, &path.0).await?;
     let user = load_user(state, service.sid, &path.1).await?;
     let channel = load_channel(state, service.sid, &path.2).await?;
@@ -211,7 +245,9 @@ async fn update_channel(
         member: MemberRef::Sid(member.sid),
         role_sid: None,
         attributes: None,
-        consumption: form.u64("LastConsumedMessageIndex")?.map(|i| ConsumptionUpdate::Set(Some(i))),
+        consumption: form
+            .u64("LastConsumedMessageIndex")?
+            .map(|i| ConsumptionUpdate::Set(Some(i))),
         last_consumption_timestamp: form.timestamp("LastConsumptionTimestamp")?,
         notification_level: form.string("NotificationLevel"),
         date_created: None,
