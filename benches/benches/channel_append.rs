@@ -24,6 +24,7 @@ fn post(i: u64) -> ChannelOp {
         date_created: None,
         date_updated: None,
         last_updated_by: None,
+        client_id: None,
     }))
 }
 

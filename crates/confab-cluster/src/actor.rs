@@ -6,17 +6,18 @@
 //! actor stops itself after an idle period; the next command starts a new one that rebuilds the
 //! state from the store.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use confab_domain::{
-    ApplyContext, ChannelCommand, ChannelEvent, ChannelSid, ChannelState, CreateChannel,
+    ApplyContext, ChannelCommand, ChannelEvent, ChannelEventKind, ChannelSid, ChannelState, CreateChannel,
     DomainError, Limits, MessageSid, Timestamp, UpdateMessage,
 };
 use confab_store::{ChannelCommit, Store};
 
-use crate::bus::Bus;
+use crate::bus::{Bus, EventBatch};
 use crate::error::ChannelError;
 use crate::runtime::{now, RandomSids, Registry};
 
@@ -77,6 +78,12 @@ struct ChannelCore {
     /// and the limits in force for it.
     loaded: Option<(Option<ChannelState>, Limits)>,
     sids: RandomSids,
+    /// (author, client id) -> (seq, message) of recent posts that carried a client id.
+    client_ids: HashMap<(String, String), (u64, MessageSid)>,
+    /// Keys of `client_ids`, oldest first, for eviction.
+    client_order: VecDeque<(String, String)>,
+    client_ids_loaded: bool,
+    client_id_window: usize,
 }
 
 impl ChannelCore {
@@ -121,13 +128,24 @@ impl ChannelCore {
             // The in-memory state may be ahead of the store (the commit failed or its outcome
             // is unknown): drop it so the next command reloads what was really stored.
             self.loaded = None;
+            self.client_ids_loaded = false;
         }
         result
     }
 
     async fn execute_loaded(&mut self, op: ChannelOp) -> Result<Vec<ChannelEvent>, ChannelError> {
+        let mut client_key = None;
         let command = match op {
             ChannelOp::Create(create) => return self.create(create).await,
+            ChannelOp::Apply(ChannelCommand::PostMessage(post)) if post.client_id.is_some() => {
+                let key = (post.author.clone(), post.client_id.clone().unwrap_or_default());
+                if let Some(earlier) = self.earlier_post(&key).await? {
+                    // A retry: answer with the first message, write and publish nothing.
+                    return Ok(vec![earlier]);
+                }
+                client_key = Some(key);
+                ChannelCommand::PostMessage(post)
+            }
             ChannelOp::Apply(command) => command,
             ChannelOp::UpdateMessage { message, change } => {
                 let current = self.stored_message(message).await?;
@@ -162,8 +180,10 @@ impl ChannelCore {
         if state.is_removed() {
             self.loaded = Some((None, limits.clone()));
         }
-        self.bus.publish(&commit.events);
-        Ok(commit.events)
+        if let Some(key) = client_key {
+            self.remember_client_id(key, &commit.events);
+        }
+        Ok(self.publish(commit))
     }
 
     async fn create(&mut self, create: CreateChannel) -> Result<Vec<ChannelEvent>, ChannelError> {
@@ -185,8 +205,82 @@ impl ChannelCore {
         };
         self.store.commit(&commit).await?;
         *slot = Some(state);
-        self.bus.publish(&commit.events);
-        Ok(commit.events)
+        Ok(self.publish(commit))
+    }
+
+    /// Publishes a committed write and returns its events.
+    fn publish(&self, commit: ChannelCommit) -> Vec<ChannelEvent> {
+        let batch = Arc::new(EventBatch {
+            channel: commit.channel,
+            events: commit.events,
+        });
+        self.bus.publish(batch.clone());
+        // Clones the events only when a listener still holds the batch.
+        Arc::try_unwrap(batch).map_or_else(|b| b.events.clone(), |b| b.events)
+    }
+
+    /// Records the message a client id produced, evicting the oldest beyond the window.
+    fn remember_client_id(&mut self, key: (String, String), events: &[ChannelEvent]) {
+        let added = events.iter().find_map(|e| match &e.kind {
+            ChannelEventKind::MessageAdded { message } => Some((e.seq, message.sid)),
+            _ => None,
+        });
+        let Some(added) = added else {
+            return;
+        };
+        self.client_ids.insert(key.clone(), added);
+        self.client_order.push_back(key);
+        while self.client_order.len() > self.client_id_window {
+            if let Some(old) = self.client_order.pop_front() {
+                self.client_ids.remove(&old);
+            }
+        }
+    }
+
+    /// The `MessageAdded` of an earlier post with the same (author, client id), if any.
+    async fn earlier_post(
+        &mut self,
+        key: &(String, String),
+    ) -> Result<Option<ChannelEvent>, ChannelError> {
+        if !self.client_ids_loaded {
+            self.load_client_ids().await?;
+        }
+        let Some((seq, sid)) = self.client_ids.get(key).copied() else {
+            return Ok(None);
+        };
+        let message = self
+            .store
+            .get_message(self.sid, sid)
+            .await?
+            .ok_or(ChannelError::Domain(DomainError::MessageNotFound))?;
+        Ok(Some(ChannelEvent {
+            channel_sid: self.sid,
+            seq,
+            at: message.date_created,
+            kind: ChannelEventKind::MessageAdded { message },
+        }))
+    }
+
+    /// Fills the client-id window from the newest stored messages, so that a retry after a
+    /// restart or an idle stop is still recognised.
+    async fn load_client_ids(&mut self) -> Result<(), ChannelError> {
+        let page = confab_store::PageRequest {
+            size: self.client_id_window.max(1),
+            start: confab_store::PageStart::First,
+            descending: true,
+        };
+        let newest = self.store.list_messages(self.sid, &page).await?;
+        self.client_ids.clear();
+        self.client_order.clear();
+        for message in newest.items.into_iter().rev() {
+            if let Some(client_id) = message.client_id {
+                let key = (message.author, client_id);
+                self.client_ids.insert(key.clone(), (0, message.sid));
+                self.client_order.push_back(key);
+            }
+        }
+        self.client_ids_loaded = true;
+        Ok(())
     }
 
     async fn stored_message(
@@ -225,6 +319,7 @@ impl ChannelActor {
         generation: u64,
         idle_timeout: Duration,
         mailbox_capacity: usize,
+        client_id_window: usize,
     ) -> Self {
         Self {
             core: Some(ChannelCore {
@@ -234,6 +329,10 @@ impl ChannelActor {
                 node_limits,
                 loaded: None,
                 sids: RandomSids,
+                client_ids: HashMap::new(),
+                client_order: VecDeque::new(),
+                client_ids_loaded: false,
+                client_id_window,
             }),
             registry,
             generation,

@@ -15,6 +15,6 @@ pub mod error;
 pub mod runtime;
 
 pub use actor::{ChannelActor, ChannelOp, MessageChange};
-pub use bus::{Bus, LocalBus};
+pub use bus::{Bus, EventBatch, LocalBus};
 pub use error::ChannelError;
 pub use runtime::{now, ChannelRuntime, RandomSids, RuntimeConfig};

@@ -44,6 +44,8 @@ pub struct RuntimeConfig {
     pub mailbox_capacity: usize,
     /// Threads (actix arbiters) the channel actors are spread over.
     pub arbiters: usize,
+    /// Recent posts per channel whose client ids are remembered for idempotent retries.
+    pub client_id_window: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -53,6 +55,7 @@ impl Default for RuntimeConfig {
             idle_timeout: Duration::from_secs(300),
             mailbox_capacity: 256,
             arbiters: 2,
+            client_id_window: 1000,
         }
     }
 }
@@ -192,6 +195,7 @@ impl ChannelRuntime {
             generation,
             inner.config.idle_timeout,
             inner.config.mailbox_capacity,
+            inner.config.client_id_window,
         );
         let addr = ChannelActor::start_in_arbiter(&inner.arbiters[index].handle(), move |_| actor);
         actors.insert(channel, (generation, addr.clone()));

@@ -92,6 +92,7 @@ fn post(body: &str) -> ChannelOp {
         date_created: None,
         date_updated: None,
         last_updated_by: None,
+        client_id: None,
     }))
 }
 
@@ -149,8 +150,8 @@ async fn committed_events_are_published_in_seq_order() {
         r.unwrap();
     }
     let mut seqs = Vec::new();
-    for _ in 0..21 {
-        seqs.push(rx.recv().await.unwrap().seq);
+    while seqs.len() < 21 {
+        seqs.extend(rx.recv().await.unwrap().events.iter().map(|e| e.seq));
     }
     assert_eq!(seqs, (1..=21).collect::<Vec<u64>>());
     f.runtime.shutdown();
@@ -207,5 +208,38 @@ async fn service_member_limit_applies_to_its_channels() {
             limit: 10
         }))
     ));
+    f.runtime.shutdown();
+}
+
+#[actix_rt::test]
+async fn a_retried_post_with_the_same_client_id_creates_one_message() {
+    let f = fixture(Duration::from_millis(50)).await;
+    let channel = ChannelSid::from_bits(11);
+    f.runtime.execute(channel, create(channel, f.service)).await.unwrap();
+    let keyed = |body: &str| {
+        ChannelOp::Apply(ChannelCommand::PostMessage(PostMessage {
+            author: "alice".into(),
+            require_member: false,
+            body: body.into(),
+            attributes: None,
+            date_created: None,
+            date_updated: None,
+            last_updated_by: None,
+            client_id: Some("c-1".into()),
+        }))
+    };
+    let first = index_of(&f.runtime.execute(channel, keyed("hi")).await.unwrap());
+    let retry = index_of(&f.runtime.execute(channel, keyed("hi")).await.unwrap());
+    assert_eq!(first, retry);
+    // Still recognised after the actor stopped and was rebuilt from the store.
+    for _ in 0..100 {
+        if f.runtime.active_channels() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after_restart = index_of(&f.runtime.execute(channel, keyed("hi")).await.unwrap());
+    assert_eq!(first, after_restart);
+    assert_eq!(index_of(&f.runtime.execute(channel, post("next")).await.unwrap()), first + 1);
     f.runtime.shutdown();
 }

@@ -150,6 +150,8 @@ pub struct PostMessage {
     pub date_updated: Option<Timestamp>,
     /// Who last changed it.
     pub last_updated_by: Option<String>,
+    /// The sender's idempotency key: the owner answers a repeat with the first message.
+    pub client_id: Option<String>,
 }
 
 /// Changes a message. `current` is the stored message, loaded by the channel's owner.
@@ -773,6 +775,7 @@ impl ChannelState {
             attributes,
             was_edited: false,
             last_updated_by: p.last_updated_by,
+            client_id: p.client_id,
             date_created,
             date_updated: p.date_updated.unwrap_or(date_created),
         };

@@ -264,6 +264,9 @@ pub struct Message {
     pub was_edited: bool,
     /// Who changed it last.
     pub last_updated_by: Option<String>,
+    /// The sender's idempotency key, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     /// When it was sent.
     pub date_created: Timestamp,
     /// When it last changed.

@@ -37,6 +37,8 @@ pub struct RuntimeSettings {
     pub arbiters: usize,
     /// Undelivered events a bus subscriber may fall behind by.
     pub bus_capacity: usize,
+    /// Recent posts per channel whose client ids are remembered for idempotent retries.
+    pub client_id_window: usize,
 }
 
 impl Default for RuntimeSettings {
@@ -46,6 +48,7 @@ impl Default for RuntimeSettings {
             mailbox_capacity: 256,
             arbiters: 2,
             bus_capacity: 16_384,
+            client_id_window: 1000,
         }
     }
 }
@@ -111,6 +114,8 @@ pub struct Config {
     pub runtime: RuntimeSettings,
     /// The HTTP layer.
     pub http: HttpSettings,
+    /// Realtime WebSocket sessions.
+    pub realtime: confab_web::realtime::RealtimeConfig,
 }
 
 impl Default for Config {
@@ -130,6 +135,7 @@ impl Default for Config {
             sqlite: SqliteOptions::default(),
             runtime: RuntimeSettings::default(),
             http: HttpSettings::default(),
+            realtime: confab_web::realtime::RealtimeConfig::default(),
         }
     }
 }

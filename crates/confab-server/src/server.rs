@@ -50,7 +50,8 @@ impl Node {
             config.data_dir.join("confab.db"),
             config.sqlite.clone(),
         )?);
-        let bus = Arc::new(LocalBus::new(config.runtime.bus_capacity));
+        let bus: Arc<dyn confab_cluster::Bus> = Arc::new(LocalBus::new(config.runtime.bus_capacity));
+        let hub = confab_web::realtime::Hub::start(&bus);
         let runtime = ChannelRuntime::new(
             store.clone(),
             bus,
@@ -59,6 +60,7 @@ impl Node {
                 idle_timeout: config.idle_timeout(),
                 mailbox_capacity: config.runtime.mailbox_capacity,
                 arbiters: config.runtime.arbiters,
+                client_id_window: config.runtime.client_id_window,
             },
         );
 
@@ -90,6 +92,8 @@ impl Node {
                 max_page_size: config.http.max_page_size,
                 webhooks_per_channel: config.http.webhooks_per_channel,
             },
+            realtime: config.realtime.clone(),
+            hub,
         });
         let workers = match config.http.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -100,6 +104,7 @@ impl Node {
             App::new()
                 .app_data(state.clone())
                 .wrap(actix_web::middleware::Compress::default())
+                .configure(confab_web::realtime::configure)
                 .configure(confab_web::rest::configure)
         })
         .workers(workers)

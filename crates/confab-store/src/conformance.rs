@@ -38,6 +38,7 @@ macro_rules! store_conformance_tests {
             deleting_a_service_removes_everything,
             events_are_kept_in_seq_order,
             invalid_cursor_is_an_error,
+            invites_are_listed_per_identity,
         );
     };
     (@tests $make:expr; $($name:ident,)*) => {$(
@@ -156,6 +157,7 @@ fn post(body: &str) -> ChannelCommand {
         date_created: None,
         date_updated: None,
         last_updated_by: None,
+        client_id: None,
     })
 }
 
@@ -452,3 +454,27 @@ pub async fn invalid_cursor_is_an_error(store: Arc<dyn Store>) {
 // Keeps the trait in scope for the checks that call it through `dyn Store`.
 #[allow(dead_code)]
 fn _assert_object_safe(_: &dyn ChannelStore) {}
+
+/// Pending invites are found by identity across the service, and go away when accepted.
+pub async fn invites_are_listed_per_identity(store: Arc<dyn Store>) {
+    let mut world = World::new(store.clone()).await;
+    let role = world.service.default_channel_role_sid;
+    let mut state = world.create_channel(1, None).await.unwrap();
+    let invite = ChannelCommand::Invite(confab_domain::InviteMember {
+        identity: "zoe".into(),
+        role_sid: role,
+        created_by: None,
+    });
+    world.apply(&mut state, invite).await;
+    let invites = store
+        .list_user_invites(world.service.sid, "zoe", &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(invites.items.len(), 1);
+    world.apply(&mut state, add("zoe", role)).await;
+    let invites = store
+        .list_user_invites(world.service.sid, "zoe", &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert!(invites.items.is_empty(), "joining accepts the invite");
+}

@@ -240,6 +240,13 @@ pub trait ChannelStore: Send + Sync {
         identities: &[String],
         page: &PageRequest,
     ) -> Result<Page<Invite>, StoreError>;
+    /// The pending invites of an identity across the service, in creation order.
+    async fn list_user_invites(
+        &self,
+        service: ServiceSid,
+        identity: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Invite>, StoreError>;
     /// The channel's retained events with `seq > after`, in `seq` order, at most `limit`.
     /// Older events may have been pruned: the first returned `seq` tells whether the range is whole.
     async fn events_after(

@@ -2,7 +2,8 @@
 //!
 //! It owns the Twilio Chat v2 REST API ([`rest`]): routing, form parsing ([`form`]), HTTP Basic
 //! authentication ([`auth`]), paging, and the single mapping of failures to Twilio error codes
-//! ([`error`]). The realtime WebSocket gateway will live here too.
+//! ([`error`]); the realtime WebSocket gateway ([`realtime`]: sessions, the fan-out hub, the
+//! operations) and Twilio-format access tokens ([`token`]).
 //!
 //! It must not store anything itself or order channel writes: reads go to the store, and every
 //! write to a channel goes through the channel's actor in `confab-cluster`. REST calls act as the
@@ -11,7 +12,9 @@
 pub mod auth;
 pub mod error;
 pub mod form;
+pub mod realtime;
 pub mod rest;
+pub mod token;
 
 use std::sync::Arc;
 
@@ -59,4 +62,8 @@ pub struct AppState {
     pub urls: Urls,
     /// HTTP limits.
     pub limits: WebLimits,
+    /// Realtime session limits and timings.
+    pub realtime: realtime::RealtimeConfig,
+    /// The node's realtime fan-out hub.
+    pub hub: realtime::Hub,
 }

@@ -2,16 +2,15 @@
 
 use std::sync::Arc;
 
-use confab_domain::ChannelEvent;
 use tokio::sync::broadcast;
 
-use super::Bus;
+use super::{Bus, EventBatch};
 
-/// In-process bus. Each subscriber has a bounded backlog (`capacity` events); one that falls
+/// In-process bus. Each subscriber has a bounded backlog (`capacity` batches); one that falls
 /// further behind gets `RecvError::Lagged` and must repair from the store. Publishing never waits.
 #[derive(Debug, Clone)]
 pub struct LocalBus {
-    sender: broadcast::Sender<Arc<ChannelEvent>>,
+    sender: broadcast::Sender<Arc<EventBatch>>,
 }
 
 impl LocalBus {
@@ -23,14 +22,12 @@ impl LocalBus {
 }
 
 impl Bus for LocalBus {
-    fn publish(&self, events: &[ChannelEvent]) {
-        for event in events {
-            // An error only means that nobody listens right now, which is fine.
-            let _ = self.sender.send(Arc::new(event.clone()));
-        }
+    fn publish(&self, batch: Arc<EventBatch>) {
+        // An error only means that nobody listens right now, which is fine.
+        let _ = self.sender.send(batch);
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Arc<ChannelEvent>> {
+    fn subscribe(&self) -> broadcast::Receiver<Arc<EventBatch>> {
         self.sender.subscribe()
     }
 }
@@ -38,10 +35,22 @@ impl Bus for LocalBus {
 #[cfg(test)]
 mod tests {
     use confab_domain::{
-        Attributes, Channel, ChannelEventKind, ChannelSid, ChannelType, ServiceSid, Timestamp,
+        Attributes, Channel, ChannelEvent, ChannelEventKind, ChannelSid, ChannelType, ServiceSid,
+        Timestamp,
     };
 
     use super::*;
+
+    fn batch(seqs: &[u64]) -> Arc<EventBatch> {
+        let events: Vec<ChannelEvent> = seqs.iter().map(|s| event(*s)).collect();
+        Arc::new(EventBatch {
+            channel: match &events[0].kind {
+                ChannelEventKind::ChannelUpdated { channel, .. } => channel.clone(),
+                _ => unreachable!(),
+            },
+            events,
+        })
+    }
 
     fn event(seq: u64) -> ChannelEvent {
         let channel = Channel {
@@ -75,18 +84,22 @@ mod tests {
     async fn subscribers_get_events_in_publish_order() {
         let bus = LocalBus::new(16);
         let mut rx = bus.subscribe();
-        bus.publish(&[event(1), event(2)]);
-        bus.publish(&[event(3)]);
-        for expected in 1..=3 {
-            assert_eq!(rx.recv().await.unwrap().seq, expected);
+        bus.publish(batch(&[1, 2]));
+        bus.publish(batch(&[3]));
+        let mut seqs = Vec::new();
+        for _ in 0..2 {
+            seqs.extend(rx.recv().await.unwrap().events.iter().map(|e| e.seq));
         }
+        assert_eq!(seqs, vec![1, 2, 3]);
     }
 
     #[tokio::test]
     async fn a_lagging_subscriber_is_told_it_missed_events() {
         let bus = LocalBus::new(2);
         let mut rx = bus.subscribe();
-        bus.publish(&[event(1), event(2), event(3)]);
+        bus.publish(batch(&[1]));
+        bus.publish(batch(&[2]));
+        bus.publish(batch(&[3]));
         assert!(matches!(
             rx.recv().await,
             Err(broadcast::error::RecvError::Lagged(1))

@@ -10,14 +10,23 @@ mod local;
 
 use std::sync::Arc;
 
-use confab_domain::ChannelEvent;
+use confab_domain::{Channel, ChannelEvent};
 pub use local::LocalBus;
 use tokio::sync::broadcast;
 
+/// The events of one committed write to a channel, with the channel as it is after them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBatch {
+    /// The channel after the write (as it was, for a deletion).
+    pub channel: Channel,
+    /// The events, in `seq` order.
+    pub events: Vec<ChannelEvent>,
+}
+
 /// Publishes committed channel events to this node's listeners.
 pub trait Bus: Send + Sync + std::fmt::Debug {
-    /// Publishes committed events of one channel, in `seq` order. Never blocks.
-    fn publish(&self, events: &[ChannelEvent]);
-    /// A receiver of every event published from now on. See the trait's delivery contract.
-    fn subscribe(&self) -> broadcast::Receiver<Arc<ChannelEvent>>;
+    /// Publishes the events of one committed write, in `seq` order. Never blocks.
+    fn publish(&self, batch: Arc<EventBatch>);
+    /// A receiver of every batch published from now on. See the trait's delivery contract.
+    fn subscribe(&self) -> broadcast::Receiver<Arc<EventBatch>>;
 }

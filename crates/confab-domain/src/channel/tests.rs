@@ -49,6 +49,7 @@ fn post(author: &str, body: &str, require_member: bool) -> ChannelCommand {
         date_created: None,
         date_updated: None,
         last_updated_by: None,
+        client_id: None,
     })
 }
 

@@ -230,12 +230,13 @@ fn apply_event(
         }
         ChannelEventKind::InviteCreated { invite } => {
             conn.prepare_cached(
-                "INSERT INTO invites (sid, channel_sid, identity, data) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO invites (sid, channel_sid, service_sid, identity, data) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (sid) DO UPDATE SET data = excluded.data",
             )?
             .execute(params![
                 invite.sid.to_string(),
                 channel_sid,
+                invite.service_sid.to_string(),
                 invite.identity,
                 encode(invite)?
             ])?;
@@ -771,6 +772,20 @@ impl ChannelStore for SqliteStore {
         );
         self.read(move |conn| page_of(conn, "invites", "rowid", &filter, args, &page))
             .await
+    }
+
+    async fn list_user_invites(
+        &self,
+        service: ServiceSid,
+        identity: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Invite>, StoreError> {
+        let page = page.clone();
+        let args = vec![text(service), text(identity)];
+        self.read(move |conn| {
+            page_of(conn, "invites", "rowid", "service_sid = ? AND identity = ?", args, &page)
+        })
+        .await
     }
 
     async fn events_after(

@@ -55,10 +55,12 @@ CREATE TABLE messages (
 CREATE TABLE invites (
     sid TEXT PRIMARY KEY,
     channel_sid TEXT NOT NULL,
+    service_sid TEXT NOT NULL,
     identity TEXT NOT NULL,
     data TEXT NOT NULL,
     UNIQUE (channel_sid, identity)
 );
+CREATE INDEX invites_by_identity ON invites(service_sid, identity);
 CREATE TABLE channel_events (
     channel_sid TEXT NOT NULL,
     seq INTEGER NOT NULL,

@@ -52,6 +52,7 @@ async fn create(
         date_created: form.timestamp("DateCreated")?,
         date_updated: form.timestamp("DateUpdated")?,
         last_updated_by: form.string("LastUpdatedBy"),
+        client_id: None,
     });
     let events = state
         .runtime

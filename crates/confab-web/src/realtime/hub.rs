@@ -1,0 +1,588 @@
+//! The node-local fan-out hub: one task that owns every session's subscriptions and turns each
+//! committed channel event into one frame, whose bytes are shared by every recipient.
+//!
+//! The hub never waits on a session: it offers each frame to the session's bounded outbox with
+//! `try_send`. A session whose outbox is full is too slow: the hub forgets it and signals it to
+//! close with 4009, so that it reconnects and resumes; memory stays bounded by the outbox size.
+//! Typing indicators live here too, with one tick driving every typing timeout of the node.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytestring::ByteString;
+use confab_cluster::{Bus, EventBatch};
+use confab_domain::{ChannelEventKind, ChannelSid, ServiceSid};
+use confab_protocol::realtime::{self as rt, ChannelView, UserView};
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc, Notify};
+
+/// A session's id on this node.
+pub type SessionId = u64;
+
+/// What a session's writer receives.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A frame to send as is.
+    Frame(ByteString),
+    /// A channel event with its `seq`; `frame` is `None` when the event is not for members (the
+    /// writer only advances its position).
+    Seq {
+        /// The channel.
+        channel: ChannelSid,
+        /// The event's sequence number.
+        seq: u64,
+        /// The frame, shared with every other member.
+        frame: Option<ByteString>,
+    },
+    /// From now on the session follows `channel`, having seen everything up to `after`.
+    Subscribed {
+        /// The channel.
+        channel: ChannelSid,
+        /// The last `seq` already reflected for this session.
+        after: u64,
+    },
+    /// The session no longer follows `channel`.
+    Unsubscribed {
+        /// The channel.
+        channel: ChannelSid,
+    },
+    /// Deliver every event of `channel` up to `upto` that has not been delivered yet.
+    Catchup {
+        /// The channel.
+        channel: ChannelSid,
+        /// The newest `seq` known to exist.
+        upto: u64,
+    },
+}
+
+/// The sending side of a session's outbox, as the hub holds it.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    /// Bounded queue to the session's writer.
+    pub tx: mpsc::Sender<Outbound>,
+    /// Signalled when the session fell too far behind.
+    pub too_slow: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Offers an item; `false` when the session is too slow (and has been signalled).
+    fn offer(&self, item: Outbound) -> bool {
+        match self.tx.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.too_slow.notify_one();
+                false
+            }
+            // The session is gone; its unregister is on its way.
+            Err(mpsc::error::TrySendError::Closed(_)) => true,
+        }
+    }
+}
+
+enum Command {
+    Register {
+        id: SessionId,
+        service: ServiceSid,
+        identity: String,
+        user: UserView,
+        outbox: Outbox,
+    },
+    Unregister {
+        id: SessionId,
+    },
+    Subscribe {
+        id: SessionId,
+        channel: ChannelSid,
+    },
+    Typing {
+        service: ServiceSid,
+        channel: ChannelSid,
+        identity: String,
+        member_sid: String,
+        timeout: Duration,
+    },
+    UserUpdated {
+        service: ServiceSid,
+        user: UserView,
+        reasons: Vec<&'static str>,
+    },
+}
+
+/// A handle to the hub; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    commands: mpsc::UnboundedSender<Command>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("hub command")
+    }
+}
+
+impl Hub {
+    /// Starts the hub task on the current runtime, fed by `bus`.
+    pub fn start(bus: &Arc<dyn Bus>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let events = bus.subscribe();
+        tokio::spawn(HubTask::default().run(rx, events));
+        Self {
+            commands: tx,
+            next_id: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// A fresh session id.
+    pub fn next_session_id(&self) -> SessionId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn send(&self, command: Command) {
+        // The hub task runs as long as the node; if it is gone the node is stopping.
+        let _ = self.commands.send(command);
+    }
+
+    /// Adds a session: it receives its identity's user events from now on.
+    pub fn register(&self, id: SessionId, service: ServiceSid, identity: String, user: UserView, outbox: Outbox) {
+        self.send(Command::Register {
+            id,
+            service,
+            identity,
+            user,
+            outbox,
+        });
+    }
+
+    /// Removes a session.
+    pub fn unregister(&self, id: SessionId) {
+        self.send(Command::Unregister { id });
+    }
+
+    /// Makes a session follow a channel (after it queued its own `Subscribed` marker).
+    pub fn subscribe(&self, id: SessionId, channel: ChannelSid) {
+        self.send(Command::Subscribe { id, channel });
+    }
+
+    /// `identity` is typing in `channel`.
+    pub fn typing(&self, service: ServiceSid, channel: ChannelSid, identity: String, member_sid: String, timeout: Duration) {
+        self.send(Command::Typing {
+            service,
+            channel,
+            identity,
+            member_sid,
+            timeout,
+        });
+    }
+
+    /// A user's profile changed.
+    pub fn user_updated(&self, service: ServiceSid, user: UserView, reasons: Vec<&'static str>) {
+        self.send(Command::UserUpdated { service, user, reasons });
+    }
+}
+
+struct SessionEntry {
+    service: ServiceSid,
+    identity: String,
+    outbox: Outbox,
+    channels: HashSet<ChannelSid>,
+}
+
+struct Typist {
+    service: ServiceSid,
+    member_sid: String,
+    until: Instant,
+}
+
+type UserKey = (ServiceSid, String);
+
+#[derive(Default)]
+struct HubTask {
+    sessions: HashMap<SessionId, SessionEntry>,
+    by_user: HashMap<UserKey, HashSet<SessionId>>,
+    users: HashMap<UserKey, UserView>,
+    subscribers: HashMap<ChannelSid, HashSet<SessionId>>,
+    last_seq: HashMap<ChannelSid, u64>,
+    typing: HashMap<(ChannelSid, String), Typist>,
+}
+
+impl HubTask {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut events: broadcast::Receiver<Arc<EventBatch>>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => break,
+                },
+                batch = events.recv() => match batch {
+                    Ok(batch) => self.batch(&batch),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        // Lost batches are repaired by each session's writer from the store
+                        // when it sees the next seq jump (and by the catch-up below).
+                        tracing::warn!(missed, "realtime hub fell behind the bus");
+                        self.catch_up_everyone();
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick() => self.expire_typing(),
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Register {
+                id,
+                service,
+                identity,
+                user,
+                outbox,
+            } => {
+                let key = (service, identity.clone());
+                let sessions = self.by_user.entry(key.clone()).or_default();
+                let first = sessions.is_empty();
+                sessions.insert(id);
+                self.sessions.insert(
+                    id,
+                    SessionEntry {
+                        service,
+                        identity,
+                        outbox,
+                        channels: HashSet::new(),
+                    },
+                );
+                let mut user = user;
+                user.online = true;
+                self.users.insert(key.clone(), user.clone());
+                if first {
+                    self.send_user_updated(&key, &user, &["online"]);
+                }
+            }
+            Command::Unregister { id } => self.remove(id),
+            Command::Subscribe { id, channel } => {
+                let Some(entry) = self.sessions.get_mut(&id) else {
+                    return;
+                };
+                entry.channels.insert(channel);
+                self.subscribers.entry(channel).or_default().insert(id);
+                if let Some(upto) = self.last_seq.get(&channel) {
+                    let ok = entry.outbox.offer(Outbound::Catchup {
+                        channel,
+                        upto: *upto,
+                    });
+                    if !ok {
+                        self.remove(id);
+                    }
+                }
+            }
+            Command::Typing {
+                service,
+                channel,
+                identity,
+                member_sid,
+                timeout,
+            } => {
+                let until = Instant::now() + timeout;
+                let key = (channel, identity.clone());
+                match self.typing.get_mut(&key) {
+                    Some(typist) => typist.until = until,
+                    None => {
+                        self.typing.insert(
+                            key,
+                            Typist {
+                                service,
+                                member_sid: member_sid.clone(),
+                                until,
+                            },
+                        );
+                        self.send_typing("typingStarted", service, channel, &identity, &member_sid);
+                    }
+                }
+            }
+            Command::UserUpdated {
+                service,
+                user,
+                reasons,
+            } => {
+                let key = (service, user.identity.clone());
+                let mut user = user;
+                user.online = self.by_user.get(&key).is_some_and(|s| !s.is_empty());
+                self.users.insert(key.clone(), user.clone());
+                self.send_user_updated(&key, &user, &reasons);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: SessionId) {
+        let Some(entry) = self.sessions.remove(&id) else {
+            return;
+        };
+        for channel in &entry.channels {
+            if let Some(subs) = self.subscribers.get_mut(channel) {
+                subs.remove(&id);
+                if subs.is_empty() {
+                    self.subscribers.remove(channel);
+                }
+            }
+        }
+        let key = (entry.service, entry.identity);
+        let now_offline = match self.by_user.get_mut(&key) {
+            Some(sessions) => {
+                sessions.remove(&id);
+                sessions.is_empty()
+            }
+            None => false,
+        };
+        if now_offline {
+            self.by_user.remove(&key);
+            if let Some(mut user) = self.users.remove(&key) {
+                user.online = false;
+                // Peers are found through the departed sessions' channels.
+                let frame = user_frame(&user, &["online"]);
+                for channel in &entry.channels {
+                    self.offer_channel(*channel, &frame, None);
+                }
+            }
+        }
+    }
+
+    /// Delivers a frame (no seq) to a channel's subscribers, except the sessions of `except`.
+    fn offer_channel(&mut self, channel: ChannelSid, frame: &ByteString, except: Option<&UserKey>) {
+        let Some(subs) = self.subscribers.get(&channel) else {
+            return;
+        };
+        let except: HashSet<SessionId> = except
+            .and_then(|k| self.by_user.get(k))
+            .cloned()
+            .unwrap_or_default();
+        let mut slow = Vec::new();
+        for id in subs {
+            if except.contains(id) {
+                continue;
+            }
+            if let Some(entry) = self.sessions.get(id) {
+                if !entry.outbox.offer(Outbound::Frame(frame.clone())) {
+                    slow.push(*id);
+                }
+            }
+        }
+        for id in slow {
+            self.remove(id);
+        }
+    }
+
+    /// Delivers an item to every session of a user.
+    fn offer_user(&mut self, key: &UserKey, item: impl Fn() -> Outbound) {
+        let Some(ids) = self.by_user.get(key) else {
+            return;
+        };
+        let mut slow = Vec::new();
+        for id in ids {
+            if let Some(entry) = self.sessions.get(id) {
+                if !entry.outbox.offer(item()) {
+                    slow.push(*id);
+                }
+            }
+        }
+        for id in slow {
+            self.remove(id);
+        }
+    }
+
+    fn send_typing(&mut self, name: &str, service: ServiceSid, channel: ChannelSid, identity: &str, member_sid: &str) {
+        let frame: ByteString = rt::event(
+            name,
+            Some(&channel.to_string()),
+            None,
+            &json!({"identity": identity, "memberSid": member_sid}),
+        )
+        .into();
+        self.offer_channel(channel, &frame, Some(&(service, identity.to_owned())));
+    }
+
+    fn expire_typing(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<(ChannelSid, String)> = self
+            .typing
+            .iter()
+            .filter(|(_, t)| t.until <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in expired {
+            self.end_typing(&key);
+        }
+    }
+
+    fn end_typing(&mut self, key: &(ChannelSid, String)) {
+        if let Some(typist) = self.typing.remove(key) {
+            self.send_typing("typingEnded", typist.service, key.0, &key.1, &typist.member_sid);
+        }
+    }
+
+    fn send_user_updated(&mut self, key: &UserKey, user: &UserView, reasons: &[&str]) {
+        let frame = user_frame(user, reasons);
+        let mut peers: HashSet<SessionId> = HashSet::new();
+        if let Some(ids) = self.by_user.get(key) {
+            for id in ids {
+                peers.insert(*id);
+                if let Some(entry) = self.sessions.get(id) {
+                    for channel in &entry.channels {
+                        if let Some(subs) = self.subscribers.get(channel) {
+                            peers.extend(subs.iter().copied());
+                        }
+                    }
+                }
+            }
+        }
+        let mut slow = Vec::new();
+        for id in peers {
+            if let Some(entry) = self.sessions.get(&id) {
+                if !entry.outbox.offer(Outbound::Frame(frame.clone())) {
+                    slow.push(id);
+                }
+            }
+        }
+        for id in slow {
+            self.remove(id);
+        }
+    }
+
+    /// After the hub lost bus batches, every session catches up from the store.
+    fn catch_up_everyone(&mut self) {
+        let mut slow = Vec::new();
+        for (id, entry) in &self.sessions {
+            for channel in &entry.channels {
+                // `u64::MAX`: whatever the store holds, since the lost batches are unknown.
+                if !entry.outbox.offer(Outbound::Catchup {
+                    channel: *channel,
+                    upto: u64::MAX,
+                }) {
+                    slow.push(*id);
+                    break;
+                }
+            }
+        }
+        for id in slow {
+            self.remove(id);
+        }
+    }
+
+    fn batch(&mut self, batch: &EventBatch) {
+        let channel = &batch.channel;
+        let sid = channel.sid;
+        if let Some(last) = batch.events.last() {
+            self.last_seq.insert(sid, last.seq);
+        }
+        let service = channel.service_sid;
+        for event in &batch.events {
+            // Membership changes first adjust who follows the channel, so that a joining user
+            // receives its own `memberJoined` and a leaving one its `memberLeft`.
+            if let ChannelEventKind::MemberJoined { member } = &event.kind {
+                let key = (service, member.identity.clone());
+                let ids: Vec<SessionId> = self.by_user.get(&key).map(|s| s.iter().copied().collect()).unwrap_or_default();
+                for id in ids {
+                    if let Some(entry) = self.sessions.get_mut(&id) {
+                        entry.channels.insert(sid);
+                        self.subscribers.entry(sid).or_default().insert(id);
+                        let _ = entry.outbox.offer(Outbound::Subscribed {
+                            channel: sid,
+                            after: event.seq - 1,
+                        });
+                    }
+                }
+            }
+            let frame: Option<ByteString> = rt::member_frame(event).map(Into::into);
+            let mut slow = Vec::new();
+            if let Some(subs) = self.subscribers.get(&sid) {
+                for id in subs {
+                    if let Some(entry) = self.sessions.get(id) {
+                        let item = Outbound::Seq {
+                            channel: sid,
+                            seq: event.seq,
+                            frame: frame.clone(),
+                        };
+                        if !entry.outbox.offer(item) {
+                            slow.push(*id);
+                        }
+                    }
+                }
+            }
+            for id in slow {
+                self.remove(id);
+            }
+            self.user_scoped(service, channel, event);
+        }
+    }
+
+    /// The events addressed to one user rather than to the channel's members.
+    fn user_scoped(&mut self, service: ServiceSid, channel: &confab_domain::Channel, event: &confab_domain::ChannelEvent) {
+        let sid = channel.sid;
+        let sid_text = sid.to_string();
+        match &event.kind {
+            ChannelEventKind::MemberJoined { member } => {
+                let key = (service, member.identity.clone());
+                let view = ChannelView::new(channel, "joined", member.last_consumed_message_index);
+                let added: ByteString = rt::event("channelAdded", Some(&sid_text), None, &view).into();
+                let joined: ByteString = rt::event("channelJoined", Some(&sid_text), None, &view).into();
+                self.offer_user(&key, || Outbound::Frame(added.clone()));
+                self.offer_user(&key, || Outbound::Frame(joined.clone()));
+            }
+            ChannelEventKind::MemberLeft { member } => {
+                let key = (service, member.identity.clone());
+                let view = ChannelView::new(channel, "notParticipating", None);
+                let left: ByteString = rt::event("channelLeft", Some(&sid_text), None, &view).into();
+                self.offer_user(&key, || Outbound::Frame(left.clone()));
+                self.offer_user(&key, || Outbound::Unsubscribed { channel: sid });
+                let ids: Vec<SessionId> = self.by_user.get(&key).map(|s| s.iter().copied().collect()).unwrap_or_default();
+                for id in ids {
+                    if let Some(entry) = self.sessions.get_mut(&id) {
+                        entry.channels.remove(&sid);
+                    }
+                    if let Some(subs) = self.subscribers.get_mut(&sid) {
+                        subs.remove(&id);
+                    }
+                }
+                self.typing.remove(&(sid, member.identity.clone()));
+            }
+            ChannelEventKind::InviteCreated { invite } => {
+                let key = (service, invite.identity.clone());
+                let view = ChannelView::new(channel, "invited", None);
+                let added: ByteString = rt::event("channelAdded", Some(&sid_text), None, &view).into();
+                let invited: ByteString = rt::event("channelInvited", Some(&sid_text), None, &view).into();
+                self.offer_user(&key, || Outbound::Frame(added.clone()));
+                self.offer_user(&key, || Outbound::Frame(invited.clone()));
+            }
+            ChannelEventKind::MessageAdded { message } => {
+                // A message ends its author's typing indicator at once.
+                let key = (sid, message.author.clone());
+                if self.typing.contains_key(&key) {
+                    self.end_typing(&key);
+                }
+            }
+            ChannelEventKind::ChannelRemoved { .. } => {
+                if let Some(subs) = self.subscribers.remove(&sid) {
+                    for id in subs {
+                        if let Some(entry) = self.sessions.get_mut(&id) {
+                            entry.channels.remove(&sid);
+                            let _ = entry.outbox.offer(Outbound::Unsubscribed { channel: sid });
+                        }
+                    }
+                }
+                self.last_seq.remove(&sid);
+                self.typing.retain(|(c, _), _| *c != sid);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn user_frame(user: &UserView, reasons: &[&str]) -> ByteString {
+    rt::event("userUpdated", None, None, &json!({"user": user, "updateReasons": reasons})).into()
+}

@@ -1,0 +1,84 @@
+//! The realtime WebSocket API at `GET /v2/realtime` (`docs/protocol.md`).
+//!
+//! [`hub`] fans committed events out to sessions; [`session`] runs one WebSocket (reader,
+//! writer with gap repair, keepalive, limits); [`ops`] implements the operations.
+
+pub mod hub;
+mod ops;
+mod session;
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+pub use hub::Hub;
+
+use crate::AppState;
+
+/// Limits and timings of realtime sessions. Every one is configurable.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RealtimeConfig {
+    /// Seconds a new connection has to send `init` (else close 4008).
+    pub init_timeout_secs: u64,
+    /// Seconds between server pings.
+    pub ping_interval_secs: u64,
+    /// Seconds of silence (no frame, no pong) after which a client is dropped.
+    pub client_timeout_secs: u64,
+    /// Largest client frame in bytes (else close 1009).
+    pub max_frame_bytes: usize,
+    /// Frames that may wait for a slow client before it is closed with 4009.
+    pub outbox_frames: usize,
+    /// Sustained operations per second per connection.
+    pub ops_per_sec: u32,
+    /// Operations a connection may burst above the sustained rate.
+    pub ops_burst: u32,
+    /// Refused operations in a row after which the connection is closed with 4029.
+    pub close_after_refusals: u32,
+    /// Seconds before token expiry when `tokenAboutToExpire` is sent.
+    pub token_warning_secs: u64,
+    /// Most events replayed for one channel on resume; a larger gap answers `resumed: false`.
+    pub max_replay: usize,
+    /// Most channels listed in `init` and `getSubscribedChannels`.
+    pub max_subscribed: usize,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            init_timeout_secs: 10,
+            ping_interval_secs: 10,
+            client_timeout_secs: 30,
+            max_frame_bytes: 64 * 1024,
+            outbox_frames: 1024,
+            ops_per_sec: 50,
+            ops_burst: 200,
+            close_after_refusals: 100,
+            token_warning_secs: 60,
+            max_replay: 10_000,
+            max_subscribed: 1000,
+        }
+    }
+}
+
+impl RealtimeConfig {
+    fn init_timeout(&self) -> Duration {
+        Duration::from_secs(self.init_timeout_secs)
+    }
+}
+
+/// Registers `GET /v2/realtime` (before the REST scope, which requires Basic auth).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v2/realtime", web::get().to(upgrade));
+}
+
+async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (response, ws, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream.max_frame_size(state.realtime.max_frame_bytes);
+    actix_web::rt::spawn(session::run(state.into_inner(), ws, stream));
+    Ok(response)
+}

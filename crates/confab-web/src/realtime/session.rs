@@ -1,0 +1,190 @@
+//! One WebSocket connection: a reader loop that runs operations one at a time, a writer task
+//! that drains the session's bounded outbox, keepalive, rate limits, token expiry.
+//!
+//! The writer keeps, per channel the session follows, the next `seq` it owes the client. An
+//! event below it is a duplicate and dropped; an event above it means events went missing (a
+//! bus lag, a subscription race, a resume): the writer fetches the gap from the store and sends
+//! it first. That one rule gives ordered, gap-free, duplicate-free channel events.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
+use bytestring::ByteString;
+use confab_domain::ChannelSid;
+use confab_protocol::realtime as rt;
+use futures::StreamExt;
+use tokio::sync::{mpsc, Notify};
+
+use super::hub::{Outbound, Outbox};
+use super::ops::{Connection, Flow};
+use crate::AppState;
+
+/// Runs a connection until it closes.
+pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageStream) {
+    let cfg = state.realtime.clone();
+    let (tx, rx) = mpsc::channel(cfg.outbox_frames.max(1));
+    let too_slow = Arc::new(Notify::new());
+    let outbox = Outbox {
+        tx,
+        too_slow: too_slow.clone(),
+    };
+    let writer = actix_web::rt::spawn(write_loop(state.clone(), ws.clone(), rx));
+    let mut conn = Connection::new(state.clone(), outbox);
+
+    let init_deadline = tokio::time::sleep(cfg.init_timeout());
+    tokio::pin!(init_deadline);
+    let mut ping = tokio::time::interval(Duration::from_secs(cfg.ping_interval_secs.max(1)));
+    let client_timeout = Duration::from_secs(cfg.client_timeout_secs.max(1));
+    let mut last_heard = Instant::now();
+
+    let close: Option<(u16, &'static str)> = loop {
+        let token_deadline = conn.next_token_deadline();
+        tokio::select! {
+            frame = stream.next() => {
+                last_heard = Instant::now();
+                match frame {
+                    Some(Ok(Message::Text(text))) => match conn.handle_text(&text).await {
+                        Flow::Continue => {}
+                        Flow::Close(code, reason) => break Some((code, reason)),
+                    },
+                    Some(Ok(Message::Ping(bytes))) => {
+                        if ws.clone().pong(&bytes).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(Ok(Message::Pong(_))) | Some(Ok(Message::Nop)) => {}
+                    Some(Ok(Message::Binary(_))) | Some(Ok(Message::Continuation(_))) => {
+                        break Some((1003, "text frames only"));
+                    }
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Err(ProtocolError::Overflow)) => break Some((1009, "frame too big")),
+                    Some(Err(_)) => break Some((1002, "protocol error")),
+                }
+            }
+            _ = &mut init_deadline, if !conn.is_initialized() => break Some((4008, "no init in time")),
+            _ = ping.tick() => {
+                if last_heard.elapsed() > client_timeout {
+                    break None;
+                }
+                if ws.clone().ping(b"").await.is_err() {
+                    break None;
+                }
+            }
+            _ = too_slow.notified() => break Some((4009, "too slow: reconnect and resume")),
+            _ = sleep_until(token_deadline), if token_deadline.is_some() => {
+                if let Flow::Close(code, reason) = conn.token_timer() {
+                    break Some((code, reason));
+                }
+            }
+        }
+    };
+    conn.shutdown();
+    // Let the writer flush what is queued (a reply, `tokenExpired`) before the close frame.
+    drop(conn);
+    if let Some((code, reason)) = close {
+        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+        let _ = ws
+            .close(Some(CloseReason {
+                code: CloseCode::Other(code),
+                description: Some(reason.to_owned()),
+            }))
+            .await;
+    } else {
+        writer.abort();
+        let _ = ws.close(None).await;
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => futures::future::pending().await,
+    }
+}
+
+/// Drains the outbox to the socket, keeping each followed channel gap-free and in order.
+async fn write_loop(state: Arc<AppState>, mut ws: Session, mut rx: mpsc::Receiver<Outbound>) {
+    let mut next: HashMap<ChannelSid, u64> = HashMap::new();
+    while let Some(item) = rx.recv().await {
+        let sent = match item {
+            Outbound::Frame(frame) => ws.text(frame).await.is_ok(),
+            Outbound::Subscribed { channel, after } => {
+                next.insert(channel, after + 1);
+                true
+            }
+            Outbound::Unsubscribed { channel } => {
+                next.remove(&channel);
+                true
+            }
+            Outbound::Seq { channel, seq, frame } => {
+                let Some(expected) = next.get(&channel).copied() else {
+                    // Not (yet) following: its subscription marker brings what is owed.
+                    continue;
+                };
+                if seq < expected {
+                    continue;
+                }
+                let mut ok = true;
+                if seq > expected {
+                    ok = repair(&state, &mut ws, &mut next, channel, expected, seq - 1).await;
+                }
+                if ok {
+                    if let Some(frame) = frame {
+                        ok = ws.text(frame).await.is_ok();
+                    }
+                    next.insert(channel, seq + 1);
+                }
+                ok
+            }
+            Outbound::Catchup { channel, upto } => match next.get(&channel).copied() {
+                Some(expected) if upto >= expected => {
+                    repair(&state, &mut ws, &mut next, channel, expected, upto).await
+                }
+                _ => true,
+            },
+        };
+        if !sent {
+            break;
+        }
+    }
+}
+
+/// Sends the channel's stored events `from..=upto` that are addressed to members.
+async fn repair(
+    state: &AppState,
+    ws: &mut Session,
+    next: &mut HashMap<ChannelSid, u64>,
+    channel: ChannelSid,
+    from: u64,
+    upto: u64,
+) -> bool {
+    const BATCH: usize = 500;
+    let mut cursor = from.saturating_sub(1);
+    loop {
+        let events = match state.store.events_after(channel, cursor, BATCH).await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(%channel, error = %e, "cannot repair a gap from the store");
+                return true;
+            }
+        };
+        let fetched = events.len();
+        for event in events {
+            if event.seq > upto {
+                return true;
+            }
+            if let Some(frame) = rt::member_frame(&event) {
+                if ws.text(ByteString::from(frame)).await.is_err() {
+                    return false;
+                }
+            }
+            cursor = event.seq;
+            next.insert(channel, event.seq + 1);
+        }
+        if fetched < BATCH {
+            return true;
+        }
+    }
+}
