@@ -93,9 +93,15 @@ async fn sigterm_stops_the_node_cleanly_and_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = NodeProcess::spawn(dir.path()).unwrap();
     let rest = node.rest();
-    let service = rest.post("/v2/Services", &[("FriendlyName", "graceful")]).await.str("sid");
+    let service = rest
+        .post("/v2/Services", &[("FriendlyName", "graceful")])
+        .await
+        .str("sid");
     let status = node.terminate().unwrap();
-    assert!(status.success(), "confab should exit 0 on SIGTERM, got {status:?}");
+    assert!(
+        status.success(),
+        "confab should exit 0 on SIGTERM, got {status:?}"
+    );
 
     let node = NodeProcess::spawn(dir.path()).unwrap();
     let fetched = node.rest().get(&format!("/v2/Services/{service}")).await;

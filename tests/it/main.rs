@@ -6,5 +6,7 @@
 mod bad_input;
 mod concurrency;
 mod durability;
+mod realtime;
+mod realtime_abuse;
 mod rest;
 mod support;

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use confab_domain::{
-    ApplyContext, ChannelCommand, ChannelEvent, ChannelEventKind, ChannelSid, ChannelState, CreateChannel,
-    DomainError, Limits, MessageSid, Timestamp, UpdateMessage,
+    ApplyContext, ChannelCommand, ChannelEvent, ChannelEventKind, ChannelSid, ChannelState,
+    CreateChannel, DomainError, Limits, MessageSid, Timestamp, UpdateMessage,
 };
 use confab_store::{ChannelCommit, Store};
 
@@ -138,7 +138,10 @@ impl ChannelCore {
         let command = match op {
             ChannelOp::Create(create) => return self.create(create).await,
             ChannelOp::Apply(ChannelCommand::PostMessage(post)) if post.client_id.is_some() => {
-                let key = (post.author.clone(), post.client_id.clone().unwrap_or_default());
+                let key = (
+                    post.author.clone(),
+                    post.client_id.clone().unwrap_or_default(),
+                );
                 if let Some(earlier) = self.earlier_post(&key).await? {
                     // A retry: answer with the first message, write and publish nothing.
                     return Ok(vec![earlier]);

@@ -215,7 +215,10 @@ async fn service_member_limit_applies_to_its_channels() {
 async fn a_retried_post_with_the_same_client_id_creates_one_message() {
     let f = fixture(Duration::from_millis(50)).await;
     let channel = ChannelSid::from_bits(11);
-    f.runtime.execute(channel, create(channel, f.service)).await.unwrap();
+    f.runtime
+        .execute(channel, create(channel, f.service))
+        .await
+        .unwrap();
     let keyed = |body: &str| {
         ChannelOp::Apply(ChannelCommand::PostMessage(PostMessage {
             author: "alice".into(),
@@ -240,6 +243,9 @@ async fn a_retried_post_with_the_same_client_id_creates_one_message() {
     }
     let after_restart = index_of(&f.runtime.execute(channel, keyed("hi")).await.unwrap());
     assert_eq!(first, after_restart);
-    assert_eq!(index_of(&f.runtime.execute(channel, post("next")).await.unwrap()), first + 1);
+    assert_eq!(
+        index_of(&f.runtime.execute(channel, post("next")).await.unwrap()),
+        first + 1
+    );
     f.runtime.shutdown();
 }

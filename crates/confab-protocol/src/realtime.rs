@@ -3,9 +3,7 @@
 //!
 //! Everything here is shared by the server and the Rust SDK, so both sides read the same shapes.
 
-use confab_domain::{
-    Channel, ChannelEvent, ChannelEventKind, Member, Message, UpdateReason, User,
-};
+use confab_domain::{Channel, ChannelEvent, ChannelEventKind, Member, Message, UpdateReason, User};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -269,7 +267,10 @@ pub fn member_frame(event: &ChannelEvent) -> Option<String> {
         ChannelEventKind::MessageAdded { message } => {
             self::event("messageAdded", ch, seq, &MessageView::from(message))
         }
-        ChannelEventKind::MessageUpdated { message, reasons: r } => self::event(
+        ChannelEventKind::MessageUpdated {
+            message,
+            reasons: r,
+        } => self::event(
             "messageUpdated",
             ch,
             seq,
@@ -290,7 +291,10 @@ pub fn member_frame(event: &ChannelEvent) -> Option<String> {
             seq,
             &json!({"member": MemberView::from(member), "updateReasons": reasons(r)}),
         ),
-        ChannelEventKind::ChannelUpdated { channel, reasons: r } => self::event(
+        ChannelEventKind::ChannelUpdated {
+            channel,
+            reasons: r,
+        } => self::event(
             "channelUpdated",
             ch,
             seq,

@@ -50,7 +50,8 @@ impl Node {
             config.data_dir.join("confab.db"),
             config.sqlite.clone(),
         )?);
-        let bus: Arc<dyn confab_cluster::Bus> = Arc::new(LocalBus::new(config.runtime.bus_capacity));
+        let bus: Arc<dyn confab_cluster::Bus> =
+            Arc::new(LocalBus::new(config.runtime.bus_capacity));
         let hub = confab_web::realtime::Hub::start(&bus);
         let runtime = ChannelRuntime::new(
             store.clone(),

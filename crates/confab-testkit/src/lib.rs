@@ -41,6 +41,30 @@ impl Default for TestCredentials {
     }
 }
 
+impl TestCredentials {
+    /// An access token for `identity` in `service` (an `IS…` SID), valid for `ttl_secs`.
+    /// Panics on a malformed service SID: a test that passes one is wrong.
+    pub fn token(&self, identity: &str, service: &str, ttl_secs: u64) -> String {
+        let credentials = confab_web::Credentials {
+            account_sid: self
+                .account_sid
+                .parse()
+                .unwrap_or_else(|_| panic!("bad account SID")),
+            auth_token: self.auth_token.clone(),
+            api_key_sid: self
+                .api_key_sid
+                .parse()
+                .unwrap_or_else(|_| panic!("bad API key SID")),
+            api_key_secret: self.api_key_secret.clone(),
+        };
+        let service = service
+            .parse()
+            .unwrap_or_else(|_| panic!("bad service SID {service}"));
+        confab_web::token::mint(&credentials, identity, service, ttl_secs)
+            .unwrap_or_else(|e| panic!("cannot mint a token: {e}"))
+    }
+}
+
 /// Why a test node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum TestkitError {
@@ -161,6 +185,16 @@ impl TestNode {
     /// `http://addr`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `ws://addr/v2/realtime`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v2/realtime", self.addr)
+    }
+
+    /// An access token for `identity` in `service`, signed with the node's API key.
+    pub fn token(&self, identity: &str, service: &str, ttl_secs: u64) -> String {
+        self.credentials.token(identity, service, ttl_secs)
     }
 
     /// A REST client authenticated with the account SID and auth token.

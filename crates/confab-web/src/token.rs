@@ -61,7 +61,12 @@ fn now_secs() -> u64 {
 }
 
 /// Mints a token for `identity` in `service`, valid for `ttl_secs`.
-pub fn mint(credentials: &Credentials, identity: &str, service: ServiceSid, ttl_secs: u64) -> Result<String, TokenError> {
+pub fn mint(
+    credentials: &Credentials,
+    identity: &str,
+    service: ServiceSid,
+    ttl_secs: u64,
+) -> Result<String, TokenError> {
     let now = now_secs();
     let mut header = Header::new(Algorithm::HS256);
     header.cty = Some("twilio-fpa;v=1".to_owned());
@@ -160,7 +165,10 @@ mod tests {
         foreign.account_sid = AccountSid::from_bits(9);
         let foreign = mint(&foreign, "alice", ServiceSid::from_bits(3), 60).unwrap();
         assert!(matches!(verify(&c, &foreign), Err(TokenError::Invalid(_))));
-        assert!(matches!(verify(&c, "not.a.jwt"), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            verify(&c, "not.a.jwt"),
+            Err(TokenError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -181,7 +189,8 @@ mod tests {
                 }),
             },
         };
-        let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(b"secret")).unwrap();
+        let token =
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(b"secret")).unwrap();
         assert_eq!(verify(&c, &token), Err(TokenError::Expired));
     }
 }

@@ -783,7 +783,14 @@ impl ChannelStore for SqliteStore {
         let page = page.clone();
         let args = vec![text(service), text(identity)];
         self.read(move |conn| {
-            page_of(conn, "invites", "rowid", "service_sid = ? AND identity = ?", args, &page)
+            page_of(
+                conn,
+                "invites",
+                "rowid",
+                "service_sid = ? AND identity = ?",
+                args,
+                &page,
+            )
         })
         .await
     }

@@ -146,7 +146,14 @@ impl Hub {
     }
 
     /// Adds a session: it receives its identity's user events from now on.
-    pub fn register(&self, id: SessionId, service: ServiceSid, identity: String, user: UserView, outbox: Outbox) {
+    pub fn register(
+        &self,
+        id: SessionId,
+        service: ServiceSid,
+        identity: String,
+        user: UserView,
+        outbox: Outbox,
+    ) {
         self.send(Command::Register {
             id,
             service,
@@ -167,7 +174,14 @@ impl Hub {
     }
 
     /// `identity` is typing in `channel`.
-    pub fn typing(&self, service: ServiceSid, channel: ChannelSid, identity: String, member_sid: String, timeout: Duration) {
+    pub fn typing(
+        &self,
+        service: ServiceSid,
+        channel: ChannelSid,
+        identity: String,
+        member_sid: String,
+        timeout: Duration,
+    ) {
         self.send(Command::Typing {
             service,
             channel,
@@ -179,7 +193,11 @@ impl Hub {
 
     /// A user's profile changed.
     pub fn user_updated(&self, service: ServiceSid, user: UserView, reasons: Vec<&'static str>) {
-        self.send(Command::UserUpdated { service, user, reasons });
+        self.send(Command::UserUpdated {
+            service,
+            user,
+            reasons,
+        });
     }
 }
 
@@ -396,7 +414,14 @@ impl HubTask {
         }
     }
 
-    fn send_typing(&mut self, name: &str, service: ServiceSid, channel: ChannelSid, identity: &str, member_sid: &str) {
+    fn send_typing(
+        &mut self,
+        name: &str,
+        service: ServiceSid,
+        channel: ChannelSid,
+        identity: &str,
+        member_sid: &str,
+    ) {
         let frame: ByteString = rt::event(
             name,
             Some(&channel.to_string()),
@@ -422,7 +447,13 @@ impl HubTask {
 
     fn end_typing(&mut self, key: &(ChannelSid, String)) {
         if let Some(typist) = self.typing.remove(key) {
-            self.send_typing("typingEnded", typist.service, key.0, &key.1, &typist.member_sid);
+            self.send_typing(
+                "typingEnded",
+                typist.service,
+                key.0,
+                &key.1,
+                &typist.member_sid,
+            );
         }
     }
 
@@ -486,7 +517,11 @@ impl HubTask {
             // receives its own `memberJoined` and a leaving one its `memberLeft`.
             if let ChannelEventKind::MemberJoined { member } = &event.kind {
                 let key = (service, member.identity.clone());
-                let ids: Vec<SessionId> = self.by_user.get(&key).map(|s| s.iter().copied().collect()).unwrap_or_default();
+                let ids: Vec<SessionId> = self
+                    .by_user
+                    .get(&key)
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default();
                 for id in ids {
                     if let Some(entry) = self.sessions.get_mut(&id) {
                         entry.channels.insert(sid);
@@ -522,25 +557,37 @@ impl HubTask {
     }
 
     /// The events addressed to one user rather than to the channel's members.
-    fn user_scoped(&mut self, service: ServiceSid, channel: &confab_domain::Channel, event: &confab_domain::ChannelEvent) {
+    fn user_scoped(
+        &mut self,
+        service: ServiceSid,
+        channel: &confab_domain::Channel,
+        event: &confab_domain::ChannelEvent,
+    ) {
         let sid = channel.sid;
         let sid_text = sid.to_string();
         match &event.kind {
             ChannelEventKind::MemberJoined { member } => {
                 let key = (service, member.identity.clone());
                 let view = ChannelView::new(channel, "joined", member.last_consumed_message_index);
-                let added: ByteString = rt::event("channelAdded", Some(&sid_text), None, &view).into();
-                let joined: ByteString = rt::event("channelJoined", Some(&sid_text), None, &view).into();
+                let added: ByteString =
+                    rt::event("channelAdded", Some(&sid_text), None, &view).into();
+                let joined: ByteString =
+                    rt::event("channelJoined", Some(&sid_text), None, &view).into();
                 self.offer_user(&key, || Outbound::Frame(added.clone()));
                 self.offer_user(&key, || Outbound::Frame(joined.clone()));
             }
             ChannelEventKind::MemberLeft { member } => {
                 let key = (service, member.identity.clone());
                 let view = ChannelView::new(channel, "notParticipating", None);
-                let left: ByteString = rt::event("channelLeft", Some(&sid_text), None, &view).into();
+                let left: ByteString =
+                    rt::event("channelLeft", Some(&sid_text), None, &view).into();
                 self.offer_user(&key, || Outbound::Frame(left.clone()));
                 self.offer_user(&key, || Outbound::Unsubscribed { channel: sid });
-                let ids: Vec<SessionId> = self.by_user.get(&key).map(|s| s.iter().copied().collect()).unwrap_or_default();
+                let ids: Vec<SessionId> = self
+                    .by_user
+                    .get(&key)
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default();
                 for id in ids {
                     if let Some(entry) = self.sessions.get_mut(&id) {
                         entry.channels.remove(&sid);
@@ -554,8 +601,10 @@ impl HubTask {
             ChannelEventKind::InviteCreated { invite } => {
                 let key = (service, invite.identity.clone());
                 let view = ChannelView::new(channel, "invited", None);
-                let added: ByteString = rt::event("channelAdded", Some(&sid_text), None, &view).into();
-                let invited: ByteString = rt::event("channelInvited", Some(&sid_text), None, &view).into();
+                let added: ByteString =
+                    rt::event("channelAdded", Some(&sid_text), None, &view).into();
+                let invited: ByteString =
+                    rt::event("channelInvited", Some(&sid_text), None, &view).into();
                 self.offer_user(&key, || Outbound::Frame(added.clone()));
                 self.offer_user(&key, || Outbound::Frame(invited.clone()));
             }
@@ -584,5 +633,11 @@ impl HubTask {
 }
 
 fn user_frame(user: &UserView, reasons: &[&str]) -> ByteString {
-    rt::event("userUpdated", None, None, &json!({"user": user, "updateReasons": reasons})).into()
+    rt::event(
+        "userUpdated",
+        None,
+        None,
+        &json!({"user": user, "updateReasons": reasons}),
+    )
+    .into()
 }

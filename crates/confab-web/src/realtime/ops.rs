@@ -63,7 +63,8 @@ struct TokenBucket {
 impl TokenBucket {
     fn take(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -85,7 +86,8 @@ struct Request {
 type OpResult = Result<Value, ApiError>;
 
 fn params<T: for<'de> Deserialize<'de>>(frame: &Value) -> Result<T, ApiError> {
-    serde_json::from_value(frame.clone()).map_err(|e| ApiError::invalid(format!("Invalid parameters: {e}")))
+    serde_json::from_value(frame.clone())
+        .map_err(|e| ApiError::invalid(format!("Invalid parameters: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -110,10 +112,17 @@ fn now_secs() -> u64 {
 }
 
 fn not_authorized(permission: confab_domain::Permission) -> ApiError {
-    ApiError::new(50107, 403, format!("User not authorized for command: needs {permission}"))
+    ApiError::new(
+        50107,
+        403,
+        format!("User not authorized for command: needs {permission}"),
+    )
 }
 
-fn find<T>(events: &[ChannelEvent], pick: impl Fn(&ChannelEventKind) -> Option<T>) -> Result<T, ApiError> {
+fn find<T>(
+    events: &[ChannelEvent],
+    pick: impl Fn(&ChannelEventKind) -> Option<T>,
+) -> Result<T, ApiError> {
     crate::rest::find_event(events, pick)
 }
 
@@ -152,8 +161,14 @@ impl Connection {
     pub(super) fn next_token_deadline(&self) -> Option<Instant> {
         let auth = self.auth.as_ref()?;
         let now = now_secs();
-        let warn_at = auth.expires_at.saturating_sub(self.state.realtime.token_warning_secs);
-        let at = if auth.warned { auth.expires_at } else { warn_at };
+        let warn_at = auth
+            .expires_at
+            .saturating_sub(self.state.realtime.token_warning_secs);
+        let at = if auth.warned {
+            auth.expires_at
+        } else {
+            warn_at
+        };
         Some(Instant::now() + Duration::from_secs(at.saturating_sub(now)))
     }
 
@@ -177,7 +192,11 @@ impl Connection {
 
     /// Queues a frame for the client; a full outbox is the slow-consumer case.
     fn push(&self, frame: String) -> bool {
-        match self.outbox.tx.try_send(Outbound::Frame(ByteString::from(frame))) {
+        match self
+            .outbox
+            .tx
+            .try_send(Outbound::Frame(ByteString::from(frame)))
+        {
             Ok(()) => true,
             Err(_) => {
                 self.outbox.too_slow.notify_one();
@@ -221,7 +240,11 @@ impl Connection {
             return self.init(request.id, &frame).await;
         }
         if self.auth.is_none() {
-            let e = ApiError::new(51007, 401, "Token authentication is rejected: send init first");
+            let e = ApiError::new(
+                51007,
+                401,
+                "Token authentication is rejected: send init first",
+            );
             self.push(rt::reply_err(request.id, &error_body(&e)));
             return Flow::Continue;
         }
@@ -278,7 +301,8 @@ impl Connection {
                     index: u64,
                 }
                 let p: P = params(frame)?;
-                self.consume(frame, ConsumptionUpdate::Advance(p.index)).await
+                self.consume(frame, ConsumptionUpdate::Advance(p.index))
+                    .await
             }
             "setAllMessagesConsumed" => self.consume(frame, ConsumptionUpdate::All).await,
             "setNoMessagesConsumed" => self.consume(frame, ConsumptionUpdate::Set(None)).await,
@@ -296,7 +320,11 @@ impl Connection {
             }
             "getUser" => self.get_user(frame).await,
             "updateUser" => self.update_user(frame).await,
-            _ => Err(ApiError::new(50302, 400, format!("Unknown operation {op:?}"))),
+            _ => Err(ApiError::new(
+                50302,
+                400,
+                format!("Unknown operation {op:?}"),
+            )),
         }
     }
 
@@ -330,12 +358,20 @@ impl Connection {
         let grant = match token::verify(&self.state.credentials, &p.token) {
             Ok(grant) => grant,
             Err(TokenError::Expired) => {
-                let e = ApiError::new(20104, 401, "Access Token expired or expiration date invalid");
+                let e = ApiError::new(
+                    20104,
+                    401,
+                    "Access Token expired or expiration date invalid",
+                );
                 self.push(rt::reply_err(id, &error_body(&e)));
                 return Flow::Close(4002, "token expired");
             }
             Err(TokenError::Invalid(why)) => {
-                let e = ApiError::new(51007, 401, format!("Token authentication is rejected: {why}"));
+                let e = ApiError::new(
+                    51007,
+                    401,
+                    format!("Token authentication is rejected: {why}"),
+                );
                 self.push(rt::reply_err(id, &error_body(&e)));
                 return Flow::Close(4001, "bad token");
             }
@@ -370,7 +406,13 @@ impl Connection {
             .store
             .get_service(grant.service_sid)
             .await?
-            .ok_or_else(|| ApiError::new(51007, 401, "Token authentication is rejected: unknown service"))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    51007,
+                    401,
+                    "Token authentication is rejected: unknown service",
+                )
+            })?;
         let user = crate::rest::ensure_user(&state, &service, &grant.identity).await?;
         // Registered before the channels are read, so that no membership change in between is
         // missed: the hub subscribes it to channels joined from now on.
@@ -412,7 +454,10 @@ impl Connection {
                 }
                 None => channel.last_seq,
             };
-            markers.push(Outbound::Subscribed { channel: sid, after: from });
+            markers.push(Outbound::Subscribed {
+                channel: sid,
+                after: from,
+            });
             markers.push(Outbound::Catchup {
                 channel: sid,
                 upto: channel.last_seq,
@@ -457,11 +502,15 @@ impl Connection {
         let result = params::<P>(frame).and_then(|p| {
             token::verify(&self.state.credentials, &p.token).map_err(|e| match e {
                 TokenError::Expired => ApiError::new(20104, 401, "Access Token expired"),
-                TokenError::Invalid(why) => ApiError::new(51007, 401, format!("Token rejected: {why}")),
+                TokenError::Invalid(why) => {
+                    ApiError::new(51007, 401, format!("Token rejected: {why}"))
+                }
             })
         });
         match (result, self.auth.as_mut()) {
-            (Ok(grant), Some(auth)) if grant.identity == auth.identity && grant.service_sid == auth.service.sid => {
+            (Ok(grant), Some(auth))
+                if grant.identity == auth.identity && grant.service_sid == auth.service.sid =>
+            {
                 auth.expires_at = grant.expires_at;
                 auth.warned = false;
                 self.push(rt::reply_ok(id, &json!({})));
@@ -491,12 +540,19 @@ impl Connection {
                 .list_memberships(auth.service.sid, &auth.identity, &page)
                 .await?;
             for member in got.items {
-                if let Some(channel) = self.state.store.get_channel(auth.service.sid, member.channel_sid).await? {
+                if let Some(channel) = self
+                    .state
+                    .store
+                    .get_channel(auth.service.sid, member.channel_sid)
+                    .await?
+                {
                     out.push((channel, member));
                 }
             }
             match got.next {
-                Some(cursor) if out.len() < self.state.realtime.max_subscribed => page.start = PageStart::After(cursor),
+                Some(cursor) if out.len() < self.state.realtime.max_subscribed => {
+                    page.start = PageStart::After(cursor)
+                }
                 _ => break,
             }
         }
@@ -513,7 +569,12 @@ impl Connection {
             .await?;
         let mut out = Vec::new();
         for invite in invites.items {
-            if let Some(channel) = self.state.store.get_channel(auth.service.sid, invite.channel_sid).await? {
+            if let Some(channel) = self
+                .state
+                .store
+                .get_channel(auth.service.sid, invite.channel_sid)
+                .await?
+            {
                 out.push((channel, invite));
             }
         }
@@ -534,12 +595,19 @@ impl Connection {
     }
 
     fn view(&self, channel: &Channel, status: &str, member: Option<&Member>) -> ChannelView {
-        ChannelView::new(channel, status, member.and_then(|m| m.last_consumed_message_index))
+        ChannelView::new(
+            channel,
+            status,
+            member.and_then(|m| m.last_consumed_message_index),
+        )
     }
 
     /// The channel named by the `channel` parameter, if the caller may see it, with the caller's
     /// status and membership. Private channels are invisible to outsiders (50300).
-    async fn visible_channel(&self, frame: &Value) -> Result<(Channel, &'static str, Option<Member>), ApiError> {
+    async fn visible_channel(
+        &self,
+        frame: &Value,
+    ) -> Result<(Channel, &'static str, Option<Member>), ApiError> {
         let p: ChannelParam = params(frame)?;
         let auth = self.auth()?;
         let channel = crate::rest::load_channel(&self.state, auth.service.sid, &p.channel).await?;
@@ -554,12 +622,16 @@ impl Connection {
         let invited = self
             .state
             .store
-            .list_invites(channel.sid, std::slice::from_ref(&auth.identity), &PageRequest::first(1))
+            .list_invites(
+                channel.sid,
+                std::slice::from_ref(&auth.identity),
+                &PageRequest::first(1),
+            )
             .await?;
         if !invited.items.is_empty() {
             return Ok((channel, "invited", None));
         }
-        if channel.kind == ChannelType::Private {
+        if channel.kind == ChannelType::Private && channel.created_by != auth.identity {
             return Err(crate::rest::channel_not_found());
         }
         Ok((channel, "notParticipating", None))
@@ -568,7 +640,8 @@ impl Connection {
     /// The channel and the caller's membership of it (50400 when not a member).
     async fn member_channel(&self, frame: &Value) -> Result<(Channel, Member), ApiError> {
         let (channel, _, member) = self.visible_channel(frame).await?;
-        let member = member.ok_or_else(|| ApiError::new(50400, 403, "User not member of channel"))?;
+        let member =
+            member.ok_or_else(|| ApiError::new(50400, 403, "User not member of channel"))?;
         Ok((channel, member))
     }
 
@@ -589,7 +662,12 @@ impl Connection {
 
     /// Checks the caller's service role (and channel role, if a member) for `action` on a target
     /// owned by `owner`.
-    async fn authorize(&mut self, member: Option<&Member>, action: Action, owner: Option<&str>) -> Result<(), ApiError> {
+    async fn authorize(
+        &mut self,
+        member: Option<&Member>,
+        action: Action,
+        owner: Option<&str>,
+    ) -> Result<(), ApiError> {
         let user_role = self.auth()?.user.role_sid;
         let mut roles = Vec::new();
         if let Some(role) = self.role(user_role).await? {
@@ -605,7 +683,11 @@ impl Connection {
         can(&refs, action, &identity, owner).map_err(not_authorized)
     }
 
-    async fn execute(&self, channel: ChannelSid, op: ChannelOp) -> Result<Vec<ChannelEvent>, ApiError> {
+    async fn execute(
+        &self,
+        channel: ChannelSid,
+        op: ChannelOp,
+    ) -> Result<Vec<ChannelEvent>, ApiError> {
         Ok(self.state.runtime.execute(channel, op).await?)
     }
 
@@ -627,7 +709,10 @@ impl Connection {
             page_token: Option<String>,
         }
         let p: P = params(frame)?;
-        let size = p.page_size.unwrap_or(50).clamp(1, self.state.limits.max_page_size);
+        let size = p
+            .page_size
+            .unwrap_or(50)
+            .clamp(1, self.state.limits.max_page_size);
         let start = p.page_token.map_or(PageStart::First, PageStart::After);
         let page = PageRequest {
             size,
@@ -643,7 +728,12 @@ impl Connection {
                 .await?;
             let mut items = Vec::new();
             for member in &got.items {
-                if let Some(channel) = self.state.store.get_channel(auth.service.sid, member.channel_sid).await? {
+                if let Some(channel) = self
+                    .state
+                    .store
+                    .get_channel(auth.service.sid, member.channel_sid)
+                    .await?
+                {
                     items.push(self.view(&channel, "joined", Some(member)));
                 }
             }
@@ -652,7 +742,11 @@ impl Connection {
                 next_page_token: got.next
             }));
         }
-        let got = self.state.store.list_channels(auth.service.sid, types, &page).await?;
+        let got = self
+            .state
+            .store
+            .list_channels(auth.service.sid, types, &page)
+            .await?;
         let items: Vec<ChannelView> = got
             .items
             .iter()
@@ -715,10 +809,14 @@ impl Connection {
             return Err(ApiError::new(50404, 409, "Member already exists"));
         }
         self.authorize(None, Action::JoinChannel, None).await?;
-        if channel.kind == ChannelType::Private && status != "invited" {
+        let auth = self.auth()?;
+        // A private channel is joined by invitation, or by its creator.
+        if channel.kind == ChannelType::Private
+            && status != "invited"
+            && channel.created_by != auth.identity
+        {
             return Err(not_authorized(confab_domain::Permission::JoinChannel));
         }
-        let auth = self.auth()?;
         // The channel's creator joins with the creator role; an invitee with its invite's role.
         let role = if channel.created_by == auth.identity {
             Some(auth.service.default_channel_creator_role_sid)
@@ -755,7 +853,8 @@ impl Connection {
 
     async fn leave(&mut self, frame: &Value) -> OpResult {
         let (channel, member) = self.member_channel(frame).await?;
-        self.authorize(Some(&member), Action::LeaveChannel, None).await?;
+        self.authorize(Some(&member), Action::LeaveChannel, None)
+            .await?;
         let command = ChannelCommand::RemoveMember {
             member: MemberRef::Sid(member.sid),
         };
@@ -770,8 +869,11 @@ impl Connection {
             return Err(ApiError::new(50601, 404, "Invite not found"));
         }
         let identity = self.auth()?.identity.clone();
-        self.execute(channel.sid, ChannelOp::Apply(ChannelCommand::Decline { identity }))
-            .await?;
+        self.execute(
+            channel.sid,
+            ChannelOp::Apply(ChannelCommand::Decline { identity }),
+        )
+        .await?;
         let channel = self.fresh(&channel).await?;
         Ok(json!(self.view(&channel, "notParticipating", None)))
     }
@@ -783,7 +885,11 @@ impl Connection {
         }
         let p: P = params(frame)?;
         let (channel, _, member) = self.visible_channel(frame).await?;
-        let action = if add { Action::AddMember } else { Action::InviteMember };
+        let action = if add {
+            Action::AddMember
+        } else {
+            Action::InviteMember
+        };
         self.authorize(member.as_ref(), action, None).await?;
         let auth = self.auth()?;
         let service = auth.service.clone();
@@ -843,10 +949,12 @@ impl Connection {
         let p: P = params(frame)?;
         let (channel, status, member) = self.visible_channel(frame).await?;
         if p.friendly_name.is_some() || p.unique_name.is_some() {
-            self.authorize(member.as_ref(), Action::EditChannelName, None).await?;
+            self.authorize(member.as_ref(), Action::EditChannelName, None)
+                .await?;
         }
         if p.attributes.is_some() {
-            self.authorize(member.as_ref(), Action::EditChannelAttributes, None).await?;
+            self.authorize(member.as_ref(), Action::EditChannelAttributes, None)
+                .await?;
         }
         let command = ChannelCommand::Update(UpdateChannel {
             friendly_name: p.friendly_name,
@@ -864,8 +972,10 @@ impl Connection {
 
     async fn delete_channel(&mut self, frame: &Value) -> OpResult {
         let (channel, _, member) = self.visible_channel(frame).await?;
-        self.authorize(member.as_ref(), Action::DestroyChannel, None).await?;
-        self.execute(channel.sid, ChannelOp::Apply(ChannelCommand::Delete)).await?;
+        self.authorize(member.as_ref(), Action::DestroyChannel, None)
+            .await?;
+        self.execute(channel.sid, ChannelOp::Apply(ChannelCommand::Delete))
+            .await?;
         Ok(json!({}))
     }
 
@@ -874,7 +984,11 @@ impl Connection {
         let mut page = PageRequest::first(200);
         let mut items = Vec::new();
         loop {
-            let got = self.state.store.list_members(channel.sid, &[], &page).await?;
+            let got = self
+                .state
+                .store
+                .list_members(channel.sid, &[], &page)
+                .await?;
             items.extend(got.items.iter().map(MemberView::from));
             match got.next {
                 Some(cursor) => page.start = PageStart::After(cursor),
@@ -896,7 +1010,8 @@ impl Connection {
         }
         let p: P = params(frame)?;
         let (channel, member) = self.member_channel(frame).await?;
-        self.authorize(Some(&member), Action::SendMessage, None).await?;
+        self.authorize(Some(&member), Action::SendMessage, None)
+            .await?;
         let command = ChannelCommand::PostMessage(PostMessage {
             author: member.identity.clone(),
             require_member: true,
@@ -925,7 +1040,10 @@ impl Connection {
         }
         let p: P = params(frame)?;
         let (channel, _) = self.member_channel(frame).await?;
-        let size = p.page_size.unwrap_or(30).clamp(1, self.state.limits.max_page_size);
+        let size = p
+            .page_size
+            .unwrap_or(30)
+            .clamp(1, self.state.limits.max_page_size);
         let forward = match p.direction.as_deref() {
             None | Some("backwards") => false,
             Some("forward") => true,
@@ -938,7 +1056,14 @@ impl Connection {
                 _ => PageStart::First,
             };
             let page = store
-                .list_messages(channel.sid, &PageRequest { size, start, descending: false })
+                .list_messages(
+                    channel.sid,
+                    &PageRequest {
+                        size,
+                        start,
+                        descending: false,
+                    },
+                )
                 .await?;
             let has_prev = match page.items.first() {
                 Some(first) => {
@@ -947,7 +1072,11 @@ impl Connection {
                         start: PageStart::After(first.index.to_string()),
                         descending: true,
                     };
-                    !store.list_messages(channel.sid, &before).await?.items.is_empty()
+                    !store
+                        .list_messages(channel.sid, &before)
+                        .await?
+                        .items
+                        .is_empty()
                 }
                 None => false,
             };
@@ -958,7 +1087,14 @@ impl Connection {
                 None => PageStart::First,
             };
             let page = store
-                .list_messages(channel.sid, &PageRequest { size, start, descending: true })
+                .list_messages(
+                    channel.sid,
+                    &PageRequest {
+                        size,
+                        start,
+                        descending: true,
+                    },
+                )
                 .await?;
             let mut items = page.items;
             items.reverse();
@@ -977,7 +1113,11 @@ impl Connection {
     }
 
     /// The stored message at `index` of the channel.
-    async fn message_at(&self, channel: ChannelSid, index: u64) -> Result<confab_domain::Message, ApiError> {
+    async fn message_at(
+        &self,
+        channel: ChannelSid,
+        index: u64,
+    ) -> Result<confab_domain::Message, ApiError> {
         let page = PageRequest {
             size: 1,
             start: if index == 0 {
@@ -1008,11 +1148,16 @@ impl Connection {
         let (channel, member) = self.member_channel(frame).await?;
         let message = self.message_at(channel.sid, p.index).await?;
         if p.body.is_some() {
-            self.authorize(Some(&member), Action::EditMessage, Some(&message.author)).await?;
+            self.authorize(Some(&member), Action::EditMessage, Some(&message.author))
+                .await?;
         }
         if p.attributes.is_some() {
-            self.authorize(Some(&member), Action::EditMessageAttributes, Some(&message.author))
-                .await?;
+            self.authorize(
+                Some(&member),
+                Action::EditMessageAttributes,
+                Some(&message.author),
+            )
+            .await?;
         }
         let change = MessageChange {
             body: p.body,
@@ -1021,7 +1166,13 @@ impl Connection {
             ..MessageChange::default()
         };
         let events = self
-            .execute(channel.sid, ChannelOp::UpdateMessage { message: message.sid, change })
+            .execute(
+                channel.sid,
+                ChannelOp::UpdateMessage {
+                    message: message.sid,
+                    change,
+                },
+            )
             .await?;
         let message = find(&events, |k| match k {
             ChannelEventKind::MessageUpdated { message, .. } => Some(message.clone()),
@@ -1038,9 +1189,15 @@ impl Connection {
         let p: P = params(frame)?;
         let (channel, member) = self.member_channel(frame).await?;
         let message = self.message_at(channel.sid, p.index).await?;
-        self.authorize(Some(&member), Action::DeleteMessage, Some(&message.author)).await?;
-        self.execute(channel.sid, ChannelOp::RemoveMessage { message: message.sid })
+        self.authorize(Some(&member), Action::DeleteMessage, Some(&message.author))
             .await?;
+        self.execute(
+            channel.sid,
+            ChannelOp::RemoveMessage {
+                message: message.sid,
+            },
+        )
+        .await?;
         Ok(json!({}))
     }
 
@@ -1107,7 +1264,8 @@ impl Connection {
         }
         let p: P = params(frame)?;
         let identity = self.auth()?.identity.clone();
-        self.authorize(None, Action::EditUserInfo, Some(&identity)).await?;
+        self.authorize(None, Action::EditUserInfo, Some(&identity))
+            .await?;
         let auth = self.auth()?;
         let limits = self.state.runtime.limits();
         let mut user = self
@@ -1123,13 +1281,19 @@ impl Connection {
             reasons.push("friendlyName");
         }
         if let Some(attributes) = p.attributes {
-            user.attributes = Attributes::parse("attributes", &attributes.to_string(), limits.user_attributes_bytes)?;
+            user.attributes = Attributes::parse(
+                "attributes",
+                &attributes.to_string(),
+                limits.user_attributes_bytes,
+            )?;
             reasons.push("attributes");
         }
         user.date_updated = confab_cluster::now();
         self.state.store.update_user(&user).await?;
         let view = UserView::new(&user, true);
-        self.state.hub.user_updated(auth.service.sid, view.clone(), reasons);
+        self.state
+            .hub
+            .user_updated(auth.service.sid, view.clone(), reasons);
         if let Some(auth) = self.auth.as_mut() {
             auth.user = user;
         }

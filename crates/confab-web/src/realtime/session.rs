@@ -118,7 +118,11 @@ async fn write_loop(state: Arc<AppState>, mut ws: Session, mut rx: mpsc::Receive
                 next.remove(&channel);
                 true
             }
-            Outbound::Seq { channel, seq, frame } => {
+            Outbound::Seq {
+                channel,
+                seq,
+                frame,
+            } => {
                 let Some(expected) = next.get(&channel).copied() else {
                     // Not (yet) following: its subscription marker brings what is owed.
                     continue;

@@ -1,0 +1,271 @@
+//! `Channel`: the operations on one channel, mirroring `twilio-chat`'s `Channel`.
+
+use serde_json::{json, Value};
+
+use crate::{ChannelView, Client, ClientError, MemberView, MessageView};
+
+/// Which way `get_messages` pages from its anchor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Older messages, ending at the anchor (the default, as in `twilio-chat`).
+    #[default]
+    Backwards,
+    /// Newer messages, starting at the anchor.
+    Forward,
+}
+
+/// A page of messages, ascending by index.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagesPage {
+    /// The messages.
+    pub items: Vec<MessageView>,
+    /// Whether older messages exist.
+    pub has_prev_page: bool,
+    /// Whether newer messages exist.
+    pub has_next_page: bool,
+}
+
+/// A channel, as last fetched, with its operations.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    client: Client,
+    view: ChannelView,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ClientError> {
+    serde_json::from_value(v).map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+impl Channel {
+    pub(crate) fn new(client: Client, view: ChannelView) -> Self {
+        Self { client, view }
+    }
+
+    /// The channel's SID.
+    pub fn sid(&self) -> &str {
+        &self.view.sid
+    }
+
+    /// The channel as last fetched.
+    pub fn view(&self) -> &ChannelView {
+        &self.view
+    }
+
+    async fn call(&self, op: &str, mut params: Value) -> Result<Value, ClientError> {
+        params["channel"] = json!(self.view.sid);
+        self.client.request(op, params).await
+    }
+
+    async fn call_view(&mut self, op: &str, params: Value) -> Result<(), ClientError> {
+        let v = self.call(op, params).await?;
+        self.view = parse(v)?;
+        Ok(())
+    }
+
+    /// Joins the channel.
+    pub async fn join(&mut self) -> Result<(), ClientError> {
+        self.call_view("join", json!({})).await
+    }
+
+    /// Leaves the channel.
+    pub async fn leave(&mut self) -> Result<(), ClientError> {
+        self.call_view("leave", json!({})).await
+    }
+
+    /// Declines an invitation to the channel.
+    pub async fn decline(&mut self) -> Result<(), ClientError> {
+        self.call_view("decline", json!({})).await
+    }
+
+    /// Invites an identity.
+    pub async fn invite(&self, identity: &str) -> Result<(), ClientError> {
+        self.call("invite", json!({"identity": identity}))
+            .await
+            .map(|_| ())
+    }
+
+    /// Adds an identity as a member.
+    pub async fn add(&self, identity: &str) -> Result<(), ClientError> {
+        self.call("add", json!({"identity": identity}))
+            .await
+            .map(|_| ())
+    }
+
+    /// Removes a member.
+    pub async fn remove_member(&self, identity: &str) -> Result<(), ClientError> {
+        self.call("removeMember", json!({"identity": identity}))
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes the channel.
+    pub async fn delete(&self) -> Result<(), ClientError> {
+        self.call("deleteChannel", json!({})).await.map(|_| ())
+    }
+
+    /// Changes the friendly name.
+    pub async fn update_friendly_name(&mut self, name: &str) -> Result<(), ClientError> {
+        self.call_view("updateChannel", json!({"friendlyName": name}))
+            .await
+    }
+
+    /// Changes the unique name.
+    pub async fn update_unique_name(&mut self, name: &str) -> Result<(), ClientError> {
+        self.call_view("updateChannel", json!({"uniqueName": name}))
+            .await
+    }
+
+    /// Replaces the attributes.
+    pub async fn update_attributes(&mut self, attributes: Value) -> Result<(), ClientError> {
+        self.call_view("updateChannel", json!({"attributes": attributes}))
+            .await
+    }
+
+    /// The members.
+    pub async fn get_members(&self) -> Result<Vec<MemberView>, ClientError> {
+        let v = self.call("getMembers", json!({})).await?;
+        parse(v["items"].clone())
+    }
+
+    /// Sends a message; returns its index. Retried after a reconnect with the same client id,
+    /// so it is stored exactly once.
+    pub async fn send_message(&self, body: &str) -> Result<u64, ClientError> {
+        self.send_message_with(body, None).await
+    }
+
+    /// Sends a message with attributes; returns its index.
+    pub async fn send_message_with(
+        &self,
+        body: &str,
+        attributes: Option<Value>,
+    ) -> Result<u64, ClientError> {
+        let client_id = format!("{:032x}", rand::random::<u128>());
+        let params = json!({"body": body, "attributes": attributes, "clientId": client_id});
+        loop {
+            match self.call("sendMessage", params.clone()).await {
+                Ok(v) => {
+                    return v["index"]
+                        .as_u64()
+                        .ok_or_else(|| ClientError::Protocol("no index".into()))
+                }
+                // The reply was lost with the connection: send again, the client id makes the
+                // retry return the first message instead of a second one.
+                Err(ClientError::Disconnected) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A page of messages (like `getMessages(pageSize, anchor, direction)`).
+    pub async fn get_messages(
+        &self,
+        page_size: Option<usize>,
+        anchor: Option<u64>,
+        direction: Direction,
+    ) -> Result<MessagesPage, ClientError> {
+        let direction = match direction {
+            Direction::Backwards => "backwards",
+            Direction::Forward => "forward",
+        };
+        let v = self
+            .call(
+                "getMessages",
+                json!({"pageSize": page_size, "anchor": anchor, "direction": direction}),
+            )
+            .await?;
+        parse(v)
+    }
+
+    /// Changes a message's body.
+    pub async fn update_message(&self, index: u64, body: &str) -> Result<MessageView, ClientError> {
+        let v = self
+            .call("updateMessage", json!({"index": index, "body": body}))
+            .await?;
+        parse(v)
+    }
+
+    /// Changes a message's attributes.
+    pub async fn update_message_attributes(
+        &self,
+        index: u64,
+        attributes: Value,
+    ) -> Result<MessageView, ClientError> {
+        let v = self
+            .call(
+                "updateMessage",
+                json!({"index": index, "attributes": attributes}),
+            )
+            .await?;
+        parse(v)
+    }
+
+    /// Deletes a message.
+    pub async fn remove_message(&self, index: u64) -> Result<(), ClientError> {
+        self.call("removeMessage", json!({"index": index}))
+            .await
+            .map(|_| ())
+    }
+
+    /// Tells the other members that the user is typing.
+    pub async fn typing(&self) -> Result<(), ClientError> {
+        self.call("typing", json!({})).await.map(|_| ())
+    }
+
+    async fn unread(&self, op: &str, params: Value) -> Result<u64, ClientError> {
+        let v = self.call(op, params).await?;
+        v["unreadCount"]
+            .as_u64()
+            .ok_or_else(|| ClientError::Protocol("no unreadCount".into()))
+    }
+
+    /// Sets the read horizon (`None`: nothing read); returns the unread count.
+    pub async fn update_last_consumed_message_index(
+        &self,
+        index: Option<u64>,
+    ) -> Result<u64, ClientError> {
+        self.unread("updateLastConsumedMessageIndex", json!({"index": index}))
+            .await
+    }
+
+    /// Moves the read horizon forward only; returns the unread count.
+    pub async fn advance_last_consumed_message_index(
+        &self,
+        index: u64,
+    ) -> Result<u64, ClientError> {
+        self.unread("advanceLastConsumedMessageIndex", json!({"index": index}))
+            .await
+    }
+
+    /// Marks every message read; returns the unread count.
+    pub async fn set_all_messages_consumed(&self) -> Result<u64, ClientError> {
+        self.unread("setAllMessagesConsumed", json!({})).await
+    }
+
+    /// Marks no message read; returns the unread count.
+    pub async fn set_no_messages_consumed(&self) -> Result<u64, ClientError> {
+        self.unread("setNoMessagesConsumed", json!({})).await
+    }
+
+    async fn count(&self, op: &str) -> Result<u64, ClientError> {
+        let v = self.call(op, json!({})).await?;
+        v["count"]
+            .as_u64()
+            .ok_or_else(|| ClientError::Protocol("no count".into()))
+    }
+
+    /// Messages after the read horizon.
+    pub async fn get_unconsumed_messages_count(&self) -> Result<u64, ClientError> {
+        self.count("getUnconsumedMessagesCount").await
+    }
+
+    /// Messages in the channel.
+    pub async fn get_messages_count(&self) -> Result<u64, ClientError> {
+        self.count("getMessagesCount").await
+    }
+
+    /// Members of the channel.
+    pub async fn get_members_count(&self) -> Result<u64, ClientError> {
+        self.count("getMembersCount").await
+    }
+}

@@ -1,0 +1,353 @@
+//! `confab-client`: the Rust SDK of Confab's realtime API.
+//!
+//! Its API mirrors Twilio's `twilio-chat` JavaScript SDK: [`Client::connect`] (like
+//! `Client.create`), [`Client::create_channel`], [`Client::get_public_channel_descriptors`],
+//! [`Channel::join`], [`Channel::send_message`], [`Channel::get_messages`], [`Channel::typing`],
+//! and an [`Events`] stream of `messageAdded`, `memberJoined`, `typingStarted`, ... The client
+//! reconnects by itself with backoff and jitter and resumes every channel from the last event
+//! it delivered, so an application misses nothing and sees nothing twice; `send_message` carries
+//! a client id, so a retry after a reconnect never duplicates a message.
+//!
+//! It must not depend on any server crate: it speaks the protocol of `docs/protocol.md` only.
+
+mod channel;
+mod connection;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use channel::{Channel, Direction, MessagesPage};
+pub use confab_protocol::realtime::{
+    ChannelView, ErrorBody, MemberView, MessageView, PageView, UserView,
+};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClientError {
+    /// The server refused the operation.
+    #[error("{} ({}): {}", .0.code, .0.status, .0.message)]
+    Server(ErrorBody),
+    /// The connection dropped before the reply; the operation may or may not have happened.
+    #[error("disconnected before the reply")]
+    Disconnected,
+    /// The client was shut down or its token refused for good.
+    #[error("client is closed: {0}")]
+    Closed(String),
+    /// A reply did not have the expected shape.
+    #[error("unexpected reply: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The Twilio error code, for server errors.
+    pub fn code(&self) -> Option<u32> {
+        match self {
+            ClientError::Server(e) => Some(e.code),
+            _ => None,
+        }
+    }
+}
+
+/// Where the connection stands, as `connectionStateChanged` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Connecting or reconnecting.
+    Connecting,
+    /// Connected and initialized.
+    Connected,
+    /// Disconnected; will reconnect.
+    Disconnected,
+    /// The token was refused or expired; will not reconnect until `update_token`.
+    Denied,
+}
+
+/// Something the server told the client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// `messageAdded`, `memberJoined`, `typingStarted`, `channelJoined`, `userUpdated`,
+    /// `tokenAboutToExpire`, `tokenExpired`, `connectionStateChanged`, ...
+    pub name: String,
+    /// The channel SID, for channel events.
+    pub channel: Option<String>,
+    /// The channel's event sequence number, for channel events but typing.
+    pub seq: Option<u64>,
+    /// The payload.
+    pub data: Value,
+}
+
+/// The stream of events. Read it: when it is not read the client stops reading the socket,
+/// and the server eventually closes the connection as too slow (the client then resumes).
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Events {
+    /// The next event; `None` after shutdown.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+/// Options of `create_channel`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateChannelOptions {
+    /// Display name.
+    pub friendly_name: Option<String>,
+    /// Unique name.
+    pub unique_name: Option<String>,
+    /// Private channels are invisible to non-members.
+    pub is_private: bool,
+    /// Attributes.
+    pub attributes: Option<Value>,
+}
+
+pub(crate) struct Call {
+    pub(crate) op: String,
+    pub(crate) params: Value,
+    pub(crate) reply: oneshot::Sender<Result<Value, ClientError>>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) token: Mutex<String>,
+    /// The newest `seq` delivered to the application, per channel: the resume point.
+    pub(crate) last_seq: Mutex<HashMap<String, u64>>,
+    pub(crate) online: watch::Sender<bool>,
+    pub(crate) closed: watch::Sender<bool>,
+}
+
+/// A connection to a Confab node. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    calls: mpsc::Sender<Call>,
+    shared: Arc<Shared>,
+    identity: String,
+    user: UserView,
+    state: watch::Receiver<ConnectionState>,
+    init: Value,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another thread panicked mid-update of plain data.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Client {
+    /// Connects to `url` (`ws://host:port/v2/realtime`, or the node's `http://` base URL) with
+    /// an access token, and waits until the session is initialized.
+    pub async fn connect(url: &str, token: &str) -> Result<(Client, Events), ClientError> {
+        let url = connection::realtime_url(url);
+        let (calls_tx, calls_rx) = mpsc::channel(1024);
+        let (events_tx, events_rx) = mpsc::channel(10_000);
+        let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
+        let (online, _) = watch::channel(true);
+        let (closed, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            token: Mutex::new(token.to_owned()),
+            last_seq: Mutex::new(HashMap::new()),
+            online,
+            closed,
+        });
+        let (first_tx, first_rx) = oneshot::channel();
+        tokio::spawn(connection::run(
+            url,
+            shared.clone(),
+            calls_rx,
+            events_tx,
+            state_tx,
+            first_tx,
+        ));
+        let init = first_rx
+            .await
+            .map_err(|_| ClientError::Closed("connection task ended".into()))??;
+        let identity = init["identity"].as_str().unwrap_or_default().to_owned();
+        let user: UserView = serde_json::from_value(init["user"].clone())
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok((
+            Client {
+                calls: calls_tx,
+                shared,
+                identity,
+                user,
+                state: state_rx,
+                init,
+            },
+            Events { rx: events_rx },
+        ))
+    }
+
+    /// The identity the token names.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The user as of connecting.
+    pub fn user(&self) -> &UserView {
+        &self.user
+    }
+
+    /// The `init` reply of the first connection (channels, resumed flags).
+    pub fn init_reply(&self) -> &Value {
+        &self.init
+    }
+
+    /// The connection state now.
+    pub fn connection_state(&self) -> ConnectionState {
+        *self.state.borrow()
+    }
+
+    /// Waits until the connection state is `state`.
+    pub async fn wait_for_state(&self, state: ConnectionState) {
+        let mut rx = self.state.clone();
+        let _ = rx.wait_for(|s| *s == state).await;
+    }
+
+    /// Sends a raw operation and waits for its reply.
+    pub async fn request(&self, op: &str, params: Value) -> Result<Value, ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.calls
+            .send(Call {
+                op: op.to_owned(),
+                params,
+                reply,
+            })
+            .await
+            .map_err(|_| ClientError::Closed("client shut down".into()))?;
+        rx.await
+            .map_err(|_| ClientError::Closed("client shut down".into()))?
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ClientError> {
+        serde_json::from_value(value).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    fn channel(&self, view: ChannelView) -> Channel {
+        Channel::new(self.clone(), view)
+    }
+
+    /// One page of public channels (like `getPublicChannelDescriptors`).
+    pub async fn get_public_channel_descriptors(
+        &self,
+        page_size: Option<usize>,
+        page_token: Option<String>,
+    ) -> Result<PageView<ChannelView>, ClientError> {
+        let v = self
+            .request(
+                "getPublicChannelDescriptors",
+                json!({"pageSize": page_size, "pageToken": page_token}),
+            )
+            .await?;
+        Self::parse(v)
+    }
+
+    /// One page of the channels the user belongs to (like `getUserChannelDescriptors`).
+    pub async fn get_user_channel_descriptors(
+        &self,
+        page_size: Option<usize>,
+        page_token: Option<String>,
+    ) -> Result<PageView<ChannelView>, ClientError> {
+        let v = self
+            .request(
+                "getUserChannelDescriptors",
+                json!({"pageSize": page_size, "pageToken": page_token}),
+            )
+            .await?;
+        Self::parse(v)
+    }
+
+    /// The channels the user has joined or is invited to (like `getSubscribedChannels`).
+    pub async fn get_subscribed_channels(&self) -> Result<Vec<Channel>, ClientError> {
+        let v = self.request("getSubscribedChannels", json!({})).await?;
+        let views: Vec<ChannelView> = Self::parse(v["items"].clone())?;
+        Ok(views.into_iter().map(|c| self.channel(c)).collect())
+    }
+
+    /// A channel by SID or unique name (like `getChannelBySid` / `getChannelByUniqueName`).
+    pub async fn get_channel(&self, sid_or_unique_name: &str) -> Result<Channel, ClientError> {
+        let v = self
+            .request("getChannel", json!({"channel": sid_or_unique_name}))
+            .await?;
+        Ok(self.channel(Self::parse(v)?))
+    }
+
+    /// Creates a channel; the creator is not a member until it joins (and then gets the
+    /// channel creator role).
+    pub async fn create_channel(
+        &self,
+        options: CreateChannelOptions,
+    ) -> Result<Channel, ClientError> {
+        let v = self
+            .request(
+                "createChannel",
+                json!({
+                    "friendlyName": options.friendly_name,
+                    "uniqueName": options.unique_name,
+                    "isPrivate": options.is_private,
+                    "attributes": options.attributes,
+                }),
+            )
+            .await?;
+        Ok(self.channel(Self::parse(v)?))
+    }
+
+    /// A user by identity.
+    pub async fn get_user(&self, identity: &str) -> Result<UserView, ClientError> {
+        let v = self
+            .request("getUser", json!({"identity": identity}))
+            .await?;
+        Self::parse(v)
+    }
+
+    /// Changes the user's friendly name and/or attributes.
+    pub async fn update_user(
+        &self,
+        friendly_name: Option<&str>,
+        attributes: Option<Value>,
+    ) -> Result<UserView, ClientError> {
+        let v = self
+            .request(
+                "updateUser",
+                json!({"friendlyName": friendly_name, "attributes": attributes}),
+            )
+            .await?;
+        Self::parse(v)
+    }
+
+    /// Replaces the token (for the same identity and service), also used by reconnects.
+    pub async fn update_token(&self, token: &str) -> Result<(), ClientError> {
+        self.request("updateToken", json!({"token": token})).await?;
+        *lock(&self.shared.token) = token.to_owned();
+        Ok(())
+    }
+
+    /// Drops the connection and stays offline until [`Client::go_online`] (as a lost network
+    /// would); calls made meanwhile wait.
+    pub fn go_offline(&self) {
+        let _ = self.shared.online.send(false);
+    }
+
+    /// Reconnects after [`Client::go_offline`], resuming every channel.
+    pub fn go_online(&self) {
+        let _ = self.shared.online.send(true);
+    }
+
+    /// The newest `seq` delivered per channel (what a reconnect resumes from).
+    pub fn last_seqs(&self) -> HashMap<String, u64> {
+        lock(&self.shared.last_seq).clone()
+    }
+
+    /// Closes the connection for good (every clone of this client stops working).
+    pub fn shutdown(&self) {
+        let _ = self.shared.closed.send(true);
+    }
+}

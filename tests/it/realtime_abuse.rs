@@ -1,0 +1,257 @@
+//! Bad clients: malformed frames, oversize frames, no init, floods, slow readers, expiring
+//! tokens. Each gets the documented error or close code, and the node keeps serving others.
+
+use std::time::Duration;
+
+use confab_testkit::TestNode;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::realtime::{connect, service};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn raw(node: &TestNode) -> Socket {
+    tokio_tungstenite::connect_async(node.ws_url())
+        .await
+        .unwrap()
+        .0
+}
+
+async fn send(ws: &mut Socket, frame: Value) {
+    ws.send(Message::text(frame.to_string())).await.unwrap();
+}
+
+/// The next text frame as JSON, or the close code if the server closed. Bounded wait.
+async fn next(ws: &mut Socket) -> Result<Value, Option<u16>> {
+    let got = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(t.as_str()).unwrap()),
+                Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
+    })
+    .await;
+    got.unwrap_or_else(|_| panic!("nothing arrived"))
+}
+
+/// The close code, skipping any frames before it.
+async fn close_code(ws: &mut Socket) -> Option<u16> {
+    loop {
+        if let Err(code) = next(ws).await {
+            return code;
+        }
+    }
+}
+
+/// The reply to request `id`, skipping events.
+async fn reply(ws: &mut Socket, id: u64) -> Value {
+    loop {
+        let frame = next(ws).await.unwrap();
+        if frame["type"] == "reply" && frame["id"] == id {
+            return frame;
+        }
+    }
+}
+
+async fn init(ws: &mut Socket, token: &str) -> Value {
+    send(ws, json!({"type": "init", "id": 1, "token": token})).await;
+    loop {
+        let frame = next(ws).await.unwrap();
+        if frame["type"] == "reply" && frame["id"] == 1 {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test]
+async fn malformed_frames_get_errors_or_close_codes_and_the_node_keeps_serving() {
+    let node = TestNode::start().unwrap();
+    let service = service(&node).await;
+    let (alice, _events) = connect(&node, &service, "alice").await;
+
+    // Not JSON: close 1003.
+    let mut ws = raw(&node).await;
+    ws.send(Message::text("{this is not json")).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(1003));
+
+    // JSON but not a request, without id: close 1003.
+    let mut ws = raw(&node).await;
+    send(&mut ws, json!({"hello": "world"})).await;
+    assert_eq!(close_code(&mut ws).await, Some(1003));
+
+    // An op before init: error reply, connection open.
+    let mut ws = raw(&node).await;
+    send(&mut ws, json!({"type": "getSubscribedChannels", "id": 5})).await;
+    let reply = next(&mut ws).await.unwrap();
+    assert_eq!(
+        (reply["id"].clone(), reply["ok"].clone()),
+        (json!(5), json!(false))
+    );
+    assert_eq!(reply["error"]["code"], 51007);
+
+    // Unknown op (after init): error 50302, connection open.
+    init(&mut ws, &node.token("zed", &service, 60)).await;
+    send(&mut ws, json!({"type": "flyToTheMoon", "id": 6})).await;
+    let reply = self::reply(&mut ws, 6).await;
+    assert_eq!(reply["error"]["code"], 50302);
+    // Missing parameters: 20001.
+    send(&mut ws, json!({"type": "sendMessage", "id": 7})).await;
+    let reply = self::reply(&mut ws, 7).await;
+    assert_eq!(reply["error"]["code"], 20001);
+
+    // A frame over 64 KiB: close 1009.
+    let big = "x".repeat(65 * 1024);
+    send(
+        &mut ws,
+        json!({"type": "getUser", "id": 8, "identity": big}),
+    )
+    .await;
+    assert_eq!(close_code(&mut ws).await, Some(1009));
+
+    // A forged token: error 51007 and close 4001.
+    let mut ws = raw(&node).await;
+    let mut forged = node.credentials.clone();
+    forged.api_key_secret = "forged".into();
+    let reply = init(&mut ws, &forged.token("mallory", &service, 60)).await;
+    assert_eq!(reply["error"]["code"], 51007);
+    assert_eq!(close_code(&mut ws).await, Some(4001));
+
+    // Everyone else is still served.
+    alice.get_subscribed_channels().await.unwrap();
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn no_init_in_time_closes_with_4008() {
+    let node = TestNode::builder()
+        .configure(|c| c.realtime.init_timeout_secs = 1)
+        .start()
+        .unwrap();
+    let mut ws = raw(&node).await;
+    assert_eq!(close_code(&mut ws).await, Some(4008));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_is_refused_with_20429_then_closed_with_4029() {
+    let node = TestNode::builder()
+        .configure(|c| {
+            c.realtime.ops_per_sec = 1;
+            c.realtime.ops_burst = 5;
+            c.realtime.close_after_refusals = 10;
+        })
+        .start()
+        .unwrap();
+    let service = service(&node).await;
+    let mut ws = raw(&node).await;
+    init(&mut ws, &node.token("flood", &service, 60)).await;
+    for id in 10..60 {
+        if ws
+            .send(Message::text(
+                json!({"type": "getSubscribedChannels", "id": id}).to_string(),
+            ))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let mut limited = 0;
+    let code = loop {
+        match next(&mut ws).await {
+            Ok(frame) if frame["error"]["code"] == 20429 => limited += 1,
+            Ok(_) => {}
+            Err(code) => break code,
+        }
+    };
+    assert!(limited > 0, "some requests must be refused with 20429");
+    assert_eq!(code, Some(4029));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_with_4009_and_memory_stays_bounded() {
+    const OUTBOX: usize = 32;
+    let node = TestNode::builder()
+        .configure(|c| c.realtime.outbox_frames = OUTBOX)
+        .start()
+        .unwrap();
+    let service = service(&node).await;
+    let rest = node.rest();
+    let channel = rest
+        .post(
+            &format!("/v2/Services/{service}/Channels"),
+            &[("UniqueName", "firehose")],
+        )
+        .await
+        .str("sid");
+    rest.post(
+        &format!("/v2/Services/{service}/Channels/{channel}/Members"),
+        &[("Identity", "sloth")],
+    )
+    .await;
+    let mut slow = raw(&node).await;
+    init(&mut slow, &node.token("sloth", &service, 600)).await;
+    // The slow client reads nothing while far more than the outbox and the socket buffers hold
+    // is sent to it.
+    let body = "y".repeat(16 * 1024);
+    let total = 600;
+    for _ in 0..total {
+        let r = rest
+            .post(
+                &format!("/v2/Services/{service}/Channels/{channel}/Messages"),
+                &[("Body", &body)],
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    // Now it reads: what was buffered, then the close.
+    let mut delivered = 0;
+    let code = loop {
+        match next(&mut slow).await {
+            Ok(frame) if frame["event"] == "messageAdded" => delivered += 1,
+            Ok(_) => {}
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(code, Some(4009));
+    assert!(
+        delivered < total,
+        "a bounded outbox cannot have held all {total} messages, yet {delivered} arrived"
+    );
+    // A client that reconnects and resumes gets the rest.
+    let (sloth, _events) = connect(&node, &service, "sloth").await;
+    let ch = sloth.get_channel("firehose").await.unwrap();
+    assert_eq!(ch.get_messages_count().await.unwrap(), total as u64);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn an_expiring_token_warns_then_closes_with_4002() {
+    let node = TestNode::builder()
+        .configure(|c| c.realtime.token_warning_secs = 60)
+        .start()
+        .unwrap();
+    let service = service(&node).await;
+    let mut ws = raw(&node).await;
+    init(&mut ws, &node.token("brief", &service, 3)).await;
+    let mut warned = false;
+    let mut expired = false;
+    let code = loop {
+        match next(&mut ws).await {
+            Ok(frame) if frame["type"] == "tokenAboutToExpire" => warned = true,
+            Ok(frame) if frame["type"] == "tokenExpired" => expired = true,
+            Ok(_) => {}
+            Err(code) => break code,
+        }
+    };
+    assert!(warned && expired);
+    assert_eq!(code, Some(4002));
+    node.stop().await;
+}
