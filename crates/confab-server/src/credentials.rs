@@ -80,6 +80,24 @@ pub fn resolve(config: &Config, data_dir: &Path) -> Result<(Credentials, bool), 
     Ok((credentials, generated))
 }
 
+/// The credentials from configuration and the data directory, without generating any: for
+/// commands that talk to an existing node (`confab token`, `confab chat`).
+pub fn existing(config: &Config, data_dir: &Path) -> Result<Credentials, ServerError> {
+    let path = data_dir.join("credentials.json");
+    let all_configured = config.account_sid.is_some()
+        && config.auth_token.is_some()
+        && config.api_key_sid.is_some()
+        && config.api_key_secret.is_some();
+    if !all_configured && !path.exists() {
+        return Err(ServerError::Config(format!(
+            "no credentials: {} does not exist (start the node once) and CONFAB_API_KEY_SID / \
+             CONFAB_API_KEY_SECRET / CONFAB_ACCOUNT_SID / CONFAB_AUTH_TOKEN are not all set",
+            path.display()
+        )));
+    }
+    resolve(config, data_dir).map(|(c, _)| c)
+}
+
 fn write_private(path: &Path, text: &str) -> Result<(), ServerError> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();

@@ -22,8 +22,74 @@ struct Cli {
 enum Command {
     /// Run a node (the default).
     Serve(ServeArgs),
+    /// Print an access token for the realtime API (signed with the node's API key).
+    Token(TokenArgs),
+    /// Chat from the terminal: join a channel, print its events, send lines from standard input.
+    Chat(ChatArgs),
     /// Print the version.
     Version,
+}
+
+/// Where the node's credentials come from (as for `serve`).
+#[derive(Debug, Clone, clap::Args)]
+struct CredentialArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "CONFAB_CONFIG")]
+    config: Option<PathBuf>,
+    /// The node's data directory (holds generated credentials) [default: ./confab-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+impl CredentialArgs {
+    fn credentials(&self) -> Result<confab_web::Credentials, confab_server::ServerError> {
+        let mut config = Config::load(self.config.as_deref(), |k| std::env::var(k).ok())?;
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        confab_server::credentials::existing(&config, &config.data_dir)
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct TokenArgs {
+    /// The user's identity.
+    #[arg(long)]
+    identity: String,
+    /// The chat service SID (IS…).
+    #[arg(long)]
+    service: String,
+    /// Seconds the token is valid.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+    #[command(flatten)]
+    credentials: CredentialArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct ChatArgs {
+    /// The user's identity.
+    #[arg(long)]
+    identity: String,
+    /// The chat service SID (IS…).
+    #[arg(long)]
+    service: String,
+    /// Channel SID or unique name (created if it does not exist).
+    #[arg(long)]
+    channel: String,
+    /// The node's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    #[command(flatten)]
+    credentials: CredentialArgs,
+}
+
+fn mint(args: &CredentialArgs, identity: &str, service: &str, ttl: u64) -> Result<String, String> {
+    let credentials = args.credentials().map_err(|e| e.to_string())?;
+    let service = service
+        .parse()
+        .map_err(|_| format!("{service:?} is not a service SID (IS + 32 hex digits)"))?;
+    confab_web::token::mint(&credentials, identity, service, ttl).map_err(|e| e.to_string())
 }
 
 /// Flags of `serve`. Each overrides the TOML file and the environment.
@@ -89,6 +155,45 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::SUCCESS;
         }
         Some(Command::Serve(args)) => args,
+        Some(Command::Token(args)) => {
+            return match mint(&args.credentials, &args.identity, &args.service, args.ttl) {
+                Ok(token) => {
+                    println!("{token}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("confab: {e}");
+                    std::process::ExitCode::from(2)
+                }
+            };
+        }
+        Some(Command::Chat(args)) => {
+            let token = match mint(&args.credentials, &args.identity, &args.service, 24 * 3600) {
+                Ok(token) => token,
+                Err(e) => {
+                    eprintln!("confab: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("confab: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            return match runtime.block_on(confab_server::chat::run(
+                &args.url,
+                &token,
+                &args.channel,
+            )) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("confab: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
         None => cli.serve,
     };
     let config = match args.config() {
