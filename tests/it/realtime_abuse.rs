@@ -255,3 +255,26 @@ async fn an_expiring_token_warns_then_closes_with_4002() {
     assert_eq!(code, Some(4002));
     node.stop().await;
 }
+
+#[tokio::test]
+async fn a_stopping_node_tells_clients_to_reconnect_with_4010() {
+    let node = TestNode::start().unwrap();
+    let service = service(&node).await;
+    let mut ws = raw(&node).await;
+    init(&mut ws, &node.token("leaver", &service, 600)).await;
+    let stopping = tokio::spawn(node.stop());
+    let mut told = false;
+    let code = loop {
+        match next(&mut ws).await {
+            Ok(frame) if frame["type"] == "reconnect" => {
+                assert_eq!(frame["reason"], "draining");
+                told = true;
+            }
+            Ok(_) => {}
+            Err(code) => break code,
+        }
+    };
+    assert!(told, "a reconnect frame comes before the close");
+    assert_eq!(code, Some(4010));
+    stopping.await.unwrap();
+}

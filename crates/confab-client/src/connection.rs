@@ -232,9 +232,8 @@ async fn connect_once(
                                 lock(&shared.last_seq).remove(channel);
                             }
                         }
-                        if events.send(Event { name: event, channel, seq, data }).await.is_err() {
-                            break End::Shutdown;
-                        }
+                        // An application that dropped its `Events` does not want them.
+                        let _ = events.send(Event { name: event, channel, seq, data }).await;
                     }
                     ServerFrame::TokenAboutToExpire { ttl } => {
                         let _ = events.send(Event {

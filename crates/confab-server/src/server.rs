@@ -36,6 +36,7 @@ pub struct Node {
     http: ServerHandle,
     admin: ServerHandle,
     runtime: ChannelRuntime,
+    hub: confab_web::realtime::Hub,
     ready: Arc<AtomicBool>,
     shutdown_timeout: Duration,
     servers: Vec<actix_web::rt::task::JoinHandle<std::io::Result<()>>>,
@@ -53,6 +54,7 @@ impl Node {
         let bus: Arc<dyn confab_cluster::Bus> =
             Arc::new(LocalBus::new(config.runtime.bus_capacity));
         let hub = confab_web::realtime::Hub::start(&bus);
+        let drain_hub = hub.clone();
         let runtime = ChannelRuntime::new(
             store.clone(),
             bus,
@@ -156,6 +158,7 @@ impl Node {
             http: http_handle,
             admin: admin_handle,
             runtime,
+            hub: drain_hub,
             ready,
             shutdown_timeout,
             servers,
@@ -168,6 +171,7 @@ impl Node {
             http: self.http.clone(),
             admin: self.admin.clone(),
             ready: self.ready.clone(),
+            hub: self.hub.clone(),
         }
     }
 
@@ -194,6 +198,7 @@ pub struct Stopper {
     http: ServerHandle,
     admin: ServerHandle,
     ready: Arc<AtomicBool>,
+    hub: confab_web::realtime::Hub,
 }
 
 impl std::fmt::Debug for Stopper {
@@ -203,9 +208,11 @@ impl std::fmt::Debug for Stopper {
 }
 
 impl Stopper {
-    /// Marks the node not ready, then stops both servers gracefully.
+    /// Marks the node not ready, tells realtime clients to reconnect elsewhere (close 4010),
+    /// then stops both servers gracefully.
     pub async fn stop(&self) {
         self.ready.store(false, Ordering::SeqCst);
+        self.hub.drain();
         self.http.stop(true).await;
         self.admin.stop(true).await;
     }

@@ -7,7 +7,7 @@
 //! Typing indicators live here too, with one tick driving every typing timeout of the node.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,22 +57,50 @@ pub enum Outbound {
     },
 }
 
+/// Tells a session to close with a code (4009 too slow, 4010 draining).
+#[derive(Debug, Default)]
+pub struct Kick {
+    code: AtomicU16,
+    notify: Notify,
+}
+
+impl Kick {
+    /// Asks the session to close with `code`; the first code asked for wins.
+    pub fn kick(&self, code: u16) {
+        let _ = self
+            .code
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+        self.notify.notify_one();
+    }
+
+    /// Resolves with the close code once the session was kicked.
+    pub async fn kicked(&self) -> u16 {
+        loop {
+            let code = self.code.load(Ordering::Acquire);
+            if code != 0 {
+                return code;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
 /// The sending side of a session's outbox, as the hub holds it.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     /// Bounded queue to the session's writer.
     pub tx: mpsc::Sender<Outbound>,
-    /// Signalled when the session fell too far behind.
-    pub too_slow: Arc<Notify>,
+    /// How the session is told to close.
+    pub kick: Arc<Kick>,
 }
 
 impl Outbox {
-    /// Offers an item; `false` when the session is too slow (and has been signalled).
-    fn offer(&self, item: Outbound) -> bool {
+    /// Offers an item; `false` when the session is too slow (and has been told to close).
+    pub fn offer(&self, item: Outbound) -> bool {
         match self.tx.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.too_slow.notify_one();
+                self.kick.kick(4009);
                 false
             }
             // The session is gone; its unregister is on its way.
@@ -108,6 +136,7 @@ enum Command {
         user: UserView,
         reasons: Vec<&'static str>,
     },
+    Drain,
 }
 
 /// A handle to the hub; cheap to clone.
@@ -189,6 +218,12 @@ impl Hub {
             member_sid,
             timeout,
         });
+    }
+
+    /// Tells every session to reconnect elsewhere (`reconnect`, then close 4010): the node is
+    /// stopping.
+    pub fn drain(&self) {
+        self.send(Command::Drain);
     }
 
     /// A user's profile changed.
@@ -284,6 +319,15 @@ impl HubTask {
                 }
             }
             Command::Unregister { id } => self.remove(id),
+            Command::Drain => {
+                let frame: ByteString = json!({"type": "reconnect", "reason": "draining"})
+                    .to_string()
+                    .into();
+                for entry in self.sessions.values() {
+                    let _ = entry.outbox.tx.try_send(Outbound::Frame(frame.clone()));
+                    entry.outbox.kick.kick(4010);
+                }
+            }
             Command::Subscribe { id, channel } => {
                 let Some(entry) = self.sessions.get_mut(&id) else {
                     return;

@@ -199,7 +199,7 @@ impl Connection {
         {
             Ok(()) => true,
             Err(_) => {
-                self.outbox.too_slow.notify_one();
+                self.outbox.kick.kick(4009);
                 false
             }
         }
@@ -207,7 +207,7 @@ impl Connection {
 
     fn push_item(&self, item: Outbound) {
         if self.outbox.tx.try_send(item).is_err() {
-            self.outbox.too_slow.notify_one();
+            self.outbox.kick.kick(4009);
         }
     }
 

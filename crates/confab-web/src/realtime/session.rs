@@ -15,9 +15,9 @@ use bytestring::ByteString;
 use confab_domain::ChannelSid;
 use confab_protocol::realtime as rt;
 use futures::StreamExt;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
-use super::hub::{Outbound, Outbox};
+use super::hub::{Kick, Outbound, Outbox};
 use super::ops::{Connection, Flow};
 use crate::AppState;
 
@@ -25,10 +25,10 @@ use crate::AppState;
 pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageStream) {
     let cfg = state.realtime.clone();
     let (tx, rx) = mpsc::channel(cfg.outbox_frames.max(1));
-    let too_slow = Arc::new(Notify::new());
+    let kick = Arc::new(Kick::default());
     let outbox = Outbox {
         tx,
-        too_slow: too_slow.clone(),
+        kick: kick.clone(),
     };
     let writer = actix_web::rt::spawn(write_loop(state.clone(), ws.clone(), rx));
     let mut conn = Connection::new(state.clone(), outbox);
@@ -72,7 +72,10 @@ pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageSt
                     break None;
                 }
             }
-            _ = too_slow.notified() => break Some((4009, "too slow: reconnect and resume")),
+            code = kick.kicked() => break Some(match code {
+                4010 => (4010, "draining: reconnect elsewhere"),
+                _ => (4009, "too slow: reconnect and resume"),
+            }),
             _ = sleep_until(token_deadline), if token_deadline.is_some() => {
                 if let Flow::Close(code, reason) = conn.token_timer() {
                     break Some((code, reason));
