@@ -486,3 +486,56 @@ async fn update_token_keeps_the_session_and_refuses_another_identity() {
     assert_eq!(err.code(), Some(51007));
     node.stop().await;
 }
+
+#[tokio::test]
+async fn a_quiet_channel_also_resumes_after_a_reconnect() {
+    let node = TestNode::start().unwrap();
+    let service = service(&node).await;
+    let (alice, _ae) = connect(&node, &service, "alice").await;
+    let mut quiet = alice
+        .create_channel(CreateChannelOptions {
+            unique_name: Some("quiet".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    quiet.join().await.unwrap();
+    quiet.add("bob").await.unwrap();
+    // Bob connects after the last event of the channel: he has seen none of its events.
+    let (bob, mut bob_events) = connect(&node, &service, "bob").await;
+    bob.go_offline();
+    bob.wait_for_state(confab_client::ConnectionState::Disconnected)
+        .await;
+    quiet.send_message("while you were away").await.unwrap();
+    bob.go_online();
+    let missed = next_event(&mut bob_events, "messageAdded").await;
+    assert_eq!(missed.data["body"], "while you were away");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn peers_learn_when_a_user_comes_online_and_goes_offline() {
+    let node = TestNode::start().unwrap();
+    let service = service(&node).await;
+    let (alice, mut alice_events) = connect(&node, &service, "alice").await;
+    let mut room = alice
+        .create_channel(CreateChannelOptions::default())
+        .await
+        .unwrap();
+    room.join().await.unwrap();
+    room.add("bob").await.unwrap();
+    let (bob, _be) = connect(&node, &service, "bob").await;
+    let online = next_event_where(&mut alice_events, "userUpdated", |e| {
+        e.data["user"]["identity"] == "bob"
+    })
+    .await;
+    assert_eq!(online.data["user"]["online"], true);
+    assert!(alice.get_user("bob").await.unwrap().online);
+    bob.shutdown();
+    let offline = next_event_where(&mut alice_events, "userUpdated", |e| {
+        e.data["user"]["identity"] == "bob" && e.data["user"]["online"] == false
+    })
+    .await;
+    assert_eq!(offline.data["updateReasons"][0], "online");
+    node.stop().await;
+}

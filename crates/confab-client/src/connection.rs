@@ -41,6 +41,27 @@ async fn until(flag: &mut watch::Receiver<bool>, want: bool) {
     }
 }
 
+/// Records where each joined channel stands, from an `init` reply: a channel that stays quiet
+/// still resumes from here after the next reconnect. A channel whose resume was refused
+/// starts over from the server's position.
+fn record_positions(shared: &Shared, init: &Value) {
+    let mut last = lock(&shared.last_seq);
+    for channel in init["channels"].as_array().into_iter().flatten() {
+        if channel["status"] != "joined" {
+            continue;
+        }
+        let (Some(sid), Some(seq)) = (channel["sid"].as_str(), channel["lastSeq"].as_u64()) else {
+            continue;
+        };
+        let refused = init["resumed"][sid] == Value::Bool(false);
+        if refused {
+            last.insert(sid.to_owned(), seq);
+        } else {
+            last.entry(sid.to_owned()).or_insert(seq);
+        }
+    }
+}
+
 /// How a connection ended.
 enum End {
     /// Reconnect after a pause.
@@ -192,6 +213,9 @@ async fn connect_once(
                             break End::Denied(why);
                         }
                         initialized = true;
+                        if let Some(result) = &result {
+                            record_positions(shared, result);
+                        }
                         let _ = state.send(ConnectionState::Connected);
                         match first.take() {
                             Some(first) => {
@@ -225,7 +249,12 @@ async fn connect_once(
                         if let (Some(channel), Some(seq)) = (&channel, seq) {
                             let mut last = lock(&shared.last_seq);
                             let entry = last.entry(channel.clone()).or_insert(0);
-                            *entry = (*entry).max(seq);
+                            if seq <= *entry {
+                                // Already delivered (the server never sends one twice; this
+                                // guards the application all the same).
+                                continue;
+                            }
+                            *entry = seq;
                         }
                         if event == "channelLeft" || event == "channelRemoved" {
                             if let Some(channel) = &channel {

@@ -323,8 +323,13 @@ impl Client {
         Self::parse(v)
     }
 
-    /// Replaces the token (for the same identity and service), also used by reconnects.
+    /// Replaces the token (for the same identity and service). Connected, the server checks it
+    /// at once; disconnected (for instance after `tokenExpired`), the next reconnect uses it.
     pub async fn update_token(&self, token: &str) -> Result<(), ClientError> {
+        if self.connection_state() != ConnectionState::Connected {
+            *lock(&self.shared.token) = token.to_owned();
+            return Ok(());
+        }
         self.request("updateToken", json!({"token": token})).await?;
         *lock(&self.shared.token) = token.to_owned();
         Ok(())

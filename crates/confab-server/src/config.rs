@@ -25,6 +25,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// When the development token endpoint (`POST /dev/token`) is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DevTokens {
+    /// On when the node listens on a loopback address only.
+    #[default]
+    Auto,
+    /// Always on (anyone who reaches the node can act as anyone: development only).
+    On,
+    /// Off.
+    Off,
+}
+
 /// Settings of the channel runtime.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -96,6 +109,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Log format.
     pub log_format: LogFormat,
+    /// The development token endpoint used by the chat page.
+    pub dev_tokens: DevTokens,
     /// Account SID (`AC…`); generated and kept in the data directory when unset.
     pub account_sid: Option<String>,
     /// Auth token of the account.
@@ -126,6 +141,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./confab-data"),
             public_url: None,
             log_format: LogFormat::Text,
+            dev_tokens: DevTokens::Auto,
             account_sid: None,
             auth_token: None,
             api_key_sid: None,

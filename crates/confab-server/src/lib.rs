@@ -12,6 +12,6 @@ pub mod credentials;
 pub mod error;
 pub mod server;
 
-pub use config::{Config, LogFormat};
+pub use config::{Config, DevTokens, LogFormat};
 pub use error::ServerError;
 pub use server::{Node, Stopper};

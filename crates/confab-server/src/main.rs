@@ -113,6 +113,9 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// The development token endpoint of the chat page [default: auto = on for loopback only].
+    #[arg(long, value_enum)]
+    dev_tokens: Option<confab_server::DevTokens>,
 }
 
 impl ServeArgs {
@@ -132,6 +135,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.log_format {
             config.log_format = v;
+        }
+        if let Some(v) = self.dev_tokens {
+            config.dev_tokens = v;
         }
         Ok(config)
     }

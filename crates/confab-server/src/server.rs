@@ -81,6 +81,23 @@ impl Node {
             .trim_end_matches('/')
             .to_owned();
 
+        let dev_tokens = match config.dev_tokens {
+            crate::config::DevTokens::Auto => addr.ip().is_loopback(),
+            crate::config::DevTokens::On => true,
+            crate::config::DevTokens::Off => false,
+        };
+        if dev_tokens {
+            tracing::warn!(
+                "development token endpoint POST /dev/token is ON: anyone who reaches {addr} can sign in as anyone \
+                 (dev_tokens = {:?}; it is off by default on non-loopback addresses)",
+                config.dev_tokens
+            );
+        } else {
+            tracing::info!(
+                "development token endpoint is OFF (dev_tokens = {:?}, listening on {addr}); the chat page asks for a pasted token",
+                config.dev_tokens
+            );
+        }
         let state = web::Data::new(AppState {
             runtime: runtime.clone(),
             store,
@@ -97,6 +114,8 @@ impl Node {
             },
             realtime: config.realtime.clone(),
             hub,
+            dev_tokens,
+            dev_lock: Arc::new(tokio::sync::Mutex::new(())),
         });
         let workers = match config.http.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -108,6 +127,8 @@ impl Node {
                 .app_data(state.clone())
                 .wrap(actix_web::middleware::Compress::default())
                 .configure(confab_web::realtime::configure)
+                .configure(confab_web::assets::configure)
+                .configure(confab_web::dev::configure)
                 .configure(confab_web::rest::configure)
         })
         .workers(workers)

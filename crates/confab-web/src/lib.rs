@@ -9,7 +9,9 @@
 //! write to a channel goes through the channel's actor in `confab-cluster`. REST calls act as the
 //! account and are not role-checked (as in Twilio).
 
+pub mod assets;
 pub mod auth;
+pub mod dev;
 pub mod error;
 pub mod form;
 pub mod realtime;
@@ -66,4 +68,8 @@ pub struct AppState {
     pub realtime: realtime::RealtimeConfig,
     /// The node's realtime fan-out hub.
     pub hub: realtime::Hub,
+    /// Whether `POST /dev/token` hands out tokens (see [`dev`]).
+    pub dev_tokens: bool,
+    /// Serializes the creation of the development service.
+    pub dev_lock: Arc<tokio::sync::Mutex<()>>,
 }

@@ -123,6 +123,15 @@ enum Command {
     Subscribe {
         id: SessionId,
         channel: ChannelSid,
+        as_of: u64,
+    },
+    Announce {
+        id: SessionId,
+    },
+    IsOnline {
+        service: ServiceSid,
+        identity: String,
+        reply: tokio::sync::oneshot::Sender<bool>,
     },
     Typing {
         service: ServiceSid,
@@ -197,9 +206,27 @@ impl Hub {
         self.send(Command::Unregister { id });
     }
 
-    /// Makes a session follow a channel (after it queued its own `Subscribed` marker).
-    pub fn subscribe(&self, id: SessionId, channel: ChannelSid) {
-        self.send(Command::Subscribe { id, channel });
+    /// Makes a session follow a channel it was a member of as of event `as_of` (after it
+    /// queued its own `Subscribed` marker). Ignored if the user left the channel since.
+    pub fn subscribe(&self, id: SessionId, channel: ChannelSid, as_of: u64) {
+        self.send(Command::Subscribe { id, channel, as_of });
+    }
+
+    /// The session has subscribed to its channels: tell its peers that the user is online
+    /// (once per user, when its first session gets here).
+    pub fn announce(&self, id: SessionId) {
+        self.send(Command::Announce { id });
+    }
+
+    /// Whether `identity` has a session on this node.
+    pub async fn is_online(&self, service: ServiceSid, identity: &str) -> bool {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.send(Command::IsOnline {
+            service,
+            identity: identity.to_owned(),
+            reply,
+        });
+        rx.await.unwrap_or(false)
     }
 
     /// `identity` is typing in `channel`.
@@ -258,6 +285,11 @@ struct HubTask {
     users: HashMap<UserKey, UserView>,
     subscribers: HashMap<ChannelSid, HashSet<SessionId>>,
     last_seq: HashMap<ChannelSid, u64>,
+    /// The seq at which a connected user last left a channel, so that a subscription based on
+    /// an older membership read is refused.
+    left_at: HashMap<(UserKey, ChannelSid), u64>,
+    /// Users whose online status was announced to their peers.
+    announced: HashSet<UserKey>,
     typing: HashMap<(ChannelSid, String), Typist>,
 }
 
@@ -269,7 +301,10 @@ impl HubTask {
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
+            // Commands first: a session's registration must be in place before the batches
+            // published after it registered, or it would miss its own memberships.
             tokio::select! {
+                biased;
                 command = commands.recv() => match command {
                     Some(command) => self.command(command),
                     None => break,
@@ -277,10 +312,11 @@ impl HubTask {
                 batch = events.recv() => match batch {
                     Ok(batch) => self.batch(&batch),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        // Lost batches are repaired by each session's writer from the store
-                        // when it sees the next seq jump (and by the catch-up below).
-                        tracing::warn!(missed, "realtime hub fell behind the bus");
-                        self.catch_up_everyone();
+                        // Lost batches may have changed who follows what (joins, leaves,
+                        // deletions), which no seq repair can restore: every session
+                        // reconnects and resumes, rebuilding its subscriptions from the store.
+                        tracing::warn!(missed, "realtime hub fell behind the bus: sessions resume");
+                        self.kick_everyone(4009);
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
@@ -299,9 +335,7 @@ impl HubTask {
                 outbox,
             } => {
                 let key = (service, identity.clone());
-                let sessions = self.by_user.entry(key.clone()).or_default();
-                let first = sessions.is_empty();
-                sessions.insert(id);
+                self.by_user.entry(key.clone()).or_default().insert(id);
                 self.sessions.insert(
                     id,
                     SessionEntry {
@@ -313,10 +347,29 @@ impl HubTask {
                 );
                 let mut user = user;
                 user.online = true;
-                self.users.insert(key.clone(), user.clone());
-                if first {
-                    self.send_user_updated(&key, &user, &["online"]);
+                self.users.insert(key, user);
+            }
+            Command::Announce { id } => {
+                let Some(entry) = self.sessions.get(&id) else {
+                    return;
+                };
+                let key = (entry.service, entry.identity.clone());
+                if self.announced.insert(key.clone()) {
+                    if let Some(user) = self.users.get(&key).cloned() {
+                        self.send_user_updated(&key, &user, &["online"]);
+                    }
                 }
+            }
+            Command::IsOnline {
+                service,
+                identity,
+                reply,
+            } => {
+                let online = self
+                    .by_user
+                    .get(&(service, identity))
+                    .is_some_and(|s| !s.is_empty());
+                let _ = reply.send(online);
             }
             Command::Unregister { id } => self.remove(id),
             Command::Drain => {
@@ -328,10 +381,20 @@ impl HubTask {
                     entry.outbox.kick.kick(4010);
                 }
             }
-            Command::Subscribe { id, channel } => {
+            Command::Subscribe { id, channel, as_of } => {
                 let Some(entry) = self.sessions.get_mut(&id) else {
                     return;
                 };
+                let key = (entry.service, entry.identity.clone());
+                if self
+                    .left_at
+                    .get(&(key, channel))
+                    .is_some_and(|left| *left > as_of)
+                {
+                    // The user left after the membership was read: do not follow.
+                    let _ = entry.outbox.offer(Outbound::Unsubscribed { channel });
+                    return;
+                }
                 entry.channels.insert(channel);
                 self.subscribers.entry(channel).or_default().insert(id);
                 if let Some(upto) = self.last_seq.get(&channel) {
@@ -404,7 +467,9 @@ impl HubTask {
         };
         if now_offline {
             self.by_user.remove(&key);
-            if let Some(mut user) = self.users.remove(&key) {
+            self.left_at.retain(|(user, _), _| *user != key);
+            let announced = self.announced.remove(&key);
+            if let Some(mut user) = self.users.remove(&key).filter(|_| announced) {
                 user.online = false;
                 // Peers are found through the departed sessions' channels.
                 let frame = user_frame(&user, &["online"]);
@@ -529,22 +594,13 @@ impl HubTask {
         }
     }
 
-    /// After the hub lost bus batches, every session catches up from the store.
-    fn catch_up_everyone(&mut self) {
-        let mut slow = Vec::new();
-        for (id, entry) in &self.sessions {
-            for channel in &entry.channels {
-                // `u64::MAX`: whatever the store holds, since the lost batches are unknown.
-                if !entry.outbox.offer(Outbound::Catchup {
-                    channel: *channel,
-                    upto: u64::MAX,
-                }) {
-                    slow.push(*id);
-                    break;
-                }
-            }
+    /// Tells every session to close with `code` and forgets them all.
+    fn kick_everyone(&mut self, code: u16) {
+        for entry in self.sessions.values() {
+            entry.outbox.kick.kick(code);
         }
-        for id in slow {
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for id in ids {
             self.remove(id);
         }
     }
@@ -561,6 +617,7 @@ impl HubTask {
             // receives its own `memberJoined` and a leaving one its `memberLeft`.
             if let ChannelEventKind::MemberJoined { member } = &event.kind {
                 let key = (service, member.identity.clone());
+                self.left_at.remove(&(key.clone(), sid));
                 let ids: Vec<SessionId> = self
                     .by_user
                     .get(&key)
@@ -627,6 +684,9 @@ impl HubTask {
                     rt::event("channelLeft", Some(&sid_text), None, &view).into();
                 self.offer_user(&key, || Outbound::Frame(left.clone()));
                 self.offer_user(&key, || Outbound::Unsubscribed { channel: sid });
+                if self.by_user.contains_key(&key) {
+                    self.left_at.insert((key.clone(), sid), event.seq);
+                }
                 let ids: Vec<SessionId> = self
                     .by_user
                     .get(&key)
@@ -640,7 +700,7 @@ impl HubTask {
                         subs.remove(&id);
                     }
                 }
-                self.typing.remove(&(sid, member.identity.clone()));
+                self.end_typing(&(sid, member.identity.clone()));
             }
             ChannelEventKind::InviteCreated { invite } => {
                 let key = (service, invite.identity.clone());

@@ -169,7 +169,9 @@ impl Connection {
         } else {
             warn_at
         };
-        Some(Instant::now() + Duration::from_secs(at.saturating_sub(now)))
+        // Capped: a token valid for centuries must not overflow the clock.
+        let wait = at.saturating_sub(now).min(365 * 24 * 3600);
+        Some(Instant::now() + Duration::from_secs(wait))
     }
 
     /// Sends `tokenAboutToExpire` or, at expiry, `tokenExpired` and closes.
@@ -202,12 +204,6 @@ impl Connection {
                 self.outbox.kick.kick(4009);
                 false
             }
-        }
-    }
-
-    fn push_item(&self, item: Outbound) {
-        if self.outbox.tx.try_send(item).is_err() {
-            self.outbox.kick.kick(4009);
         }
     }
 
@@ -377,19 +373,28 @@ impl Connection {
             }
         };
         match self.start_session(grant, p.resume).await {
-            Ok(result) => {
-                self.push(rt::reply_ok(id, &result.0));
-                for item in result.1 {
-                    self.push_item(item);
+            Ok((reply, markers, follow)) => {
+                self.push(rt::reply_ok(id, &reply));
+                // Awaited, not offered: a user in many channels queues more markers than the
+                // outbox holds, and the writer drains them meanwhile.
+                for item in markers {
+                    if self.outbox.tx.send(item).await.is_err() {
+                        return Flow::Close(1011, "session ended");
+                    }
                 }
-                for channel in result.2 {
-                    self.state.hub.subscribe(self.id, channel);
+                for (channel, as_of) in follow {
+                    self.state.hub.subscribe(self.id, channel, as_of);
                 }
+                self.state.hub.announce(self.id);
                 Flow::Continue
             }
             Err(e) => {
                 self.push(rt::reply_err(id, &error_body(&e)));
-                Flow::Close(4001, "bad token")
+                if e.code == 51007 {
+                    Flow::Close(4001, "bad token")
+                } else {
+                    Flow::Close(1011, "cannot start the session")
+                }
             }
         }
     }
@@ -400,7 +405,7 @@ impl Connection {
         &mut self,
         grant: token::Grant,
         resume: HashMap<String, u64>,
-    ) -> Result<(Value, Vec<Outbound>, Vec<ChannelSid>), ApiError> {
+    ) -> Result<(Value, Vec<Outbound>, Vec<(ChannelSid, u64)>), ApiError> {
         let state = self.state.clone();
         let service = state
             .store
@@ -440,7 +445,7 @@ impl Connection {
             let sid = channel.sid;
             let from = match resume.get(&sid.to_string()) {
                 Some(last) if *last <= channel.last_seq => {
-                    let whole = self.replay_possible(channel, *last).await?;
+                    let whole = self.replay_possible(channel, member, *last).await?;
                     resumed.insert(sid.to_string(), json!(whole));
                     if whole {
                         *last
@@ -462,7 +467,7 @@ impl Connection {
                 channel: sid,
                 upto: channel.last_seq,
             });
-            follow.push(sid);
+            follow.push((sid, channel.last_seq));
         }
         for key in resume.keys() {
             if !resumed.contains_key(key) {
@@ -482,8 +487,15 @@ impl Connection {
         Ok((reply, markers, follow))
     }
 
-    /// Whether every event after `last` is still retained.
-    async fn replay_possible(&self, channel: &Channel, last: u64) -> Result<bool, ApiError> {
+    /// Whether every event after `last` is still retained, and all of them happened while the
+    /// user was a member (a client that left and was re-added while offline must reload, not
+    /// receive what happened in between).
+    async fn replay_possible(
+        &self,
+        channel: &Channel,
+        member: &Member,
+        last: u64,
+    ) -> Result<bool, ApiError> {
         if channel.last_seq == last {
             return Ok(true);
         }
@@ -491,7 +503,9 @@ impl Connection {
             return Ok(false);
         }
         let first = self.state.store.events_after(channel.sid, last, 1).await?;
-        Ok(first.first().is_some_and(|e| e.seq == last + 1))
+        Ok(first
+            .first()
+            .is_some_and(|e| e.seq == last + 1 && e.at >= member.date_created))
     }
 
     fn update_token(&mut self, id: u64, frame: &Value) -> Flow {
@@ -1145,6 +1159,9 @@ impl Connection {
             attributes: Option<Value>,
         }
         let p: P = params(frame)?;
+        if p.body.is_none() && p.attributes.is_none() {
+            return Err(ApiError::invalid("updateMessage needs body or attributes"));
+        }
         let (channel, member) = self.member_channel(frame).await?;
         let message = self.message_at(channel.sid, p.index).await?;
         if p.body.is_some() {
@@ -1250,8 +1267,12 @@ impl Connection {
             .get_user_by_identity(auth.service.sid, &p.identity)
             .await?
             .ok_or_else(crate::rest::user_not_found)?;
-        // Online status is known for this node's sessions; `false` otherwise.
-        let online = user.identity == auth.identity;
+        // Online status is known for this node's sessions.
+        let online = self
+            .state
+            .hub
+            .is_online(auth.service.sid, &user.identity)
+            .await;
         Ok(json!(UserView::new(&user, online)))
     }
 

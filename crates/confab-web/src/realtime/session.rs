@@ -30,7 +30,7 @@ pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageSt
         tx,
         kick: kick.clone(),
     };
-    let writer = actix_web::rt::spawn(write_loop(state.clone(), ws.clone(), rx));
+    let writer = actix_web::rt::spawn(write_loop(state.clone(), ws.clone(), rx, kick.clone()));
     let mut conn = Connection::new(state.clone(), outbox);
 
     let init_deadline = tokio::time::sleep(cfg.init_timeout());
@@ -108,13 +108,20 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Drains the outbox to the socket, keeping each followed channel gap-free and in order.
-async fn write_loop(state: Arc<AppState>, mut ws: Session, mut rx: mpsc::Receiver<Outbound>) {
+async fn write_loop(
+    state: Arc<AppState>,
+    mut ws: Session,
+    mut rx: mpsc::Receiver<Outbound>,
+    kick: Arc<Kick>,
+) {
     let mut next: HashMap<ChannelSid, u64> = HashMap::new();
     while let Some(item) = rx.recv().await {
         let sent = match item {
             Outbound::Frame(frame) => ws.text(frame).await.is_ok(),
             Outbound::Subscribed { channel, after } => {
-                next.insert(channel, after + 1);
+                // Never backwards: what was delivered stays delivered.
+                let n = next.entry(channel).or_insert(after + 1);
+                *n = (*n).max(after + 1);
                 true
             }
             Outbound::Unsubscribed { channel } => {
@@ -135,7 +142,16 @@ async fn write_loop(state: Arc<AppState>, mut ws: Session, mut rx: mpsc::Receive
                 }
                 let mut ok = true;
                 if seq > expected {
-                    ok = repair(&state, &mut ws, &mut next, channel, expected, seq - 1).await;
+                    ok = repair(
+                        &state,
+                        &mut ws,
+                        &mut next,
+                        channel,
+                        expected,
+                        seq - 1,
+                        &kick,
+                    )
+                    .await;
                 }
                 if ok {
                     if let Some(frame) = frame {
@@ -147,7 +163,7 @@ async fn write_loop(state: Arc<AppState>, mut ws: Session, mut rx: mpsc::Receive
             }
             Outbound::Catchup { channel, upto } => match next.get(&channel).copied() {
                 Some(expected) if upto >= expected => {
-                    repair(&state, &mut ws, &mut next, channel, expected, upto).await
+                    repair(&state, &mut ws, &mut next, channel, expected, upto, &kick).await
                 }
                 _ => true,
             },
@@ -158,7 +174,9 @@ async fn write_loop(state: Arc<AppState>, mut ws: Session, mut rx: mpsc::Receive
     }
 }
 
-/// Sends the channel's stored events `from..=upto` that are addressed to members.
+/// Sends the channel's stored events `from..=upto` that are addressed to members. When the
+/// store cannot answer, the session is closed (4009) so that the client resumes rather than
+/// skip the gap.
 async fn repair(
     state: &AppState,
     ws: &mut Session,
@@ -166,6 +184,7 @@ async fn repair(
     channel: ChannelSid,
     from: u64,
     upto: u64,
+    kick: &Kick,
 ) -> bool {
     const BATCH: usize = 500;
     let mut cursor = from.saturating_sub(1);
@@ -174,7 +193,8 @@ async fn repair(
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(%channel, error = %e, "cannot repair a gap from the store");
-                return true;
+                kick.kick(4009);
+                return false;
             }
         };
         let fetched = events.len();

@@ -1,0 +1,105 @@
+//! The development token endpoint: `POST /dev/token` signs a token for any identity in a
+//! development service, so that the chat page works within a minute of `cargo run`.
+//!
+//! Anyone who can reach it can act as anyone, so it is only on when the node allows it: by
+//! default only when the node listens on a loopback address (`dev_tokens = "auto"`). `GET
+//! /dev/config` tells the page whether it is on; when it is off the page asks for a pasted token.
+
+use actix_web::{web, HttpResponse};
+use confab_cluster::now;
+use confab_domain::{DefaultRoles, Service, ServiceLimits, ServiceSid};
+use confab_store::{PageRequest, PageStart};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The friendly name of the service the endpoint hands out tokens for.
+pub const DEV_SERVICE_NAME: &str = "Confab development";
+
+/// Registers `/dev/config` and `/dev/token`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/dev/config", web::get().to(config))
+        .route("/dev/token", web::post().to(token));
+}
+
+async fn config(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"devTokens": state.dev_tokens}))
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    identity: String,
+}
+
+/// The development service, created on first use.
+async fn dev_service(state: &AppState) -> Result<ServiceSid, ApiError> {
+    let mut page = PageRequest::first(100);
+    loop {
+        let got = state.store.list_services(&page).await?;
+        if let Some(s) = got
+            .items
+            .iter()
+            .find(|s| s.friendly_name == DEV_SERVICE_NAME)
+        {
+            return Ok(s.sid);
+        }
+        match got.next {
+            Some(cursor) => page.start = PageStart::After(cursor),
+            None => break,
+        }
+    }
+    let now = now();
+    let mut sids = confab_cluster::RandomSids;
+    let sid = ServiceSid::generate(&mut sids);
+    let roles = DefaultRoles::new(sid, &mut sids, now);
+    let limits = state.runtime.limits();
+    let service = Service {
+        sid,
+        friendly_name: DEV_SERVICE_NAME.to_owned(),
+        date_created: now,
+        date_updated: now,
+        default_service_role_sid: roles.service_user.sid,
+        default_channel_role_sid: roles.channel_user.sid,
+        default_channel_creator_role_sid: roles.channel_admin.sid,
+        read_status_enabled: true,
+        reachability_enabled: true,
+        typing_indicator_timeout: 5,
+        consumption_report_interval: 10,
+        limits: ServiceLimits {
+            channel_members: u32::try_from(limits.members_per_channel).unwrap_or(u32::MAX),
+            user_channels: u32::try_from(limits.channels_per_user.min(250)).unwrap_or(250),
+        },
+        webhooks: Default::default(),
+        notifications: Default::default(),
+        media_compatibility_message: None,
+    };
+    state
+        .store
+        .create_service(&service, &roles.into_vec())
+        .await?;
+    Ok(sid)
+}
+
+async fn token(
+    state: web::Data<AppState>,
+    body: web::Json<TokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    if !state.dev_tokens {
+        return Err(ApiError::new(
+            20403,
+            403,
+            "Development tokens are disabled on this node",
+        ));
+    }
+    let identity = body.identity.trim().to_owned();
+    confab_domain::limits::check_identity("identity", &identity, state.runtime.limits())?;
+    // One development service per node; concurrent first sign-ins are serialized here.
+    let _guard = state.dev_lock.lock().await;
+    let service = dev_service(&state).await?;
+    let token = crate::token::mint(&state.credentials, &identity, service, 24 * 3600)
+        .map_err(|e| ApiError::new(20500, 500, e.to_string()))?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"token": token, "identity": identity, "serviceSid": service})))
+}

@@ -1,0 +1,82 @@
+// Starts real `confab` nodes for the JS tests: loopback, a fresh data directory, a free port.
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import net from "node:net";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+export function confabBinary() {
+  const path = process.env.CONFAB_BIN ?? join(root, "target", "debug", "confab");
+  if (!existsSync(path)) throw new Error(`${path} not found: run cargo build -p confab-server or set CONFAB_BIN`);
+  return path;
+}
+
+/** A free loopback port (so that a restarted node can come back on the same address). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+export class Node {
+  constructor({ port, dataDir } = {}) {
+    this.port = port;
+    this.dataDir = dataDir ?? mkdtempSync(join(tmpdir(), "confab-js-"));
+  }
+
+  async start() {
+    if (!this.port) this.port = await freePort();
+    this.proc = spawn(
+      confabBinary(),
+      ["serve", "--listen", `127.0.0.1:${this.port}`, "--admin-listen", "127.0.0.1:0", "--data-dir", this.dataDir],
+      { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: "warn" } },
+    );
+    this.url = await new Promise((resolve, reject) => {
+      let buffer = "";
+      const onData = (chunk) => {
+        buffer += chunk.toString();
+        const match = buffer.match(/Confab is serving .* at (\S+)\/v2/);
+        if (match) {
+          this.proc.stdout.off("data", onData);
+          this.proc.stdout.resume();
+          resolve(match[1]);
+        }
+      };
+      this.proc.stdout.on("data", onData);
+      this.proc.once("exit", (code) => reject(new Error(`confab exited with ${code} before serving`)));
+    });
+    return this;
+  }
+
+  /** SIGTERM and wait for the exit. */
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.proc.once("exit", resolve));
+    this.proc.kill("SIGTERM");
+    await exited;
+  }
+
+  async restart() {
+    await this.stop();
+    await this.start();
+  }
+
+  async devToken(identity) {
+    const response = await fetch(`${this.url}/dev/token`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ identity }),
+    });
+    if (!response.ok) throw new Error(`dev token: ${response.status}`);
+    return (await response.json()).token;
+  }
+}

@@ -1,0 +1,138 @@
+// TypeScript declarations of the Confab JS SDK (web/sdk/confab.js).
+
+export type ConnectionState = "connecting" | "connected" | "disconnected" | "denied";
+export type ChannelStatus = "joined" | "invited" | "notParticipating";
+
+export interface ClientOptions {
+  /** The node's base URL (http(s)://host:port) or its realtime URL; defaults to the page's origin. */
+  url?: string;
+  /** A WebSocket implementation (Node: the `ws` package); defaults to `globalThis.WebSocket`. */
+  WebSocket?: unknown;
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+}
+
+export class ConfabError extends Error {
+  /** Twilio error code, or "disconnected" when the reply was lost with the connection. */
+  code: number | string;
+  status: number;
+}
+
+declare class Emitter {
+  on(event: string, handler: (...args: any[]) => void): this;
+  once(event: string, handler: (...args: any[]) => void): this;
+  off(event: string, handler: (...args: any[]) => void): this;
+  removeAllListeners(event?: string): this;
+}
+
+export class Paginator<T> {
+  items: T[];
+  readonly hasNextPage: boolean;
+  readonly hasPrevPage: boolean;
+  nextPage(): Promise<Paginator<T>>;
+  prevPage(): Promise<Paginator<T>>;
+}
+
+export class User extends Emitter {
+  identity: string;
+  friendlyName: string | null;
+  attributes: any;
+  online: boolean;
+  isOnline: boolean;
+  updateFriendlyName(friendlyName: string): Promise<User>;
+  updateAttributes(attributes: any): Promise<User>;
+}
+
+export class Member {
+  channel: Channel;
+  sid: string;
+  identity: string;
+  roleSid: string;
+  attributes: any;
+  dateCreated: Date | null;
+  dateUpdated: Date | null;
+  lastConsumedMessageIndex: number | null;
+  lastConsumptionTimestamp: Date | null;
+}
+
+export class Message {
+  channel: Channel;
+  sid: string;
+  index: number;
+  author: string;
+  body: string;
+  attributes: any;
+  type: "text";
+  memberSid: string | null;
+  dateCreated: Date | null;
+  dateUpdated: Date | null;
+  timestamp: Date | null;
+  lastUpdatedBy: string | null;
+  updateBody(body: string): Promise<Message>;
+  updateAttributes(attributes: any): Promise<Message>;
+  remove(): Promise<Message>;
+}
+
+interface ChannelFields {
+  sid: string;
+  uniqueName: string | null;
+  friendlyName: string | null;
+  attributes: any;
+  type: "public" | "private";
+  isPrivate: boolean;
+  createdBy: string;
+  dateCreated: Date | null;
+  dateUpdated: Date | null;
+  membersCount: number;
+  messagesCount: number;
+  lastMessage: { index: number; dateCreated: Date | null } | null;
+  status: ChannelStatus;
+  lastConsumedMessageIndex: number | null;
+}
+
+export interface ChannelDescriptor extends ChannelFields {}
+export class ChannelDescriptor {
+  getChannel(): Promise<Channel>;
+}
+
+export interface Channel extends ChannelFields {}
+export class Channel extends Emitter {
+  join(): Promise<Channel>;
+  leave(): Promise<Channel>;
+  decline(): Promise<Channel>;
+  invite(identity: string): Promise<void>;
+  add(identity: string): Promise<void>;
+  removeMember(member: Member | string): Promise<void>;
+  delete(): Promise<Channel>;
+  updateAttributes(attributes: any): Promise<Channel>;
+  updateFriendlyName(friendlyName: string): Promise<Channel>;
+  updateUniqueName(uniqueName: string): Promise<Channel>;
+  getMembers(): Promise<Member[]>;
+  getMembersCount(): Promise<number>;
+  getMessagesCount(): Promise<number>;
+  getUnconsumedMessagesCount(): Promise<number>;
+  sendMessage(body: string, attributes?: any): Promise<number>;
+  getMessages(pageSize?: number, anchor?: number, direction?: "backwards" | "forward"): Promise<Paginator<Message>>;
+  typing(): Promise<void>;
+  updateLastConsumedMessageIndex(index: number | null): Promise<number>;
+  advanceLastConsumedMessageIndex(index: number): Promise<number>;
+  setAllMessagesConsumed(): Promise<number>;
+  setNoMessagesConsumed(): Promise<number>;
+}
+
+export class Client extends Emitter {
+  static create(token: string, options?: ClientOptions): Promise<Client>;
+  connectionState: ConnectionState;
+  user: User;
+  getPublicChannelDescriptors(pageSize?: number): Promise<Paginator<ChannelDescriptor>>;
+  getUserChannelDescriptors(pageSize?: number): Promise<Paginator<ChannelDescriptor>>;
+  getSubscribedChannels(): Promise<Paginator<Channel>>;
+  getChannelBySid(sid: string): Promise<Channel>;
+  getChannelByUniqueName(uniqueName: string): Promise<Channel>;
+  createChannel(options?: { friendlyName?: string; uniqueName?: string; isPrivate?: boolean; attributes?: any }): Promise<Channel>;
+  getUser(identity: string): Promise<User>;
+  updateToken(token: string): Promise<Client>;
+  shutdown(): Promise<void>;
+}
+
+export default Client;
