@@ -106,7 +106,7 @@ fn hub_fanout(c: &mut Criterion) {
                     kick: Arc::new(Kick::default()),
                 },
             );
-            hub.subscribe(id, channel);
+            hub.subscribe(id, channel, 0);
             let delivered = delivered.clone();
             let all_done = all_done.clone();
             tokio::spawn(async move {
