@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test of Confab on a fresh machine: first brings what is missing (a Python virtual
-# environment with the official Twilio helper library), then checks formatting and lints, runs
-# the Rust tests (unit, property, store conformance, integration with real nodes and kill -9,
-# criterion benches in test mode) and the Python suite that drives a real node through `twilio`.
+# Runs every test of Confab on a fresh machine: first brings what is missing (Node.js and npm,
+# Debian's Chromium, a Python virtual environment with the official Twilio helper library), then
+# checks formatting and lints, runs the Rust tests (unit, property, store conformance,
+# integration with real nodes and kill -9, criterion benches in test mode), the JS SDK tests in
+# Node and the chat page in Chromium (playwright-core), and the Python suite that drives a real
+# node through `twilio`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,10 @@ apt_install() {
 command -v cargo >/dev/null || { echo "Missing: a Rust toolchain (https://rustup.rs), cargo on PATH." >&2; exit 1; }
 command -v python3 >/dev/null || apt_install python3 python3-venv
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+[ -x "$CHROMIUM" ] || { apt_install chromium; CHROMIUM=/usr/bin/chromium; }
+export CHROMIUM
 
 log "Python environment (.venv) with the Twilio helper library"
 if [ ! -x .venv/bin/python ]; then
@@ -36,6 +42,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test (unit, property, conformance, integration, benches in test mode)"
 cargo build -p confab-server --locked
 cargo test --workspace --all-targets --locked
+
+log "JavaScript: the JS SDK in Node and the chat page in Chromium, against real nodes"
+(cd tests/js && npm ci --no-audit --no-fund --silent)
+(cd tests/js && CONFAB_BIN="$PWD/../../target/debug/confab" node --test --test-concurrency=1 sdk.test.mjs browser.test.mjs)
 
 log "Python: the official twilio library against a real node"
 CONFAB_BIN="$PWD/target/debug/confab" .venv/bin/python -m pytest -q tests/python

@@ -65,9 +65,12 @@ function title(channel) {
 async function refreshLists() {
   const client = state.client;
   if (!client || client.connectionState !== "connected") return;
+  // Refreshes overlap when events come in bursts: only the newest one may touch the lists.
+  const run = (state.refreshRun = (state.refreshRun ?? 0) + 1);
   const subscribed = (await client.getSubscribedChannels()).items;
-  const mine = $("my-channels");
-  mine.replaceChildren();
+  const descriptors = (await client.getPublicChannelDescriptors()).items;
+  if (run !== state.refreshRun) return;
+  const mine = [];
   for (const channel of subscribed) {
     const li = document.createElement("li");
     li.dataset.sid = channel.sid;
@@ -95,12 +98,11 @@ async function refreshLists() {
       li.onclick = () => openRoom(channel);
     }
     if (state.active && state.active.sid === channel.sid) li.classList.add("active");
-    mine.append(li);
+    mine.push(li);
   }
+  $("my-channels").replaceChildren(...mine);
   const joined = new Set(subscribed.map((c) => c.sid));
-  const pub = $("public-channels");
-  pub.replaceChildren();
-  const descriptors = (await client.getPublicChannelDescriptors()).items;
+  const pub = [];
   for (const d of descriptors) {
     if (joined.has(d.sid)) continue;
     const li = document.createElement("li");
@@ -114,8 +116,9 @@ async function refreshLists() {
       await refreshLists();
       openRoom(channel);
     }));
-    pub.append(li);
+    pub.push(li);
   }
+  $("public-channels").replaceChildren(...pub);
 }
 
 function button(text, className, onClick) {
@@ -298,6 +301,8 @@ $("composer").addEventListener("submit", async (e) => {
   const body = input.value.trim();
   if (!body || !state.active) return;
   input.value = "";
+  // The message ends the typing indicator; the next keystroke starts a new one at once.
+  lastTyping = 0;
   try {
     await state.active.sendMessage(body);
     showError("room-error");

@@ -108,6 +108,9 @@ export class Channel extends Emitter {
   updateFriendlyName(friendlyName: string): Promise<Channel>;
   updateUniqueName(uniqueName: string): Promise<Channel>;
   getMembers(): Promise<Member[]>;
+  getMemberByIdentity(identity: string): Promise<Member>;
+  getMemberBySid(sid: string): Promise<Member>;
+  getAttributes(): Promise<any>;
   getMembersCount(): Promise<number>;
   getMessagesCount(): Promise<number>;
   getUnconsumedMessagesCount(): Promise<number>;

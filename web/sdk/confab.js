@@ -248,6 +248,19 @@ export class Channel extends Emitter {
     const result = await this._call("getMembers");
     return result.items.map((m) => new Member(this, m));
   }
+  async getMemberByIdentity(identity) {
+    const member = (await this.getMembers()).find((m) => m.identity === identity);
+    if (!member) throw new ConfabError(50402, "Member not found", 404);
+    return member;
+  }
+  async getMemberBySid(sid) {
+    const member = (await this.getMembers()).find((m) => m.sid === sid);
+    if (!member) throw new ConfabError(50402, "Member not found", 404);
+    return member;
+  }
+  async getAttributes() {
+    return this.attributes;
+  }
   async getMembersCount() {
     return (await this._call("getMembersCount")).count;
   }

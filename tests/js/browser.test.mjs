@@ -1,0 +1,135 @@
+// The chat page in Debian's Chromium, driven by playwright-core: two users on one node.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+import { Node } from "./node.mjs";
+
+const images = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "docs", "images");
+const WAIT = { timeout: 20000 };
+let node;
+let browser;
+
+before(async () => {
+  node = await new Node().start();
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await node?.stop();
+});
+
+async function signIn(identity) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error(`[${identity}] page error:`, e));
+  await page.goto(node.url);
+  await page.fill("#identity", identity);
+  await page.click("#signin-button");
+  await page.locator("#conn-state", { hasText: /^connected$/ }).waitFor(WAIT);
+  return page;
+}
+
+const message = (page, text) => page.locator("#messages .message .body", { hasText: text });
+const channelItem = (page, list, name) => page.locator(`${list} li`, { hasText: name });
+
+async function send(page, text) {
+  await page.fill("#message-input", text);
+  await page.press("#message-input", "Enter");
+  await message(page, text).waitFor(WAIT);
+}
+
+async function create(page, name, { isPrivate = false } = {}) {
+  await page.fill("#new-channel-name", name);
+  if (isPrivate) await page.check("#new-channel-private");
+  await page.click("#create-button");
+  await page.locator("#channel-title", { hasText: name }).waitFor(WAIT);
+}
+
+test("two users chat, type, read, invite, edit and delete, and survive a node restart", async () => {
+  const alice = await signIn("alice");
+  await create(alice, "lobby");
+
+  // Bob discovers and joins the public channel.
+  const bob = await signIn("bob");
+  await channelItem(bob, "#public-channels", "lobby").locator("button.join").click();
+  await bob.locator("#channel-title", { hasText: "lobby" }).waitFor(WAIT);
+
+  // Chat both ways.
+  await send(alice, "hi bob");
+  await message(bob, "hi bob").waitFor(WAIT);
+  await send(bob, "hi alice");
+  await message(alice, "hi alice").waitFor(WAIT);
+
+  // Typing is shown to the other user.
+  await bob.type("#message-input", "typing away");
+  await alice.locator("#typing-indicator", { hasText: "bob is typing" }).waitFor(WAIT);
+  await bob.fill("#message-input", "");
+
+  // Unread count on a channel that is not open.
+  await create(alice, "side");
+  await send(bob, "ping");
+  const badge = channelItem(alice, "#my-channels", "lobby").locator(".badge");
+  await alice.waitForFunction(
+    () => document.querySelector('#my-channels li .badge[data-count="1"]') !== null,
+    null,
+    WAIT,
+  );
+  assert.equal(await badge.textContent(), "1");
+  await channelItem(alice, "#my-channels", "lobby").click();
+  await message(alice, "ping").waitFor(WAIT);
+  await alice.waitForFunction(() => document.querySelector('#my-channels li .badge[data-count="1"]') === null, null, WAIT);
+
+  // An invitation to a private channel, accepted.
+  await create(alice, "secret", { isPrivate: true });
+  await alice.fill("#invite-identity", "bob");
+  await alice.click("#invite-button");
+  const invitation = channelItem(bob, "#my-channels", "secret");
+  await invitation.locator("button.accept").waitFor(WAIT);
+  await invitation.locator("button.accept").click();
+  await bob.locator("#channel-title", { hasText: "secret" }).waitFor(WAIT);
+  await send(alice, "welcome");
+  await message(bob, "welcome").waitFor(WAIT);
+
+  // Edit and delete one's own message.
+  const own = alice.locator("#messages .message.mine", { hasText: "welcome" });
+  await own.locator("button.edit").click();
+  await own.locator("input.edit-input").fill("welcome, bob!");
+  await own.locator("button.save").click();
+  await message(bob, "welcome, bob!").waitFor(WAIT);
+  await send(alice, "to be deleted");
+  await message(bob, "to be deleted").waitFor(WAIT);
+  await alice.locator("#messages .message.mine", { hasText: "to be deleted" }).locator("button.delete").click();
+  await message(bob, "to be deleted").waitFor({ state: "detached", ...WAIT });
+
+  mkdirSync(images, { recursive: true });
+  await alice.screenshot({ path: join(images, "chat-alice.png") });
+  await bob.screenshot({ path: join(images, "chat-bob.png") });
+
+  // The node restarts; both pages reconnect by themselves and the history is intact.
+  await node.stop();
+  await alice.locator("#conn-state", { hasText: /^(connecting|disconnected)$/ }).waitFor(WAIT);
+  await node.start();
+  await alice.locator("#conn-state", { hasText: /^connected$/ }).waitFor(WAIT);
+  await bob.locator("#conn-state", { hasText: /^connected$/ }).waitFor(WAIT);
+  await send(alice, "after the restart");
+  await message(bob, "after the restart").waitFor(WAIT);
+  await channelItem(bob, "#my-channels", "lobby").click();
+  for (const text of ["hi bob", "hi alice", "ping"]) await message(bob, text).waitFor(WAIT);
+});
