@@ -6,6 +6,7 @@
 mod bad_input;
 mod concurrency;
 mod durability;
+mod harness;
 mod realtime;
 mod realtime_abuse;
 mod rest;

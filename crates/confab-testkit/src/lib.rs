@@ -42,6 +42,22 @@ impl Default for TestCredentials {
 }
 
 impl TestCredentials {
+    /// The same credentials as the node's type. Panics on malformed SIDs (a broken test).
+    pub fn credentials(&self) -> confab_web::Credentials {
+        confab_web::Credentials {
+            account_sid: self
+                .account_sid
+                .parse()
+                .unwrap_or_else(|_| panic!("bad account SID")),
+            auth_token: self.auth_token.clone(),
+            api_key_sid: self
+                .api_key_sid
+                .parse()
+                .unwrap_or_else(|_| panic!("bad API key SID")),
+            api_key_secret: self.api_key_secret.clone(),
+        }
+    }
+
     /// An access token for `identity` in `service` (an `IS…` SID), valid for `ttl_secs`.
     /// Panics on a malformed service SID: a test that passes one is wrong.
     pub fn token(&self, identity: &str, service: &str, ttl_secs: u64) -> String {
