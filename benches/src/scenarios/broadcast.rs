@@ -131,8 +131,11 @@ pub(crate) async fn run(
         let acked = acked[c].clone();
         let progress = progress.clone();
         let payload = options.payload;
+        // Senders are spread evenly over the period: aligned ticks would send in bursts of one
+        // message per channel and measure the queueing of the burst, not the system.
+        let offset = period.mul_f64(c as f64 / channels as f64);
         senders.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut replies = Vec::new();
             loop {

@@ -132,6 +132,13 @@ impl Node {
                 .configure(confab_web::rest::configure)
         })
         .workers(workers)
+        // Realtime frames are small and latency-bound: Nagle's algorithm would hold a frame
+        // until the previous one is acknowledged, which the peer may delay by 40 ms.
+        .on_connect(|connection, _| {
+            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .disable_signals()
         .shutdown_timeout(config.shutdown_timeout_secs)
         .listen(listener)?
