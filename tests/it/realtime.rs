@@ -88,9 +88,17 @@ async fn channel_lifecycle_messages_and_events_between_two_clients() {
         .any(|c| c.unique_name.as_deref() == Some("general")));
 
     let mut bobs = bob.get_channel("general").await.unwrap();
-    assert!(bob.get_user_channel_descriptors(None, None).await.unwrap().items.is_empty());
+    assert!(bob
+        .get_user_channel_descriptors(None, None)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
     bobs.join().await.unwrap();
-    let mine = bob.get_user_channel_descriptors(Some(10), None).await.unwrap();
+    let mine = bob
+        .get_user_channel_descriptors(Some(10), None)
+        .await
+        .unwrap();
     assert_eq!(mine.items.len(), 1);
     assert_eq!(mine.items[0].status, "joined");
     let joined = next_event(&mut alice_events, "memberJoined").await;
