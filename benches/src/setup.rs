@@ -147,7 +147,7 @@ impl Target {
             .buffer_unordered(32)
             .collect()
             .await;
-        results.into_iter().map(|r| r.map(|_| ())).collect()
+        results.into_iter().try_for_each(|r| r.map(|_| ()))
     }
 
     /// An access token for `identity` in `service`.
