@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test of Confab on a fresh machine: first brings what is missing (Node.js and npm,
-# Debian's Chromium, a Python virtual environment with the official Twilio helper library), then
+# Debian's Chromium, promtool from Debian's prometheus package, a Python virtual environment
+# with the official Twilio helper library), then
 # checks formatting and lints, runs the Rust tests (unit, property, store conformance,
 # integration with real nodes and kill -9, criterion benches in test mode), the JS SDK tests in
 # Node and the chat page in Chromium (playwright-core), and the Python suite that drives a real
-# node through `twilio`.
+# node through `twilio`; promtool checks the alert rules, runs their unit tests and lints a live
+# node's /metrics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +28,7 @@ command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs np
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 [ -x "$CHROMIUM" ] || { apt_install chromium; CHROMIUM=/usr/bin/chromium; }
 export CHROMIUM
+command -v promtool >/dev/null || apt_install prometheus
 
 log "Python environment (.venv) with the Twilio helper library"
 if [ ! -x .venv/bin/python ]; then
@@ -46,6 +49,11 @@ cargo test --workspace --all-targets --locked
 log "JavaScript: the JS SDK in Node and the chat page in Chromium, against real nodes"
 (cd tests/js && npm ci --no-audit --no-fund --silent)
 (cd tests/js && CONFAB_BIN="$PWD/../../target/debug/confab" node --test --test-concurrency=1 sdk.test.mjs browser.test.mjs)
+
+log "Prometheus: alert rules, their unit tests, and a live node's /metrics"
+promtool check rules deploy/prometheus/confab-rules.yml
+(cd deploy/prometheus && promtool test rules confab-rules.test.yml)
+scripts/check-live-metrics.sh target/debug/confab
 
 log "Python: the official twilio library against a real node"
 CONFAB_BIN="$PWD/target/debug/confab" .venv/bin/python -m pytest -q tests/python

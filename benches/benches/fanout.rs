@@ -85,7 +85,7 @@ fn hub_fanout(c: &mut Criterion) {
     let delivered = Arc::new(AtomicU64::new(0));
     let all_done = Arc::new(Notify::new());
     let hub = runtime.block_on(async {
-        let hub = Hub::start(&bus);
+        let hub = Hub::start(&bus, None);
         let channel = ChannelSid::from_bits(1);
         for i in 0..SESSIONS {
             let (tx, mut rx) = mpsc::channel(1024);

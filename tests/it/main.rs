@@ -7,6 +7,7 @@ mod bad_input;
 mod concurrency;
 mod durability;
 mod harness;
+mod metrics;
 mod realtime;
 mod realtime_abuse;
 mod rest;

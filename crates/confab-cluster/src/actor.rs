@@ -309,6 +309,7 @@ pub struct ChannelActor {
     last_used: Instant,
     idle_timeout: Duration,
     mailbox_capacity: usize,
+    alive: Option<prometheus::IntGauge>,
 }
 
 impl ChannelActor {
@@ -323,6 +324,7 @@ impl ChannelActor {
         idle_timeout: Duration,
         mailbox_capacity: usize,
         client_id_window: usize,
+        alive: Option<prometheus::IntGauge>,
     ) -> Self {
         Self {
             core: Some(ChannelCore {
@@ -342,6 +344,7 @@ impl ChannelActor {
             last_used: Instant::now(),
             idle_timeout,
             mailbox_capacity,
+            alive: alive.inspect(|gauge| gauge.inc()),
         }
     }
 }
@@ -362,6 +365,14 @@ impl Actor for ChannelActor {
                 ctx.stop();
             }
         });
+    }
+}
+
+impl Drop for ChannelActor {
+    fn drop(&mut self) {
+        if let Some(alive) = &self.alive {
+            alive.dec();
+        }
     }
 }
 

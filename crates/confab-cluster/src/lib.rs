@@ -12,9 +12,11 @@
 pub mod actor;
 pub mod bus;
 pub mod error;
+pub mod metrics;
 pub mod runtime;
 
 pub use actor::{ChannelActor, ChannelOp, MessageChange};
 pub use bus::{Bus, EventBatch, LocalBus};
 pub use error::ChannelError;
+pub use metrics::RuntimeMetrics;
 pub use runtime::{now, ChannelRuntime, RandomSids, RuntimeConfig};

@@ -46,6 +46,8 @@ pub struct RuntimeConfig {
     pub arbiters: usize,
     /// Recent posts per channel whose client ids are remembered for idempotent retries.
     pub client_id_window: usize,
+    /// Where to record metrics, if anywhere.
+    pub metrics: Option<crate::metrics::RuntimeMetrics>,
 }
 
 impl Default for RuntimeConfig {
@@ -56,6 +58,7 @@ impl Default for RuntimeConfig {
             mailbox_capacity: 256,
             arbiters: 2,
             client_id_window: 1000,
+            metrics: None,
         }
     }
 }
@@ -158,7 +161,10 @@ impl ChannelRuntime {
         for _ in 0..3 {
             let addr = self.actor(channel)?;
             match addr.send(Execute { op: op.clone() }).await {
-                Ok(result) => return result,
+                Ok(result) => {
+                    self.record(&result);
+                    return result;
+                }
                 Err(MailboxError::Closed) => {
                     if let Ok(mut actors) = self.inner.registry.actors.lock() {
                         if actors.get(&channel).is_some_and(|(_, a)| *a == addr) {
@@ -170,6 +176,27 @@ impl ChannelRuntime {
             }
         }
         Err(ChannelError::Unavailable("channel actor keeps stopping"))
+    }
+
+    fn record(&self, result: &Result<Vec<ChannelEvent>, ChannelError>) {
+        let Some(m) = &self.inner.config.metrics else {
+            return;
+        };
+        let outcome = match result {
+            Ok(events) => {
+                let added = events
+                    .iter()
+                    .filter(|e| {
+                        matches!(e.kind, confab_domain::ChannelEventKind::MessageAdded { .. })
+                    })
+                    .count();
+                m.messages_received.inc_by(added as u64);
+                "ok"
+            }
+            Err(ChannelError::Domain(_)) => "refused",
+            Err(_) => "failed",
+        };
+        m.commands.with_label_values(&[outcome]).inc();
     }
 
     fn actor(&self, channel: ChannelSid) -> Result<Addr<ChannelActor>, ChannelError> {
@@ -196,6 +223,11 @@ impl ChannelRuntime {
             inner.config.idle_timeout,
             inner.config.mailbox_capacity,
             inner.config.client_id_window,
+            inner
+                .config
+                .metrics
+                .as_ref()
+                .map(|m| m.channel_actors.clone()),
         );
         let addr = ChannelActor::start_in_arbiter(&inner.arbiters[index].handle(), move |_| actor);
         actors.insert(channel, (generation, addr.clone()));

@@ -47,13 +47,29 @@ impl Node {
     pub async fn start(config: Config) -> Result<Node, ServerError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let (credentials, credentials_generated) = credentials::resolve(&config, &config.data_dir)?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
+        // One registry per node: several nodes can run in one process.
+        let registry = prometheus::Registry::new();
+        let metric_error = |e: prometheus::Error| ServerError::Config(format!("metrics: {e}"));
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .map_err(metric_error)?;
+        let store_metrics =
+            confab_store::StoreMetrics::register(&registry).map_err(metric_error)?;
+        let runtime_metrics =
+            confab_cluster::RuntimeMetrics::register(&registry).map_err(metric_error)?;
+        let web_metrics =
+            confab_web::metrics::WebMetrics::register(&registry).map_err(metric_error)?;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_with_metrics(
             config.data_dir.join("confab.db"),
             config.sqlite.clone(),
+            Some(store_metrics),
         )?);
         let bus: Arc<dyn confab_cluster::Bus> =
             Arc::new(LocalBus::new(config.runtime.bus_capacity));
-        let hub = confab_web::realtime::Hub::start(&bus);
+        let hub = confab_web::realtime::Hub::start(&bus, Some(web_metrics.clone()));
         let drain_hub = hub.clone();
         let runtime = ChannelRuntime::new(
             store.clone(),
@@ -64,6 +80,7 @@ impl Node {
                 mailbox_capacity: config.runtime.mailbox_capacity,
                 arbiters: config.runtime.arbiters,
                 client_id_window: config.runtime.client_id_window,
+                metrics: Some(runtime_metrics),
             },
         );
 
@@ -116,6 +133,7 @@ impl Node {
             hub,
             dev_tokens,
             dev_lock: Arc::new(tokio::sync::Mutex::new(())),
+            metrics: Some(web_metrics),
         });
         let workers = match config.http.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -125,6 +143,9 @@ impl Node {
         let http = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(
+                    confab_web::metrics::record_http,
+                ))
                 .wrap(actix_web::middleware::Compress::default())
                 .configure(confab_web::realtime::configure)
                 .configure(confab_web::assets::configure)
@@ -148,7 +169,25 @@ impl Node {
         let admin_ready = ready.clone();
         let admin = HttpServer::new(move || {
             let ready = admin_ready.clone();
+            let registry = registry.clone();
             App::new()
+                .route(
+                    "/metrics",
+                    web::get().to(move || {
+                        let registry = registry.clone();
+                        async move {
+                            let mut text = String::new();
+                            match prometheus::TextEncoder::new()
+                                .encode_utf8(&registry.gather(), &mut text)
+                            {
+                                Ok(()) => HttpResponse::Ok()
+                                    .content_type("text/plain; version=0.0.4; charset=utf-8")
+                                    .body(text),
+                                Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
+                            }
+                        }
+                    }),
+                )
                 .route(
                     "/healthz",
                     web::get().to(|| async { HttpResponse::Ok().body("ok\n") }),

@@ -9,9 +9,11 @@
 
 pub mod conformance;
 pub mod error;
+pub mod metrics;
 pub mod sqlite;
 pub mod traits;
 
 pub use error::{Conflict, StoreError};
+pub use metrics::StoreMetrics;
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use traits::*;

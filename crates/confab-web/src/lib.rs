@@ -14,6 +14,7 @@ pub mod auth;
 pub mod dev;
 pub mod error;
 pub mod form;
+pub mod metrics;
 pub mod realtime;
 pub mod rest;
 pub mod token;
@@ -72,4 +73,6 @@ pub struct AppState {
     pub dev_tokens: bool,
     /// Serializes the creation of the development service.
     pub dev_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Where to record metrics, if anywhere.
+    pub metrics: Option<metrics::WebMetrics>,
 }

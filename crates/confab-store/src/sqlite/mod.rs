@@ -124,6 +124,15 @@ fn open_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, S
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, migrates it, and starts the writer.
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
+        Self::open_with_metrics(path, options, None)
+    }
+
+    /// Like [`SqliteStore::open`], recording write metrics.
+    pub fn open_with_metrics(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+        metrics: Option<crate::StoreMetrics>,
+    ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let mut conn = open_connection(&path, &options)?;
         schema::migrate(&mut conn)?;
@@ -131,7 +140,7 @@ impl SqliteStore {
         let max_batch = options.max_batch.max(1);
         std::thread::Builder::new()
             .name("confab-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch))
+            .spawn(move || writer_loop(conn, rx, max_batch, metrics))
             .map_err(|e| StoreError::Backend(format!("cannot start writer thread: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -210,7 +219,12 @@ impl SqliteStore {
 }
 
 /// The writer thread: batches queued writes into transactions until every sender is gone.
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteJob>, max_batch: usize) {
+fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::Receiver<WriteJob>,
+    max_batch: usize,
+    metrics: Option<crate::StoreMetrics>,
+) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -220,7 +234,13 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteJob>, max_batch: us
                 Err(_) => break,
             }
         }
+        let size = batch.len();
+        let started = std::time::Instant::now();
         run_batch(&conn, batch.drain(..));
+        if let Some(m) = &metrics {
+            m.write_seconds.observe(started.elapsed().as_secs_f64());
+            m.batch_size.observe(size as f64);
+        }
     }
     tracing::debug!("sqlite writer stopped: every store handle is gone");
 }

@@ -33,6 +33,8 @@ pub enum Outbound {
         channel: ChannelSid,
         /// The event's sequence number.
         seq: u64,
+        /// When the event was committed (ms since the epoch), for the delivery latency metric.
+        at_ms: i64,
         /// The frame, shared with every other member.
         frame: Option<ByteString>,
     },
@@ -163,10 +165,14 @@ impl std::fmt::Debug for Command {
 
 impl Hub {
     /// Starts the hub task on the current runtime, fed by `bus`.
-    pub fn start(bus: &Arc<dyn Bus>) -> Self {
+    pub fn start(bus: &Arc<dyn Bus>, metrics: Option<crate::metrics::WebMetrics>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let events = bus.subscribe();
-        tokio::spawn(HubTask::default().run(rx, events));
+        let task = HubTask {
+            metrics,
+            ..HubTask::default()
+        };
+        tokio::spawn(task.run(rx, events));
         Self {
             commands: tx,
             next_id: Arc::new(AtomicU64::new(1)),
@@ -291,6 +297,7 @@ struct HubTask {
     /// Users whose online status was announced to their peers.
     announced: HashSet<UserKey>,
     typing: HashMap<(ChannelSid, String), Typist>,
+    metrics: Option<crate::metrics::WebMetrics>,
 }
 
 impl HubTask {
@@ -634,21 +641,33 @@ impl HubTask {
                     }
                 }
             }
+            let started = std::time::Instant::now();
             let frame: Option<ByteString> = rt::member_frame(event).map(Into::into);
             let mut slow = Vec::new();
+            let mut delivered = 0u64;
             if let Some(subs) = self.subscribers.get(&sid) {
                 for id in subs {
                     if let Some(entry) = self.sessions.get(id) {
                         let item = Outbound::Seq {
                             channel: sid,
                             seq: event.seq,
+                            at_ms: event.at.millis(),
                             frame: frame.clone(),
                         };
-                        if !entry.outbox.offer(item) {
+                        if entry.outbox.offer(item) {
+                            delivered += 1;
+                        } else {
                             slow.push(*id);
                         }
                     }
                 }
+            }
+            if let Some(m) = &self.metrics {
+                if frame.is_some() {
+                    m.events_delivered.inc_by(delivered);
+                }
+                m.outbox_drops.inc_by(slow.len() as u64);
+                m.fanout_seconds.observe(started.elapsed().as_secs_f64());
             }
             for id in slow {
                 self.remove(id);

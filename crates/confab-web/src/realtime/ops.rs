@@ -154,6 +154,9 @@ impl Connection {
     pub(super) fn shutdown(&mut self) {
         if self.auth.is_some() {
             self.state.hub.unregister(self.id);
+            if let Some(m) = &self.state.metrics {
+                m.sessions.dec();
+            }
         }
     }
 
@@ -224,6 +227,9 @@ impl Connection {
         };
         if !self.bucket.take() {
             self.refusals_in_row += 1;
+            if let Some(m) = &self.state.metrics {
+                m.rate_limited.inc();
+            }
             if self.refusals_in_row >= self.state.realtime.close_after_refusals {
                 return Flow::Close(4029, "rate limited");
             }
@@ -428,6 +434,9 @@ impl Connection {
             UserView::new(&user, true),
             self.outbox.clone(),
         );
+        if let Some(m) = &state.metrics {
+            m.sessions.inc();
+        }
         self.auth = Some(Auth {
             identity: grant.identity.clone(),
             service,

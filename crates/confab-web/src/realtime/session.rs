@@ -24,6 +24,9 @@ use crate::AppState;
 /// Runs a connection until it closes.
 pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageStream) {
     let cfg = state.realtime.clone();
+    if let Some(m) = &state.metrics {
+        m.connections.inc();
+    }
     let (tx, rx) = mpsc::channel(cfg.outbox_frames.max(1));
     let kick = Arc::new(Kick::default());
     let outbox = Outbox {
@@ -84,6 +87,12 @@ pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageSt
         }
     };
     conn.shutdown();
+    if let Some(m) = &state.metrics {
+        m.connections.dec();
+        if close.is_some_and(|(code, _)| code == 4009) {
+            m.slow_consumer_closes.inc();
+        }
+    }
     // Let the writer flush what is queued (a reply, `tokenExpired`) before the close frame.
     drop(conn);
     if let Some((code, reason)) = close {
@@ -131,6 +140,7 @@ async fn write_loop(
             Outbound::Seq {
                 channel,
                 seq,
+                at_ms,
                 frame,
             } => {
                 let Some(expected) = next.get(&channel).copied() else {
@@ -156,6 +166,11 @@ async fn write_loop(
                 if ok {
                     if let Some(frame) = frame {
                         ok = ws.text(frame).await.is_ok();
+                        if let Some(m) = &state.metrics {
+                            let now = confab_cluster::now().millis();
+                            m.delivery_latency_seconds
+                                .observe((now - at_ms).max(0) as f64 / 1000.0);
+                        }
                     }
                     next.insert(channel, seq + 1);
                 }
