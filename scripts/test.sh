@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of Confab on a fresh machine: first brings what is missing (Node.js and npm,
-# Debian's Chromium, promtool from Debian's prometheus package, a Python virtual environment
+# Debian's Chromium, promtool from Debian's prometheus package, redis-server (each Redis test
+# starts its own on a free port), a Python virtual environment
 # with the official Twilio helper library), then
 # checks formatting and lints, runs the Rust tests (unit, property, store conformance,
 # integration with real nodes and kill -9, criterion benches in test mode), the JS SDK tests in
@@ -29,6 +30,7 @@ CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 [ -x "$CHROMIUM" ] || { apt_install chromium; CHROMIUM=/usr/bin/chromium; }
 export CHROMIUM
 command -v promtool >/dev/null || apt_install prometheus
+command -v redis-server >/dev/null || apt_install redis-server
 
 log "Python environment (.venv) with the Twilio helper library"
 if [ ! -x .venv/bin/python ]; then

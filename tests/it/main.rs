@@ -10,5 +10,6 @@ mod harness;
 mod metrics;
 mod realtime;
 mod realtime_abuse;
+mod redis_store;
 mod rest;
 mod support;

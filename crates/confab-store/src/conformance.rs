@@ -1,10 +1,11 @@
 //! The conformance suite: the behaviour every `Store` backend must show, written once.
 //!
 //! A backend runs it with [`store_conformance_tests!`](crate::store_conformance_tests), giving an
-//! async expression that makes a fresh, empty store:
+//! async expression that makes a fresh, empty store together with a guard that keeps what the
+//! store needs (a directory, a server) alive until the check ends:
 //!
 //! ```ignore
-//! confab_store::store_conformance_tests!(async { my_backend::open_empty().await });
+//! confab_store::store_conformance_tests!(async { (guard, my_backend::open_empty().await) });
 //! ```
 //!
 //! Each check panics with a message naming the broken contract; that is how a test fails.
@@ -44,7 +45,7 @@ macro_rules! store_conformance_tests {
     (@tests $make:expr; $($name:ident,)*) => {$(
         #[tokio::test]
         async fn $name() {
-            let store: ::std::sync::Arc<dyn $crate::Store> = $make.await;
+            let (_guard, store): (_, ::std::sync::Arc<dyn $crate::Store>) = $make.await;
             $crate::conformance::$name(store).await;
         }
     )*};

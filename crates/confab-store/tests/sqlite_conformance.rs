@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use confab_store::{SqliteOptions, SqliteStore, Store};
 
-async fn fresh() -> Arc<dyn Store> {
-    // The directory must outlive the store; leaking it keeps the test simple and the OS cleans
-    // up temporary directories.
-    let dir = tempfile::tempdir().expect("tempdir").keep();
-    Arc::new(SqliteStore::open(dir.join("confab.db"), SqliteOptions::default()).expect("open"))
+async fn fresh() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        SqliteStore::open(dir.path().join("confab.db"), SqliteOptions::default()).expect("open");
+    (dir, Arc::new(store))
 }
 
 confab_store::store_conformance_tests!(fresh());

@@ -3,11 +3,13 @@
 //! [`TestNode`] runs a node in this process, on its own thread and actix system, on port 0 with a
 //! temporary data directory; [`NodeProcess`] runs the `confab` binary as a child process, for
 //! tests that kill it. Both hand out a [`RestClient`] with the node's credentials. Nothing is
-//! global and no port is fixed, so many nodes can run in one test process.
+//! global and no port is fixed, so many nodes can run in one test process. [`RedisServer`] is a
+//! `redis-server` of the test's own on a free port.
 //!
 //! It must not be used by production code.
 
 mod process;
+mod redis_server;
 mod rest;
 
 use std::net::SocketAddr;
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use confab_server::{Config, Node, Stopper};
 pub use process::NodeProcess;
+pub use redis_server::RedisServer;
 pub use rest::{RestClient, RestResponse};
 
 /// Credentials every test node accepts.
