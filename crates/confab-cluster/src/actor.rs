@@ -13,30 +13,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use confab_domain::{
     ApplyContext, ChannelCommand, ChannelEvent, ChannelEventKind, ChannelSid, ChannelState,
-    CreateChannel, DomainError, Limits, MessageSid, Timestamp, UpdateMessage,
+    CreateChannel, DomainError, Limits, MessageChange, MessageSid, UpdateMessage,
 };
 use confab_store::{ChannelCommit, Store};
 
 use crate::bus::{Bus, EventBatch};
 use crate::error::ChannelError;
 use crate::runtime::{now, RandomSids, Registry};
-
-/// The changes of a message update (the actor loads the message itself).
-#[derive(Debug, Clone, Default)]
-pub struct MessageChange {
-    /// New body.
-    pub body: Option<String>,
-    /// New attributes JSON text.
-    pub attributes: Option<String>,
-    /// New author identity.
-    pub author: Option<String>,
-    /// Who makes the change.
-    pub last_updated_by: Option<String>,
-    /// Override of the creation time.
-    pub date_created: Option<Timestamp>,
-    /// Override of the update time.
-    pub date_updated: Option<Timestamp>,
-}
 
 /// An operation on a channel, executed by its actor.
 #[derive(Debug, Clone)]
@@ -152,15 +135,7 @@ impl ChannelCore {
             ChannelOp::Apply(command) => command,
             ChannelOp::UpdateMessage { message, change } => {
                 let current = self.stored_message(message).await?;
-                ChannelCommand::UpdateMessage(UpdateMessage {
-                    current,
-                    body: change.body,
-                    attributes: change.attributes,
-                    author: change.author,
-                    last_updated_by: change.last_updated_by,
-                    date_created: change.date_created,
-                    date_updated: change.date_updated,
-                })
+                ChannelCommand::UpdateMessage(UpdateMessage { current, change })
             }
             ChannelOp::RemoveMessage { message } => ChannelCommand::RemoveMessage {
                 current: self.stored_message(message).await?,

@@ -15,8 +15,9 @@ pub mod error;
 pub mod metrics;
 pub mod runtime;
 
-pub use actor::{ChannelActor, ChannelOp, MessageChange};
+pub use actor::{ChannelActor, ChannelOp};
 pub use bus::{Bus, EventBatch, LocalBus};
+pub use confab_domain::MessageChange;
 pub use error::ChannelError;
 pub use metrics::RuntimeMetrics;
 pub use runtime::{now, ChannelRuntime, RandomSids, RuntimeConfig};

@@ -154,11 +154,9 @@ pub struct PostMessage {
     pub client_id: Option<String>,
 }
 
-/// Changes a message. `current` is the stored message, loaded by the channel's owner.
-#[derive(Debug, Clone)]
-pub struct UpdateMessage {
-    /// The message as stored now.
-    pub current: Message,
+/// What a message update changes; absent fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct MessageChange {
     /// New body.
     pub body: Option<String>,
     /// New attributes JSON text.
@@ -171,6 +169,15 @@ pub struct UpdateMessage {
     pub date_created: Option<Timestamp>,
     /// Override of the update time.
     pub date_updated: Option<Timestamp>,
+}
+
+/// Changes a message. `current` is the stored message, loaded by the channel's owner.
+#[derive(Debug, Clone)]
+pub struct UpdateMessage {
+    /// The message as stored now.
+    pub current: Message,
+    /// What to change.
+    pub change: MessageChange,
 }
 
 /// Invites an identity.
@@ -797,6 +804,7 @@ impl ChannelState {
             return Err(DomainError::MessageNotFound);
         }
         let mut next = u.current;
+        let u = u.change;
         let mut reasons = Vec::new();
         if let Some(body) = u.body {
             check_body(&body, ctx.limits)?;

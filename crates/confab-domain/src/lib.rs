@@ -18,8 +18,8 @@ pub mod time;
 
 pub use channel::{
     AddMember, ApplyContext, ChannelCommand, ChannelEvent, ChannelEventKind, ChannelState,
-    ConsumptionUpdate, CreateChannel, InviteEnd, InviteMember, MemberRef, PostMessage,
-    UpdateChannel, UpdateMember, UpdateMessage, UpdateReason,
+    ConsumptionUpdate, CreateChannel, InviteEnd, InviteMember, MemberRef, MessageChange,
+    PostMessage, UpdateChannel, UpdateMember, UpdateMessage, UpdateReason,
 };
 pub use error::DomainError;
 pub use limits::{Attributes, Limits};
