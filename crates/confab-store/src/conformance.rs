@@ -40,6 +40,7 @@ macro_rules! store_conformance_tests {
             events_are_kept_in_seq_order,
             invalid_cursor_is_an_error,
             invites_are_listed_per_identity,
+            filtered_member_lists_page,
         );
     };
     (@tests $make:expr; $($name:ident,)*) => {$(
@@ -450,6 +451,47 @@ pub async fn invalid_cursor_is_an_error(store: Arc<dyn Store>) {
     };
     let got = store.list_channels(world.service.sid, &[], &page).await;
     assert!(matches!(got, Err(StoreError::InvalidCursor)), "got {got:?}");
+    for cursor in ["NaN", "1.5", "inf", ""] {
+        let page = PageRequest {
+            size: 5,
+            start: PageStart::After(cursor.into()),
+            descending: false,
+        };
+        let got = store.list_channels(world.service.sid, &[], &page).await;
+        assert!(matches!(got, Err(StoreError::InvalidCursor)), "{cursor:?}: got {got:?}");
+    }
+}
+
+/// A list filtered by identities pages like the unfiltered one.
+pub async fn filtered_member_lists_page(store: Arc<dyn Store>) {
+    let mut world = World::new(store.clone()).await;
+    let role = world.service.default_channel_role_sid;
+    let mut state = world.create_channel(1, None).await.unwrap();
+    for identity in ["a", "b", "c", "d", "e"] {
+        world.apply(&mut state, add(identity, role)).await;
+    }
+    let wanted: Vec<String> = ["e", "a", "c", "d"].iter().map(|s| s.to_string()).collect();
+    let mut page = PageRequest::first(2);
+    let mut seen = Vec::new();
+    loop {
+        let got = store.list_members(state.channel().sid, &wanted, &page).await.unwrap();
+        assert!(got.items.len() <= 2);
+        seen.extend(got.items.into_iter().map(|m| m.identity));
+        match got.next {
+            Some(cursor) => page.start = PageStart::After(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["a", "c", "d", "e"], "joining order, each once");
+    let repeated = store
+        .list_channels(
+            world.service.sid,
+            &[ChannelType::Private, ChannelType::Private],
+            &PageRequest::first(10),
+        )
+        .await
+        .unwrap();
+    assert!(repeated.items.is_empty(), "a repeated type filter still filters");
 }
 
 // Keeps the trait in scope for the checks that call it through `dyn Store`.

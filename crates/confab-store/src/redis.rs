@@ -140,6 +140,44 @@ end
 return 'OK'
 "#;
 
+/// Creates a service with its roles. ARGV: service key, services index, sequence key, SID,
+/// JSON, roles hash, roles index, then (role SID, role JSON) pairs.
+const CREATE_SERVICE: &str = r#"
+if not redis.call('SET', ARGV[1], ARGV[5], 'NX') then return 'CONFLICT' end
+redis.call('ZADD', ARGV[2], redis.call('INCR', ARGV[3]), ARGV[4])
+for i = 8, #ARGV, 2 do
+  redis.call('HSET', ARGV[6], ARGV[i], ARGV[i + 1])
+  redis.call('ZADD', ARGV[7], redis.call('INCR', ARGV[3]), ARGV[i])
+end
+return 'OK'
+"#;
+
+/// Creates a record under a unique identity. ARGV: identities hash, records hash, index,
+/// sequence key, identity, SID, JSON.
+const CREATE_UNIQUE: &str = r#"
+if redis.call('HSETNX', ARGV[1], ARGV[5], ARGV[6]) == 0 then return 'CONFLICT' end
+redis.call('HSET', ARGV[2], ARGV[6], ARGV[7])
+redis.call('ZADD', ARGV[3], redis.call('INCR', ARGV[4]), ARGV[6])
+return 'OK'
+"#;
+
+/// Replaces a record only if it exists. ARGV: records hash, SID, JSON. Returns 1 or 0.
+const UPDATE_EXISTING: &str = r#"
+if redis.call('HEXISTS', ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', ARGV[1], ARGV[2], ARGV[3])
+return 1
+"#;
+
+/// Deletes a user and frees its identity. ARGV: records hash, identities hash, index, SID.
+const DELETE_USER: &str = r#"
+local record = redis.call('HGET', ARGV[1], ARGV[4])
+if not record then return 0 end
+redis.call('HDEL', ARGV[2], cjson.decode(record).identity)
+redis.call('HDEL', ARGV[1], ARGV[4])
+redis.call('ZREM', ARGV[3], ARGV[4])
+return 1
+"#;
+
 /// Settings of a `RedisStore`.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
@@ -225,11 +263,12 @@ impl RedisStore {
         let size = page.size.max(1);
         let mut cmd = redis::cmd("ZRANGE");
         cmd.arg(order);
+        // Scores are integers (a counter or a message index): a cursor is one, nothing else.
         let (start, offset) = match &page.start {
             PageStart::First => (None, 0),
-            PageStart::Offset(n) => (None, *n),
+            PageStart::Offset(n) => (None, (*n).min(i64::MAX as u64)),
             PageStart::After(cursor) => {
-                let score: f64 = cursor.parse().map_err(|_| StoreError::InvalidCursor)?;
+                let score: i64 = cursor.parse().map_err(|_| StoreError::InvalidCursor)?;
                 (Some(score), 0)
             }
         };
@@ -245,7 +284,7 @@ impl RedisStore {
         let more = rows.len() > size;
         let rows: Vec<(String, f64)> = rows.into_iter().take(size).collect();
         let next = if more {
-            rows.last().map(|(_, s)| format!("{s}"))
+            rows.last().map(|(_, s)| format!("{}", *s as i64))
         } else {
             None
         };
@@ -301,22 +340,55 @@ impl RedisStore {
         Ok(out)
     }
 
-    /// Filters a per-channel list by identities (small lists: read all, keep order).
+    /// A page of a per-channel list filtered by identities: the matching ids, ordered and paged
+    /// by their score in `order` like the unfiltered list.
     async fn by_identities<T: DeserializeOwned>(
         &self,
         ids_hash: &str,
+        order: &str,
         records: &str,
         identities: &[String],
+        page: &PageRequest,
     ) -> Result<Page<T>, StoreError> {
         let ids: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(ids_hash)
             .arg(identities)
             .query_async(&mut self.conn())
             .await?;
-        let ids: Vec<String> = ids.into_iter().flatten().collect();
+        let mut scored = Vec::new();
+        for id in ids.into_iter().flatten() {
+            let score: Option<i64> = self.conn().zscore(order, &id).await?;
+            if let Some(score) = score {
+                scored.push((score, id));
+            }
+        }
+        scored.sort();
+        scored.dedup();
+        if page.descending {
+            scored.reverse();
+        }
+        let skip = match &page.start {
+            PageStart::First => 0,
+            PageStart::Offset(n) => usize::try_from(*n).unwrap_or(usize::MAX),
+            PageStart::After(cursor) => {
+                let after: i64 = cursor.parse().map_err(|_| StoreError::InvalidCursor)?;
+                scored
+                    .iter()
+                    .position(|(s, _)| if page.descending { *s < after } else { *s > after })
+                    .unwrap_or(scored.len())
+            }
+        };
+        let size = page.size.max(1);
+        let window: Vec<(i64, String)> = scored.iter().skip(skip).take(size).cloned().collect();
+        let next = if skip + size < scored.len() {
+            window.last().map(|(s, _)| s.to_string())
+        } else {
+            None
+        };
+        let ids: Vec<String> = window.into_iter().map(|(_, id)| id).collect();
         Ok(Page {
             items: self.hmget_json(records, &ids).await?,
-            next: None,
+            next,
         })
     }
 }
@@ -326,20 +398,25 @@ impl RedisStore {
 #[async_trait]
 impl ServiceStore for RedisStore {
     async fn create_service(&self, service: &Service, roles: &[Role]) -> Result<(), StoreError> {
-        let key = self.key(&format!("svc:{}", service.sid));
-        let created: bool = self.conn().set_nx(&key, encode(service)?).await?;
-        if !created {
-            return Err(StoreError::Conflict(Conflict::Sid));
-        }
-        let seq = self.next_seq().await?;
-        let _: () = self
-            .conn()
-            .zadd(self.key("svcs"), service.sid.to_string(), seq)
-            .await?;
+        let sid = service.sid;
+        let script = redis::Script::new(CREATE_SERVICE);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .arg(self.key(&format!("svc:{sid}")))
+            .arg(self.key("svcs"))
+            .arg(self.key("seq"))
+            .arg(sid.to_string())
+            .arg(encode(service)?)
+            .arg(self.key(&format!("roles:{sid}")))
+            .arg(self.key(&format!("roles-order:{sid}")));
         for role in roles {
-            self.create_role(role).await?;
+            invocation.arg(role.sid.to_string()).arg(encode(role)?);
         }
-        Ok(())
+        let outcome: String = invocation.invoke_async(&mut self.conn()).await?;
+        match outcome.as_str() {
+            "OK" => Ok(()),
+            _ => Err(StoreError::Conflict(Conflict::Sid)),
+        }
     }
 
     async fn get_service(&self, sid: ServiceSid) -> Result<Option<Service>, StoreError> {
@@ -374,8 +451,7 @@ impl ServiceStore for RedisStore {
     }
 
     async fn delete_service(&self, sid: ServiceSid) -> Result<bool, StoreError> {
-        let existed: i64 = self.conn().del(self.key(&format!("svc:{sid}"))).await?;
-        let _: () = self.conn().zrem(self.key("svcs"), sid.to_string()).await?;
+        let existed: bool = self.conn().exists(self.key(&format!("svc:{sid}"))).await?;
         // Channels are deleted through their actors first; what remains here is the indexes.
         let channels: Vec<String> = self
             .conn()
@@ -397,20 +473,46 @@ impl ServiceStore for RedisStore {
             self.key(&format!("channels:{sid}:private")),
             self.key(&format!("uniq:{sid}")),
         ];
-        let pattern_keys: Vec<String> = self
-            .scan(&self.key(&format!("memberships:{sid}:*")))
-            .await?;
-        keys.extend(pattern_keys);
-        keys.extend(
-            self.scan(&self.key(&format!("user-invites:{sid}:*")))
-                .await?,
-        );
+        keys.extend(self.scan_prefix(&self.key(&format!("memberships:{sid}:"))).await?);
+        keys.extend(self.scan_prefix(&self.key(&format!("user-invites:{sid}:"))).await?);
         let _: () = self.conn().del(keys).await?;
-        Ok(existed > 0)
+        // The record goes last: if anything above failed, the service is still there and the
+        // delete can be retried.
+        let _: () = self.conn().zrem(self.key("svcs"), sid.to_string()).await?;
+        let _: () = self.conn().del(self.key(&format!("svc:{sid}"))).await?;
+        Ok(existed)
     }
 }
 
 impl RedisStore {
+    /// Replaces a hash record atomically, only if it exists.
+    async fn update_existing(&self, records: &str, sid: &str, json: String) -> Result<(), StoreError> {
+        let updated: i64 = redis::Script::new(UPDATE_EXISTING)
+            .arg(records)
+            .arg(sid)
+            .arg(json)
+            .invoke_async(&mut self.conn())
+            .await?;
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    /// Keys matching `prefix*`, with glob characters in `prefix` escaped.
+    async fn scan_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut pattern = String::with_capacity(prefix.len() + 1);
+        for c in prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        self.scan(&pattern).await
+    }
+
     async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
         let mut cursor: u64 = 0;
         let mut keys = Vec::new();
@@ -500,15 +602,8 @@ impl RoleStore for RedisStore {
 
     async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
         let records = self.key(&format!("roles:{}", role.service_sid));
-        let exists: bool = self.conn().hexists(&records, role.sid.to_string()).await?;
-        if !exists {
-            return Err(StoreError::NotFound);
-        }
-        let _: () = self
-            .conn()
-            .hset(&records, role.sid.to_string(), encode(role)?)
-            .await?;
-        Ok(())
+        self.update_existing(&records, &role.sid.to_string(), encode(role)?)
+            .await
     }
 
     async fn delete_role(&self, service: ServiceSid, sid: RoleSid) -> Result<bool, StoreError> {
@@ -530,35 +625,20 @@ impl RoleStore for RedisStore {
 impl UserStore for RedisStore {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
         let service = user.service_sid;
-        let claimed: bool = self
-            .conn()
-            .hset_nx(
-                self.key(&format!("user-ids:{service}")),
-                &user.identity,
-                user.sid.to_string(),
-            )
+        let outcome: String = redis::Script::new(CREATE_UNIQUE)
+            .arg(self.key(&format!("user-ids:{service}")))
+            .arg(self.key(&format!("users:{service}")))
+            .arg(self.key(&format!("users-order:{service}")))
+            .arg(self.key("seq"))
+            .arg(&user.identity)
+            .arg(user.sid.to_string())
+            .arg(encode(user)?)
+            .invoke_async(&mut self.conn())
             .await?;
-        if !claimed {
-            return Err(StoreError::Conflict(Conflict::UserIdentity));
+        match outcome.as_str() {
+            "OK" => Ok(()),
+            _ => Err(StoreError::Conflict(Conflict::UserIdentity)),
         }
-        let _: () = self
-            .conn()
-            .hset(
-                self.key(&format!("users:{service}")),
-                user.sid.to_string(),
-                encode(user)?,
-            )
-            .await?;
-        let seq = self.next_seq().await?;
-        let _: () = self
-            .conn()
-            .zadd(
-                self.key(&format!("users-order:{service}")),
-                user.sid.to_string(),
-                seq,
-            )
-            .await?;
-        Ok(())
     }
 
     async fn get_user(
@@ -603,34 +683,19 @@ impl UserStore for RedisStore {
 
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
         let records = self.key(&format!("users:{}", user.service_sid));
-        let exists: bool = self.conn().hexists(&records, user.sid.to_string()).await?;
-        if !exists {
-            return Err(StoreError::NotFound);
-        }
-        let _: () = self
-            .conn()
-            .hset(&records, user.sid.to_string(), encode(user)?)
-            .await?;
-        Ok(())
+        self.update_existing(&records, &user.sid.to_string(), encode(user)?)
+            .await
     }
 
     async fn delete_user(&self, service: ServiceSid, sid: UserSid) -> Result<bool, StoreError> {
-        let Some(user) = self.get_user(service, sid).await? else {
-            return Ok(false);
-        };
-        let _: () = self
-            .conn()
-            .hdel(self.key(&format!("users:{service}")), sid.to_string())
+        let deleted: i64 = redis::Script::new(DELETE_USER)
+            .arg(self.key(&format!("users:{service}")))
+            .arg(self.key(&format!("user-ids:{service}")))
+            .arg(self.key(&format!("users-order:{service}")))
+            .arg(sid.to_string())
+            .invoke_async(&mut self.conn())
             .await?;
-        let _: () = self
-            .conn()
-            .hdel(self.key(&format!("user-ids:{service}")), &user.identity)
-            .await?;
-        let _: () = self
-            .conn()
-            .zrem(self.key(&format!("users-order:{service}")), sid.to_string())
-            .await?;
-        Ok(true)
+        Ok(deleted == 1)
     }
 }
 
@@ -788,8 +853,11 @@ impl ChannelStore for RedisStore {
         types: &[ChannelType],
         page: &PageRequest,
     ) -> Result<Page<Channel>, StoreError> {
-        let order = match types {
-            [one] => self.key(&format!("channels:{service}:{}", one.as_str())),
+        let wants_public = types.contains(&ChannelType::Public);
+        let wants_private = types.contains(&ChannelType::Private);
+        let order = match (wants_public, wants_private) {
+            (true, false) => self.key(&format!("channels:{service}:public")),
+            (false, true) => self.key(&format!("channels:{service}:private")),
             _ => self.key(&format!("channels:{service}")),
         };
         let (ids, next) = self.page_ids(&order, page).await?;
@@ -839,8 +907,10 @@ impl ChannelStore for RedisStore {
             return self
                 .by_identities(
                     &self.channel_key(channel, "member-ids"),
+                    &self.channel_key(channel, "member-order"),
                     &self.channel_key(channel, "members"),
                     identities,
+                    page,
                 )
                 .await;
         }
@@ -943,8 +1013,10 @@ impl ChannelStore for RedisStore {
             return self
                 .by_identities(
                     &self.channel_key(channel, "invite-ids"),
+                    &self.channel_key(channel, "invite-order"),
                     &self.channel_key(channel, "invites"),
                     identities,
+                    page,
                 )
                 .await;
         }
