@@ -23,9 +23,15 @@ apt_install() {
 }
 
 command -v cargo >/dev/null || { echo "Missing: a Rust toolchain (https://rustup.rs), cargo on PATH." >&2; exit 1; }
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    command -v rustup >/dev/null && rustup component add rustfmt clippy \
+        || { echo "Missing: rustfmt and clippy (rustup component add rustfmt clippy)." >&2; exit 1; }
+fi
 command -v python3 >/dev/null || apt_install python3 python3-venv
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+[ "$node_major" -ge 20 ] || { echo "Missing: Node.js 20 or newer (found $(node --version)); install it from nodejs.org or NodeSource." >&2; exit 1; }
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 [ -x "$CHROMIUM" ] || { apt_install chromium; CHROMIUM=/usr/bin/chromium; }
 export CHROMIUM

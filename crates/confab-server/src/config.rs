@@ -213,7 +213,9 @@ fn overlay(
         }
         return Ok(());
     }
-    let Some(raw) = env(name) else {
+    // An empty variable is the same as an unset one (`CONFAB_PUBLIC_URL=` must not make every
+    // URL relative).
+    let Some(raw) = env(name).filter(|v| !v.is_empty()) else {
         return Ok(());
     };
     let bad = |what: &str| ServerError::Config(format!("{name}={raw:?} is not {what}"));
@@ -267,6 +269,15 @@ mod tests {
         assert_eq!(c.limits.message_body_bytes, 100);
         assert_eq!(c.public_url.as_deref(), Some("http://example"));
         assert_eq!(c.sqlite.synchronous, confab_store::Synchronous::Full);
+    }
+
+    #[test]
+    fn empty_environment_values_count_as_unset() {
+        let mut c = Config::default();
+        c.apply_env(env(&[("CONFAB_PUBLIC_URL", ""), ("CONFAB_LISTEN", "")]))
+            .unwrap();
+        assert_eq!(c.public_url, None);
+        assert_eq!(c.listen, "127.0.0.1:8080");
     }
 
     #[test]

@@ -98,18 +98,22 @@ pub fn existing(config: &Config, data_dir: &Path) -> Result<Credentials, ServerE
     resolve(config, data_dir).map(|(c, _)| c)
 }
 
+/// Writes the file whole or not at all: a temporary file beside it, synced, then renamed, so a
+/// crash never leaves a truncated `credentials.json` that would stop every later start.
 fn write_private(path: &Path, text: &str) -> Result<(), ServerError> {
     use std::io::Write;
+    let temporary = path.with_extension("json.tmp");
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
+    let mut file = options.open(&temporary)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
     Ok(())
 }
 

@@ -119,6 +119,17 @@ struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// Whether no flag was given.
+    fn is_empty(&self) -> bool {
+        self.config.is_none()
+            && self.listen.is_none()
+            && self.admin_listen.is_none()
+            && self.data_dir.is_none()
+            && self.public_url.is_none()
+            && self.log_format.is_none()
+            && self.dev_tokens.is_none()
+    }
+
     fn config(&self) -> Result<Config, confab_server::ServerError> {
         let mut config = Config::load(self.config.as_deref(), |k| std::env::var(k).ok())?;
         if let Some(v) = &self.listen {
@@ -155,6 +166,11 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // `confab --listen X serve` would otherwise drop `--listen` silently.
+    if cli.command.is_some() && !cli.serve.is_empty() {
+        eprintln!("confab: put serve flags after the subcommand (`confab serve --listen ...`) or use no subcommand");
+        return std::process::ExitCode::from(2);
+    }
     let args = match cli.command {
         Some(Command::Version) => {
             println!("confab {}", env!("CARGO_PKG_VERSION"));
@@ -222,16 +238,28 @@ fn main() -> std::process::ExitCode {
 
 async fn serve(config: Config) -> Result<(), confab_server::ServerError> {
     let data_dir = config.data_dir.clone();
+    let configured = config.clone();
     let node = Node::start(config).await?;
     if node.credentials_generated {
+        // Only what was generated: configured secrets never go to the terminal or the logs.
         let c = &node.credentials;
+        let mut lines = Vec::new();
+        if configured.account_sid.is_none() {
+            lines.push(format!("  account SID:    {}", c.account_sid));
+        }
+        if configured.auth_token.is_none() {
+            lines.push(format!("  auth token:     {}", c.auth_token));
+        }
+        if configured.api_key_sid.is_none() {
+            lines.push(format!("  API key SID:    {}", c.api_key_sid));
+        }
+        if configured.api_key_secret.is_none() {
+            lines.push(format!("  API key secret: {}", c.api_key_secret));
+        }
         println!(
-            "Generated credentials (kept in {}):\n  account SID:    {}\n  auth token:     {}\n  API key SID:    {}\n  API key secret: {}",
+            "Generated credentials (kept in {}):\n{}",
             data_dir.join("credentials.json").display(),
-            c.account_sid,
-            c.auth_token,
-            c.api_key_sid,
-            c.api_key_secret
+            lines.join("\n")
         );
     }
     println!(

@@ -458,7 +458,10 @@ pub async fn invalid_cursor_is_an_error(store: Arc<dyn Store>) {
             descending: false,
         };
         let got = store.list_channels(world.service.sid, &[], &page).await;
-        assert!(matches!(got, Err(StoreError::InvalidCursor)), "{cursor:?}: got {got:?}");
+        assert!(
+            matches!(got, Err(StoreError::InvalidCursor)),
+            "{cursor:?}: got {got:?}"
+        );
     }
 }
 
@@ -474,7 +477,10 @@ pub async fn filtered_member_lists_page(store: Arc<dyn Store>) {
     let mut page = PageRequest::first(2);
     let mut seen = Vec::new();
     loop {
-        let got = store.list_members(state.channel().sid, &wanted, &page).await.unwrap();
+        let got = store
+            .list_members(state.channel().sid, &wanted, &page)
+            .await
+            .unwrap();
         assert!(got.items.len() <= 2);
         seen.extend(got.items.into_iter().map(|m| m.identity));
         match got.next {
@@ -491,7 +497,10 @@ pub async fn filtered_member_lists_page(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
-    assert!(repeated.items.is_empty(), "a repeated type filter still filters");
+    assert!(
+        repeated.items.is_empty(),
+        "a repeated type filter still filters"
+    );
 }
 
 // Keeps the trait in scope for the checks that call it through `dyn Store`.

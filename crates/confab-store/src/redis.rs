@@ -374,7 +374,13 @@ impl RedisStore {
                 let after: i64 = cursor.parse().map_err(|_| StoreError::InvalidCursor)?;
                 scored
                     .iter()
-                    .position(|(s, _)| if page.descending { *s < after } else { *s > after })
+                    .position(|(s, _)| {
+                        if page.descending {
+                            *s < after
+                        } else {
+                            *s > after
+                        }
+                    })
                     .unwrap_or(scored.len())
             }
         };
@@ -473,8 +479,14 @@ impl ServiceStore for RedisStore {
             self.key(&format!("channels:{sid}:private")),
             self.key(&format!("uniq:{sid}")),
         ];
-        keys.extend(self.scan_prefix(&self.key(&format!("memberships:{sid}:"))).await?);
-        keys.extend(self.scan_prefix(&self.key(&format!("user-invites:{sid}:"))).await?);
+        keys.extend(
+            self.scan_prefix(&self.key(&format!("memberships:{sid}:")))
+                .await?,
+        );
+        keys.extend(
+            self.scan_prefix(&self.key(&format!("user-invites:{sid}:")))
+                .await?,
+        );
         let _: () = self.conn().del(keys).await?;
         // The record goes last: if anything above failed, the service is still there and the
         // delete can be retried.
@@ -486,7 +498,12 @@ impl ServiceStore for RedisStore {
 
 impl RedisStore {
     /// Replaces a hash record atomically, only if it exists.
-    async fn update_existing(&self, records: &str, sid: &str, json: String) -> Result<(), StoreError> {
+    async fn update_existing(
+        &self,
+        records: &str,
+        sid: &str,
+        json: String,
+    ) -> Result<(), StoreError> {
         let updated: i64 = redis::Script::new(UPDATE_EXISTING)
             .arg(records)
             .arg(sid)
