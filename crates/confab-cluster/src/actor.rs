@@ -153,6 +153,7 @@ impl ChannelCore {
         let commit = ChannelCommit {
             channel: state.channel().clone(),
             events,
+            fence: None,
         };
         self.store.commit(&commit).await?;
         if state.is_removed() {
@@ -180,6 +181,7 @@ impl ChannelCore {
         let commit = ChannelCommit {
             channel: state.channel().clone(),
             events,
+            fence: None,
         };
         self.store.commit(&commit).await?;
         *slot = Some(state);

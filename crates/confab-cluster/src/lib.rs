@@ -13,6 +13,7 @@ pub mod actor;
 pub mod bus;
 pub mod error;
 pub mod metrics;
+pub mod placement;
 pub mod runtime;
 
 pub use actor::{ChannelActor, ChannelOp};

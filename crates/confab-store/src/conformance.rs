@@ -145,6 +145,7 @@ impl World {
             .commit(&ChannelCommit {
                 channel: state.channel().clone(),
                 events,
+                fence: None,
             })
             .await
     }

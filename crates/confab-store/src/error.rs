@@ -26,6 +26,10 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The writer no longer holds the channel's lease (another node took it over); nothing was
+    /// written, and the writer must give the channel up.
+    #[error("fenced: the channel's lease moved on")]
+    Fenced,
     /// A page cursor that this store did not hand out.
     #[error("invalid page token")]
     InvalidCursor,

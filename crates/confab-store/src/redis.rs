@@ -40,13 +40,15 @@ fn decode<T: DeserializeOwned>(data: &str) -> Result<T, StoreError> {
     Ok(serde_json::from_str(data)?)
 }
 
-/// Applies one channel commit. ARGV: prefix, channel SID, service SID, then triples of
-/// (operation, a, b, c). Returns "OK" or "CONFLICT".
+/// Applies one channel commit. ARGV: prefix, channel SID, service SID, fence epoch ('' for
+/// none), then quadruples of (operation, a, b, c). Returns "OK", "CONFLICT" or "FENCED".
 const COMMIT: &str = r#"
-local p, ch, svc = ARGV[1], ARGV[2], ARGV[3]
+local p, ch, svc, fence = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local tag = p .. ':{' .. ch .. '}:'
 local function seq() return redis.call('INCR', p .. ':seq') end
-local i = 4
+-- A fenced commit goes through only while the writer's lease epoch is the current one.
+if fence ~= '' and redis.call('HGET', tag .. 'lease', 'epoch') ~= fence then return 'FENCED' end
+local i = 5
 -- The unique name check comes first, so that a conflict writes nothing.
 while i <= #ARGV do
   if ARGV[i] == 'CHANNEL' then
@@ -58,7 +60,7 @@ while i <= #ARGV do
   end
   i = i + 4
 end
-i = 4
+i = 5
 while i <= #ARGV do
   local op, a, b, c = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if op == 'CHANNEL' then
@@ -175,6 +177,31 @@ if not record then return 0 end
 redis.call('HDEL', ARGV[2], cjson.decode(record).identity)
 redis.call('HDEL', ARGV[1], ARGV[4])
 redis.call('ZREM', ARGV[3], ARGV[4])
+return 1
+"#;
+
+/// Takes or renews a channel lease. ARGV: lease key, epoch counter key, node, ttl ms.
+/// Returns the epoch, or false when another node holds the lease.
+const ACQUIRE_LEASE: &str = r#"
+local holder = redis.call('HGET', ARGV[1], 'node')
+if holder and holder ~= ARGV[3] then return false end
+if holder then
+  redis.call('PEXPIRE', ARGV[1], ARGV[4])
+  return redis.call('HGET', ARGV[1], 'epoch')
+end
+local epoch = redis.call('INCR', ARGV[2])
+redis.call('HSET', ARGV[1], 'node', ARGV[3], 'epoch', epoch)
+redis.call('PEXPIRE', ARGV[1], ARGV[4])
+return tostring(epoch)
+"#;
+
+/// Renews (ttl > 0) or releases (ttl = 0) a lease held by node at epoch. ARGV: lease key,
+/// node, epoch, ttl ms. Returns 1 when it was held, else 0.
+const KEEP_LEASE: &str = r#"
+if redis.call('HGET', ARGV[1], 'node') ~= ARGV[2] or redis.call('HGET', ARGV[1], 'epoch') ~= ARGV[3] then
+  return 0
+end
+if tonumber(ARGV[4]) > 0 then redis.call('PEXPIRE', ARGV[1], ARGV[4]) else redis.call('DEL', ARGV[1]) end
 return 1
 "#;
 
@@ -496,7 +523,121 @@ impl ServiceStore for RedisStore {
     }
 }
 
+/// Leases and node membership: what cluster mode coordinates with.
+///
+/// Contract: a channel lease is held by at most one node at a time; every acquisition after an
+/// expiry or a release gets a strictly greater epoch; a commit fenced with an epoch succeeds only
+/// while that epoch holds the lease. A node is live while its heartbeat has not expired.
 impl RedisStore {
+    /// Takes the channel's lease for `node` (or renews it if `node` holds it); the epoch, or
+    /// `None` when another node holds it.
+    pub async fn acquire_lease(
+        &self,
+        channel: ChannelSid,
+        node: &str,
+        ttl_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let epoch: Option<String> = redis::Script::new(ACQUIRE_LEASE)
+            .arg(self.channel_key(channel, "lease"))
+            .arg(self.channel_key(channel, "epoch"))
+            .arg(node)
+            .arg(ttl_ms.max(1))
+            .invoke_async(&mut self.conn())
+            .await?;
+        epoch
+            .map(|e| {
+                e.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("lease epoch {e:?}")))
+            })
+            .transpose()
+    }
+
+    /// Extends a lease `node` holds at `epoch`; `false` if it lost it.
+    pub async fn renew_lease(
+        &self,
+        channel: ChannelSid,
+        node: &str,
+        epoch: u64,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
+        self.keep_lease(channel, node, epoch, ttl_ms.max(1)).await
+    }
+
+    /// Gives a lease up (drain); `false` if `node` did not hold it at `epoch`.
+    pub async fn release_lease(
+        &self,
+        channel: ChannelSid,
+        node: &str,
+        epoch: u64,
+    ) -> Result<bool, StoreError> {
+        self.keep_lease(channel, node, epoch, 0).await
+    }
+
+    async fn keep_lease(
+        &self,
+        channel: ChannelSid,
+        node: &str,
+        epoch: u64,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let held: i64 = redis::Script::new(KEEP_LEASE)
+            .arg(self.channel_key(channel, "lease"))
+            .arg(node)
+            .arg(epoch.to_string())
+            .arg(ttl_ms)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(held == 1)
+    }
+
+    /// Who holds the channel's lease, at which epoch.
+    pub async fn lease_of(&self, channel: ChannelSid) -> Result<Option<(String, u64)>, StoreError> {
+        let (node, epoch): (Option<String>, Option<u64>) = redis::cmd("HMGET")
+            .arg(self.channel_key(channel, "lease"))
+            .arg("node")
+            .arg("epoch")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(node.zip(epoch))
+    }
+
+    /// Announces that `node` is alive for the next `ttl_ms`.
+    pub async fn heartbeat(&self, node: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        let _: () = redis::pipe()
+            .cmd("SET")
+            .arg(self.key(&format!("node:{node}")))
+            .arg(1)
+            .arg("PX")
+            .arg(ttl_ms.max(1))
+            .ignore()
+            .cmd("SADD")
+            .arg(self.key("nodes"))
+            .arg(node)
+            .ignore()
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// The nodes whose heartbeat has not expired, sorted; forgets the others.
+    pub async fn live_nodes(&self) -> Result<Vec<String>, StoreError> {
+        let known: Vec<String> = self.conn().smembers(self.key("nodes")).await?;
+        let mut live = Vec::new();
+        for node in known {
+            let alive: bool = self
+                .conn()
+                .exists(self.key(&format!("node:{node}")))
+                .await?;
+            if alive {
+                live.push(node);
+            } else {
+                let _: () = self.conn().srem(self.key("nodes"), &node).await?;
+            }
+        }
+        live.sort();
+        Ok(live)
+    }
+
     /// Replaces a hash record atomically, only if it exists.
     async fn update_existing(
         &self,
@@ -560,6 +701,7 @@ impl RedisStore {
             .arg(&self.options.prefix)
             .arg(ch.to_string())
             .arg(service.to_string())
+            .arg("")
             .arg("DELETE_CHANNEL")
             .arg("")
             .arg("")
@@ -726,7 +868,8 @@ impl ChannelStore for RedisStore {
         invocation
             .arg(&self.options.prefix)
             .arg(channel.sid.to_string())
-            .arg(channel.service_sid.to_string());
+            .arg(channel.service_sid.to_string())
+            .arg(commit.fence.map(|f| f.to_string()).unwrap_or_default());
         let mut op = |name: &str, a: String, b: String, c: String| {
             invocation.arg(name).arg(a).arg(b).arg(c);
         };
@@ -804,6 +947,7 @@ impl ChannelStore for RedisStore {
         match outcome.as_str() {
             "OK" => Ok(()),
             "CONFLICT" => Err(StoreError::Conflict(Conflict::ChannelUniqueName)),
+            "FENCED" => Err(StoreError::Fenced),
             other => Err(StoreError::Backend(format!(
                 "commit script answered {other}"
             ))),

@@ -88,6 +88,10 @@ pub struct ChannelCommit {
     pub channel: Channel,
     /// The events, in `seq` order, continuing the stored sequence without a gap.
     pub events: Vec<ChannelEvent>,
+    /// The writer's lease epoch on the channel, in cluster mode: a store that keeps leases
+    /// refuses the commit (`StoreError::Fenced`) unless the lease still has this epoch. `None`
+    /// for a single node, which owns every channel.
+    pub fence: Option<u64>,
 }
 
 /// Services.
@@ -154,7 +158,8 @@ pub trait UserStore: Send + Sync {
 /// Channels with their members, messages, invites and events.
 ///
 /// Writes: only [`ChannelStore::commit`], and only by the channel's owner, one commit at a time
-/// per channel. A commit is atomic: the channel row, every effect of its events (members,
+/// per channel; in cluster mode the commit carries the owner's lease epoch and a stale owner's
+/// commit is refused whole. A commit is atomic: the channel row, every effect of its events (members,
 /// messages, invites put or removed; a `ChannelRemoved` event deletes the channel with all it
 /// holds) and the events themselves are stored together or not at all.
 #[async_trait]

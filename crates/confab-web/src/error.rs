@@ -119,6 +119,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => Self::new(20404, 404, "The requested resource was not found"),
             StoreError::InvalidCursor => Self::invalid("Invalid PageToken"),
             StoreError::Closed => Self::new(20503, 503, "Service is shutting down"),
+            StoreError::Fenced => Self::new(20503, 503, "Channel is moving to another node: retry"),
             StoreError::Backend(detail) | StoreError::Corrupt(detail) => {
                 tracing::error!(%detail, "store failure");
                 Self::new(20500, 500, "Internal server error")
