@@ -367,6 +367,44 @@ impl RedisStore {
         Ok(out)
     }
 
+    /// A page of a channel's members or invites (`kind` is `member` or `invite`), all or only
+    /// those of `identities`, in creation order.
+    async fn channel_records<T: DeserializeOwned>(
+        &self,
+        channel: ChannelSid,
+        kind: &str,
+        identities: &[String],
+        page: &PageRequest,
+    ) -> Result<Page<T>, StoreError> {
+        let order = self.channel_key(channel, &format!("{kind}-order"));
+        let records = self.channel_key(channel, &format!("{kind}s"));
+        if identities.is_empty() {
+            return self.page_hash(&order, &records, page).await;
+        }
+        let ids = self.channel_key(channel, &format!("{kind}-ids"));
+        self.by_identities(&ids, &order, &records, identities, page)
+            .await
+    }
+
+    /// A page of a user's memberships or invites across the service (`index` is `memberships`
+    /// or `user-invites`, `field` the per-channel hash holding the records).
+    async fn user_records<T: DeserializeOwned>(
+        &self,
+        service: ServiceSid,
+        identity: &str,
+        index: &str,
+        field: &str,
+        page: &PageRequest,
+    ) -> Result<Page<T>, StoreError> {
+        let (entries, next) = self
+            .page_ids(&self.key(&format!("{index}:{service}:{identity}")), page)
+            .await?;
+        Ok(Page {
+            items: self.cross_channel(entries, field).await?,
+            next,
+        })
+    }
+
     /// A page of a per-channel list filtered by identities: the matching ids, ordered and paged
     /// by their score in `order` like the unfiltered list.
     async fn by_identities<T: DeserializeOwned>(
@@ -1064,23 +1102,8 @@ impl ChannelStore for RedisStore {
         identities: &[String],
         page: &PageRequest,
     ) -> Result<Page<Member>, StoreError> {
-        if !identities.is_empty() {
-            return self
-                .by_identities(
-                    &self.channel_key(channel, "member-ids"),
-                    &self.channel_key(channel, "member-order"),
-                    &self.channel_key(channel, "members"),
-                    identities,
-                    page,
-                )
-                .await;
-        }
-        self.page_hash(
-            &self.channel_key(channel, "member-order"),
-            &self.channel_key(channel, "members"),
-            page,
-        )
-        .await
+        self.channel_records(channel, "member", identities, page)
+            .await
     }
 
     async fn list_memberships(
@@ -1089,16 +1112,8 @@ impl ChannelStore for RedisStore {
         identity: &str,
         page: &PageRequest,
     ) -> Result<Page<Member>, StoreError> {
-        let (entries, next) = self
-            .page_ids(
-                &self.key(&format!("memberships:{service}:{identity}")),
-                page,
-            )
-            .await?;
-        Ok(Page {
-            items: self.cross_channel(entries, "members").await?,
-            next,
-        })
+        self.user_records(service, identity, "memberships", "members", page)
+            .await
     }
 
     async fn count_memberships(
@@ -1170,23 +1185,8 @@ impl ChannelStore for RedisStore {
         identities: &[String],
         page: &PageRequest,
     ) -> Result<Page<Invite>, StoreError> {
-        if !identities.is_empty() {
-            return self
-                .by_identities(
-                    &self.channel_key(channel, "invite-ids"),
-                    &self.channel_key(channel, "invite-order"),
-                    &self.channel_key(channel, "invites"),
-                    identities,
-                    page,
-                )
-                .await;
-        }
-        self.page_hash(
-            &self.channel_key(channel, "invite-order"),
-            &self.channel_key(channel, "invites"),
-            page,
-        )
-        .await
+        self.channel_records(channel, "invite", identities, page)
+            .await
     }
 
     async fn list_user_invites(
@@ -1195,16 +1195,8 @@ impl ChannelStore for RedisStore {
         identity: &str,
         page: &PageRequest,
     ) -> Result<Page<Invite>, StoreError> {
-        let (entries, next) = self
-            .page_ids(
-                &self.key(&format!("user-invites:{service}:{identity}")),
-                page,
-            )
-            .await?;
-        Ok(Page {
-            items: self.cross_channel(entries, "invites").await?,
-            next,
-        })
+        self.user_records(service, identity, "user-invites", "invites", page)
+            .await
     }
 
     async fn events_after(
