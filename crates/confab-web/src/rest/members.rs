@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use confab_cluster::ChannelOp;
 use confab_domain::{
     AddMember, Channel, ChannelCommand, ChannelEventKind, ConsumptionUpdate, InviteMember,
-    InviteSid, Member, MemberRef, MemberSid, Service, UpdateMember,
+    InviteSid, Member, MemberRef, MemberSid, RoleSid, Service, UpdateMember,
 };
 use confab_protocol::rest as json;
 use confab_store::MemberKey;
@@ -58,6 +58,24 @@ fn member_ref(key: &str) -> MemberRef {
     }
 }
 
+/// The `Identity` (required, 50204) and optional `RoleSid` (which must exist, 50100) of a member
+/// or invite to be created; the user is created if the identity is new, as Twilio does.
+async fn newcomer(
+    state: &AppState,
+    service: &Service,
+    form: &Form,
+) -> Result<(String, Option<RoleSid>), ApiError> {
+    let identity = form
+        .string("Identity")
+        .ok_or_else(|| ApiError::new(50204, 400, "Identity not provided"))?;
+    let role_sid = match form.sid("RoleSid")? {
+        Some(sid) => Some(load_role(state, service.sid, sid).await?.sid),
+        None => None,
+    };
+    ensure_user(state, service, &identity).await?;
+    Ok((identity, role_sid))
+}
+
 fn member_not_found() -> ApiError {
     ApiError::new(50402, 404, "Member not found")
 }
@@ -89,14 +107,7 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let (service, channel) = service_and_channel(&state, &path.0, &path.1).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
-    let identity = form
-        .string("Identity")
-        .ok_or_else(|| ApiError::new(50204, 400, "Identity not provided"))?;
-    let role_sid = match form.sid("RoleSid")? {
-        Some(sid) => Some(load_role(&state, service.sid, sid).await?.sid),
-        None => None,
-    };
-    ensure_user(&state, &service, &identity).await?;
+    let (identity, role_sid) = newcomer(&state, &service, &form).await?;
     let command = ChannelCommand::AddMember(AddMember {
         identity,
         role_sid,
@@ -219,17 +230,10 @@ async fn create_invite(
 ) -> Result<HttpResponse, ApiError> {
     let (service, channel) = service_and_channel(&state, &path.0, &path.1).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
-    let identity = form
-        .string("Identity")
-        .ok_or_else(|| ApiError::new(50204, 400, "Identity not provided"))?;
-    let role_sid = match form.sid("RoleSid")? {
-        Some(sid) => load_role(&state, service.sid, sid).await?.sid,
-        None => service.default_channel_role_sid,
-    };
-    ensure_user(&state, &service, &identity).await?;
+    let (identity, role_sid) = newcomer(&state, &service, &form).await?;
     let command = ChannelCommand::Invite(InviteMember {
         identity,
-        role_sid,
+        role_sid: role_sid.unwrap_or(service.default_channel_role_sid),
         created_by: None,
     });
     let events = state
