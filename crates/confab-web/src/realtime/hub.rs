@@ -642,7 +642,14 @@ impl HubTask {
                 }
             }
             let started = std::time::Instant::now();
-            let frame: Option<ByteString> = rt::member_frame(event).map(Into::into);
+            // Rendered only when a session here follows the channel: REST-only traffic and
+            // channels without local listeners cost no serialization.
+            let followed = self.subscribers.get(&sid).is_some_and(|s| !s.is_empty());
+            let frame: Option<ByteString> = if followed {
+                rt::member_frame(event).map(Into::into)
+            } else {
+                None
+            };
             let mut slow = Vec::new();
             let mut delivered = 0u64;
             if let Some(subs) = self.subscribers.get(&sid) {
