@@ -2,12 +2,13 @@
 # Runs every test of Confab on a fresh machine: first brings what is missing (Node.js and npm,
 # Debian's Chromium, promtool from Debian's prometheus package, redis-server (each Redis test
 # starts its own on a free port), a Python virtual environment
-# with the official Twilio helper library), then
+# with the official Twilio helper library, helm-python-sdk and kubernetes-validate), then
 # checks formatting and lints, runs the Rust tests (unit, property, store conformance,
 # integration with real nodes and kill -9, criterion benches in test mode), the JS SDK tests in
 # Node and the chat page in Chromium (playwright-core), and the Python suite that drives a real
 # node through `twilio`; promtool checks the alert rules, runs their unit tests and lints a live
-# node's /metrics.
+# node's /metrics; the Helm chart is linted and rendered (Helm's SDK from helm-python-sdk) and
+# its objects and deploy/k8s are validated with kubernetes-validate --strict.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,11 +39,12 @@ export CHROMIUM
 command -v promtool >/dev/null || apt_install prometheus
 command -v redis-server >/dev/null || apt_install redis-server
 
-log "Python environment (.venv) with the Twilio helper library"
+log "Python environment (.venv) with the Twilio helper library and the chart checkers"
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+.venv/bin/python -m pip install -q --disable-pip-version-check \
+    -r tests/python/requirements.txt -r deploy/requirements.txt
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -61,7 +63,17 @@ log "JavaScript: the JS SDK in Node and the chat page in Chromium, against real 
 log "Prometheus: alert rules, their unit tests, and a live node's /metrics"
 promtool check rules deploy/prometheus/confab-rules.yml
 (cd deploy/prometheus && promtool test rules confab-rules.test.yml)
+# Every alert has a runbook section in docs/operations.md and a unit test.
+for alert in $(sed -n 's/^ *- alert: *//p' deploy/prometheus/confab-rules.yml); do
+    grep -qx "### $alert" docs/operations.md || { echo "no runbook for $alert in docs/operations.md" >&2; exit 1; }
+    grep -q "alertname: $alert\$" deploy/prometheus/confab-rules.test.yml || { echo "no unit test for $alert" >&2; exit 1; }
+    grep -q "runbook: \"docs/operations.md#${alert,,}\"" deploy/prometheus/confab-rules.yml || { echo "$alert: runbook annotation" >&2; exit 1; }
+done
+echo "runbooks and unit tests: $(grep -c '^ *- alert:' deploy/prometheus/confab-rules.yml) alerts"
 scripts/check-live-metrics.sh target/debug/confab
+
+log "Helm chart and Kubernetes manifests: helm lint, helm template, kubernetes-validate --strict"
+scripts/check-helm.sh
 
 log "Python: the official twilio library against a real node"
 CONFAB_BIN="$PWD/target/debug/confab" .venv/bin/python -m pytest -q tests/python

@@ -141,6 +141,19 @@ impl Channel {
         attributes: Option<Value>,
     ) -> Result<u64, ClientError> {
         let client_id = format!("{:032x}", rand::random::<u128>());
+        self.send_message_with_client_id(body, attributes, &client_id)
+            .await
+    }
+
+    /// Sends a message under the caller's idempotency key: however often it is sent again
+    /// with the same `client_id` (after an error, from another connection), it is stored once
+    /// and every call answers with the same index.
+    pub async fn send_message_with_client_id(
+        &self,
+        body: &str,
+        attributes: Option<Value>,
+        client_id: &str,
+    ) -> Result<u64, ClientError> {
         let params = json!({"body": body, "attributes": attributes, "clientId": client_id});
         loop {
             match self.call("sendMessage", params.clone()).await {

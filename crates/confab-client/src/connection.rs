@@ -73,7 +73,7 @@ enum End {
 }
 
 pub(crate) async fn run(
-    url: String,
+    urls: Vec<String>,
     shared: Arc<Shared>,
     mut calls: mpsc::Receiver<Call>,
     events: mpsc::Sender<Event>,
@@ -82,6 +82,8 @@ pub(crate) async fn run(
 ) {
     let mut first = Some(first);
     let mut attempt: u32 = 0;
+    // Each failed or ended connection moves on to the next node of the list.
+    let mut next_url: usize = 0;
     let mut online = shared.online.subscribe();
     let mut closed = shared.closed.subscribe();
     loop {
@@ -96,8 +98,9 @@ pub(crate) async fn run(
             }
         }
         let _ = state.send(ConnectionState::Connecting);
+        let url = &urls[next_url % urls.len().max(1)];
         let end = connect_once(
-            &url,
+            url,
             &shared,
             &mut calls,
             &events,
@@ -127,6 +130,7 @@ pub(crate) async fn run(
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
             End::Retry => {
+                next_url = next_url.wrapping_add(1);
                 let _ = state.send(ConnectionState::Disconnected);
                 if first.is_some() && attempt >= 5 {
                     if let Some(first) = first.take() {

@@ -146,7 +146,17 @@ impl Client {
     /// Connects to `url` (`ws://host:port/v2/realtime`, or the node's `http://` base URL) with
     /// an access token, and waits until the session is initialized.
     pub async fn connect(url: &str, token: &str) -> Result<(Client, Events), ClientError> {
-        let url = connection::realtime_url(url);
+        Self::connect_any(&[url], token).await
+    }
+
+    /// Like [`Client::connect`] with several nodes of a cluster: the client connects to the
+    /// first, and each time a connection fails or ends (a node dies or drains) it reconnects,
+    /// resuming, to the next one in turn.
+    pub async fn connect_any(urls: &[&str], token: &str) -> Result<(Client, Events), ClientError> {
+        if urls.is_empty() {
+            return Err(ClientError::Closed("no URL to connect to".into()));
+        }
+        let urls: Vec<String> = urls.iter().map(|u| connection::realtime_url(u)).collect();
         let (calls_tx, calls_rx) = mpsc::channel(1024);
         let (events_tx, events_rx) = mpsc::channel(10_000);
         let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
@@ -160,7 +170,7 @@ impl Client {
         });
         let (first_tx, first_rx) = oneshot::channel();
         tokio::spawn(connection::run(
-            url,
+            urls,
             shared.clone(),
             calls_rx,
             events_tx,

@@ -15,14 +15,16 @@ use confab_domain::{
     ApplyContext, ChannelCommand, ChannelEvent, ChannelEventKind, ChannelSid, ChannelState,
     CreateChannel, DomainError, Limits, MessageChange, MessageSid, UpdateMessage,
 };
-use confab_store::{ChannelCommit, Store};
+use confab_store::{ChannelCommit, Store, StoreError};
 
 use crate::bus::{Bus, EventBatch};
+use crate::cluster::Cluster;
 use crate::error::ChannelError;
 use crate::runtime::{now, RandomSids, Registry};
 
-/// An operation on a channel, executed by its actor.
-#[derive(Debug, Clone)]
+/// An operation on a channel, executed by its actor. Serializable: in cluster mode it may travel
+/// to the node that owns the channel.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum ChannelOp {
     /// Create the channel (the actor's channel must not exist yet).
     Create(CreateChannel),
@@ -49,6 +51,11 @@ pub(crate) struct Execute {
     pub(crate) op: ChannelOp,
 }
 
+/// Gives the channel up: releases its lease (cluster mode) and stops the actor.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Release;
+
 /// The state an actor works on, moved out of the actor while a command is in flight (no other
 /// message is handled meanwhile, so nothing else can need it).
 #[derive(Debug)]
@@ -67,9 +74,57 @@ struct ChannelCore {
     client_order: VecDeque<(String, String)>,
     client_ids_loaded: bool,
     client_id_window: usize,
+    /// Cluster mode: the cluster, and the epoch of the channel's lease while this node holds it.
+    cluster: Option<Cluster>,
+    epoch: Option<u64>,
 }
 
 impl ChannelCore {
+    /// Takes the channel's lease if cluster mode is on and it is not held yet. Called before
+    /// loading, so that the state loaded includes every commit of earlier owners (they are
+    /// fenced off from then on).
+    async fn own(&mut self) -> Result<(), ChannelError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        if self.epoch.is_none() {
+            let epoch = cluster.acquire(self.sid).await?;
+            self.epoch = Some(epoch);
+            tracing::debug!(channel = %self.sid, epoch, "took the channel's lease");
+            cluster.owned_changed(1);
+            if let Some(m) = cluster.metrics() {
+                m.ownership_changes.inc();
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the lease and the state built under it.
+    fn lose_lease(&mut self) {
+        if self.epoch.take().is_some() {
+            tracing::warn!(channel = %self.sid, "lost the channel's lease: giving the channel up");
+            if let Some(cluster) = &self.cluster {
+                cluster.owned_changed(-1);
+                if let Some(m) = cluster.metrics() {
+                    m.lease_losses.inc();
+                }
+            }
+        }
+        self.loaded = None;
+        self.client_ids_loaded = false;
+    }
+
+    /// Takes the lease away for releasing it; `None` when none is held.
+    fn take_lease(&mut self) -> Option<(Cluster, ChannelSid, u64)> {
+        let epoch = self.epoch.take()?;
+        if let Some(cluster) = &self.cluster {
+            cluster.owned_changed(-1);
+        }
+        self.loaded = None;
+        self.client_ids_loaded = false;
+        Some((self.cluster.clone()?, self.sid, epoch))
+    }
+
     /// Loads the channel and its service's limits from the store.
     async fn load(
         &mut self,
@@ -104,9 +159,16 @@ impl ChannelCore {
                 ChannelOp::Create(c) => Some(c.service_sid),
                 _ => None,
             };
+            self.own().await?;
             self.load(create_in).await?;
         }
         let result = self.execute_loaded(op).await;
+        if let Err(ChannelError::Store(StoreError::Fenced)) = &result {
+            // Another node took the channel over (this one was paused or cut off): nothing
+            // was written; the router sends the command to the new owner.
+            self.lose_lease();
+            return Err(ChannelError::NotOwner { holder: None });
+        }
         if let Err(ChannelError::Store(_)) = &result {
             // The in-memory state may be ahead of the store (the commit failed or its outcome
             // is unknown): drop it so the next command reloads what was really stored.
@@ -153,7 +215,7 @@ impl ChannelCore {
         let commit = ChannelCommit {
             channel: state.channel().clone(),
             events,
-            fence: None,
+            fence: self.epoch,
         };
         self.store.commit(&commit).await?;
         if state.is_removed() {
@@ -181,7 +243,7 @@ impl ChannelCore {
         let commit = ChannelCommit {
             channel: state.channel().clone(),
             events,
-            fence: None,
+            fence: self.epoch,
         };
         self.store.commit(&commit).await?;
         *slot = Some(state);
@@ -302,6 +364,7 @@ impl ChannelActor {
         mailbox_capacity: usize,
         client_id_window: usize,
         alive: Option<prometheus::IntGauge>,
+        cluster: Option<Cluster>,
     ) -> Self {
         Self {
             core: Some(ChannelCore {
@@ -315,6 +378,8 @@ impl ChannelActor {
                 client_order: VecDeque::new(),
                 client_ids_loaded: false,
                 client_id_window,
+                cluster,
+                epoch: None,
             }),
             registry,
             generation,
@@ -342,6 +407,62 @@ impl Actor for ChannelActor {
                 ctx.stop();
             }
         });
+        let lease_ttl = self
+            .core
+            .as_ref()
+            .and_then(|c| c.cluster.as_ref())
+            .map(|c| c.config().lease_ttl);
+        if let Some(lease_ttl) = lease_ttl {
+            ctx.run_interval(
+                (lease_ttl / 3).max(Duration::from_millis(10)),
+                |act, ctx| {
+                    act.renew_lease(ctx);
+                },
+            );
+        }
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        if let Some((cluster, sid, epoch)) = self.core.as_mut().and_then(ChannelCore::take_lease) {
+            // The arbiter outlives its actors; the release is best effort (the lease expires
+            // by itself otherwise).
+            actix::spawn(async move { cluster.release(sid, epoch).await });
+        }
+    }
+}
+
+impl ChannelActor {
+    /// Extends the lease; a lease found lost stops the actor (its commits would be fenced).
+    fn renew_lease(&mut self, ctx: &mut Context<Self>) {
+        let Some(core) = &self.core else {
+            return;
+        };
+        let (Some(cluster), Some(epoch)) = (core.cluster.clone(), core.epoch) else {
+            return;
+        };
+        let sid = core.sid;
+        ctx.spawn(
+            async move { cluster.renew(sid, epoch).await }
+                .into_actor(self)
+                .map(move |held, act, ctx| {
+                    let Some(core) = &mut act.core else {
+                        return;
+                    };
+                    match held {
+                        Ok(false) if core.epoch == Some(epoch) => {
+                            core.lose_lease();
+                            act.registry.remove(sid, act.generation);
+                            ctx.stop();
+                        }
+                        Ok(_) => {}
+                        // Redis is unreachable: keep the state; commits are fenced anyway,
+                        // and the next renewal tells whether the lease survived.
+                        Err(e) => {
+                            tracing::warn!(channel = %sid, error = %e, "lease renewal failed")
+                        }
+                    }
+                }),
+        );
     }
 }
 
@@ -370,11 +491,37 @@ impl Handler<Execute> for ChannelActor {
                 (core, result)
             }
             .into_actor(self)
-            .map(|(core, result), act, _ctx| {
+            .map(|(core, result), act, ctx| {
+                let sid = core.sid;
                 act.core = Some(core);
                 act.last_used = Instant::now();
+                if let Err(ChannelError::NotOwner { .. }) = &result {
+                    // Another node owns the channel: this actor has nothing to serve.
+                    act.registry.remove(sid, act.generation);
+                    ctx.stop();
+                }
                 result
             }),
+        ))
+    }
+}
+
+impl Handler<Release> for ChannelActor {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, _msg: Release, _ctx: &mut Self::Context) -> Self::Result {
+        let lease = self.core.as_mut().and_then(ChannelCore::take_lease);
+        if let Some(core) = &self.core {
+            self.registry.remove(core.sid, self.generation);
+        }
+        AtomicResponse::new(Box::pin(
+            async move {
+                if let Some((cluster, sid, epoch)) = lease {
+                    cluster.release(sid, epoch).await;
+                }
+            }
+            .into_actor(self)
+            .map(|(), _act, ctx| ctx.stop()),
         ))
     }
 }

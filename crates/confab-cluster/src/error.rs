@@ -18,4 +18,15 @@ pub enum ChannelError {
     /// The channel's actor could not take the command (shutting down); nothing changed.
     #[error("channel unavailable: {0}")]
     Unavailable(&'static str),
+    /// This node does not own the channel (another node holds its lease, or this node is
+    /// draining); nothing ran. The router sends the command to `holder` or to placement's choice.
+    #[error("not the channel's owner (held by {holder:?})")]
+    NotOwner {
+        /// The node that holds the channel's lease, if known.
+        holder: Option<String>,
+    },
+    /// The channel's owner could not be reached in time (cluster mode). For a command that was
+    /// sent, the outcome is unknown; retrying with the same idempotency key is safe.
+    #[error("channel owner unreachable: {0}")]
+    Unreachable(String),
 }

@@ -6,18 +6,20 @@
 //! channel events are published for the realtime gateway.
 //!
 //! It must not speak HTTP or WebSocket (that is `confab-web`) nor decide chat rules (that is
-//! `confab-domain`). Cluster mode (Redis placement, leases, routing between nodes) will live here
-//! too; today every channel is owned by the local node.
+//! `confab-domain`). In cluster mode ([`cluster`]) it also owns node membership, channel leases,
+//! the routing of commands to the node that owns a channel, and the Redis event bus.
 
 pub mod actor;
 pub mod bus;
+pub mod cluster;
 pub mod error;
 pub mod metrics;
 pub mod placement;
 pub mod runtime;
 
 pub use actor::{ChannelActor, ChannelOp};
-pub use bus::{Bus, EventBatch, LocalBus};
+pub use bus::{Bus, EventBatch, LocalBus, Topic};
+pub use cluster::{Cluster, ClusterConfig, RedisBus};
 pub use confab_domain::MessageChange;
 pub use error::ChannelError;
 pub use metrics::RuntimeMetrics;

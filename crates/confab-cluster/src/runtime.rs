@@ -3,14 +3,15 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use confab_domain::{ChannelEvent, ChannelSid, Limits, SidSource, Timestamp};
-use confab_store::Store;
+use confab_store::{Store, StoreError};
 
-use crate::actor::{ChannelActor, ChannelOp, Execute};
+use crate::actor::{ChannelActor, ChannelOp, Execute, Release};
 use crate::bus::Bus;
+use crate::cluster::Cluster;
 use crate::error::ChannelError;
 
 /// The wall clock as the domain wants it.
@@ -48,6 +49,8 @@ pub struct RuntimeConfig {
     pub client_id_window: usize,
     /// Where to record metrics, if anywhere.
     pub metrics: Option<crate::metrics::RuntimeMetrics>,
+    /// Cluster mode: commands go to the node that owns the channel.
+    pub cluster: Option<Cluster>,
 }
 
 impl Default for RuntimeConfig {
@@ -59,6 +62,7 @@ impl Default for RuntimeConfig {
             arbiters: 2,
             client_id_window: 1000,
             metrics: None,
+            cluster: None,
         }
     }
 }
@@ -112,12 +116,14 @@ impl std::fmt::Debug for ChannelRuntime {
 }
 
 impl ChannelRuntime {
-    /// Starts the runtime's arbiters. Must be called inside an actix system.
+    /// Starts the runtime's arbiters (and, in cluster mode, serves commands other nodes
+    /// forward here). Must be called inside an actix system.
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, config: RuntimeConfig) -> Self {
         let arbiters = (0..config.arbiters.max(1))
             .map(|_| Arbiter::new())
             .collect();
-        Self {
+        let inbound = config.cluster.as_ref().and_then(Cluster::take_inbound);
+        let runtime = Self {
             inner: Arc::new(Inner {
                 store,
                 bus,
@@ -127,7 +133,27 @@ impl ChannelRuntime {
                 next_generation: AtomicU64::new(0),
                 next_arbiter: AtomicUsize::new(0),
             }),
+        };
+        if let (Some(mut inbound), Some(cluster)) = (inbound, runtime.inner.config.cluster.clone())
+        {
+            let runtime = runtime.clone();
+            tokio::spawn(async move {
+                while let Some(request) = inbound.recv().await {
+                    let runtime = runtime.clone();
+                    let cluster = cluster.clone();
+                    tokio::spawn(async move {
+                        let result = runtime.execute_local(request.channel, request.op).await;
+                        cluster.reply(&request.from, request.id, result.into());
+                    });
+                }
+            });
         }
+        runtime
+    }
+
+    /// The cluster this node is part of, if any.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.inner.config.cluster.as_ref()
     }
 
     /// The store the runtime writes to.
@@ -150,8 +176,98 @@ impl ChannelRuntime {
         self.inner.registry.len()
     }
 
-    /// Executes `op` on `channel` through its actor; returns the committed events in `seq` order.
+    /// Executes `op` on `channel` through its actor, on whichever node owns the channel;
+    /// returns the committed events in `seq` order.
+    ///
+    /// In cluster mode a command that finds the owner moving (lease changing hands, owner dead
+    /// or draining) is sent again until `route_deadline`, with the same idempotency key: a
+    /// message post without a client id gets one here, so a retry after an unanswered attempt
+    /// never posts twice. Other commands retried after an unanswered attempt may be refused as
+    /// already done (a second join reports `AlreadyMember`).
     pub async fn execute(
+        &self,
+        channel: ChannelSid,
+        op: ChannelOp,
+    ) -> Result<Vec<ChannelEvent>, ChannelError> {
+        let Some(cluster) = self.inner.config.cluster.clone() else {
+            return self.execute_local(channel, op).await;
+        };
+        let op = match op {
+            ChannelOp::Apply(confab_domain::ChannelCommand::PostMessage(mut post))
+                if post.client_id.is_none() =>
+            {
+                post.client_id = Some(format!("route-{:032x}", rand::random::<u128>()));
+                ChannelOp::Apply(confab_domain::ChannelCommand::PostMessage(post))
+            }
+            op => op,
+        };
+        let deadline = Instant::now() + cluster.config().route_deadline;
+        let mut hint: Option<String> = None;
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let local_actor = self
+                .inner
+                .registry
+                .actors
+                .lock()
+                .map(|a| a.contains_key(&channel))
+                .unwrap_or(false);
+            let target = match hint.take() {
+                Some(node) => node,
+                None if local_actor && !cluster.is_draining() => cluster.node_id().to_owned(),
+                None => cluster.target(channel).await,
+            };
+            let remote = target != cluster.node_id();
+            let result = if remote {
+                cluster.forward(&target, channel, &op).await
+            } else {
+                self.execute_local(channel, op.clone()).await
+            };
+            let retry = match &result {
+                Err(ChannelError::NotOwner { holder }) => {
+                    hint = holder.clone().filter(|h| *h != target);
+                    true
+                }
+                Err(ChannelError::Unreachable(why)) => {
+                    tracing::debug!(%channel, %target, %why, "owner unreachable; retrying");
+                    true
+                }
+                Err(ChannelError::Store(StoreError::Backend(_))) if remote => true,
+                _ => false,
+            };
+            let metrics = cluster.metrics();
+            if !retry {
+                if remote {
+                    if let Some(m) = metrics {
+                        m.routed.with_label_values(&["ok"]).inc();
+                    }
+                }
+                return result;
+            }
+            if Instant::now() >= deadline {
+                if let Some(m) = metrics {
+                    m.routed.with_label_values(&["failed"]).inc();
+                }
+                return match result {
+                    Err(ChannelError::NotOwner { .. }) => Err(ChannelError::Unreachable(
+                        "no node could take the channel in time".into(),
+                    )),
+                    other => other,
+                };
+            }
+            if let Some(m) = metrics {
+                m.routed.with_label_values(&["retried"]).inc();
+            }
+            if hint.is_none() {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+        }
+    }
+
+    /// Executes `op` on this node's actor of `channel`; in cluster mode it refuses with
+    /// `NotOwner` when another node holds the channel.
+    pub(crate) async fn execute_local(
         &self,
         channel: ChannelSid,
         op: ChannelOp,
@@ -228,10 +344,26 @@ impl ChannelRuntime {
                 .metrics
                 .as_ref()
                 .map(|m| m.channel_actors.clone()),
+            inner.config.cluster.clone(),
         );
         let addr = ChannelActor::start_in_arbiter(&inner.arbiters[index].handle(), move |_| actor);
         actors.insert(channel, (generation, addr.clone()));
         Ok(addr)
+    }
+
+    /// Gives every channel up: each actor finishes its command in flight, releases its lease
+    /// and stops, so that other nodes can take the channels at once (drain).
+    pub async fn release_all(&self) {
+        let actors: Vec<Addr<ChannelActor>> = self
+            .inner
+            .registry
+            .actors
+            .lock()
+            .map(|a| a.values().map(|(_, addr)| addr.clone()).collect())
+            .unwrap_or_default();
+        let count = actors.len();
+        futures::future::join_all(actors.iter().map(|addr| addr.send(Release))).await;
+        tracing::info!(channels = count, "released every channel");
     }
 
     /// Stops every channel actor and the arbiters. Commands in flight finish first.

@@ -32,7 +32,7 @@ impl std::fmt::Debug for dyn SidSource + '_ {
 }
 
 /// A member named by SID or by identity, as Twilio's member paths allow.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MemberRef {
     /// By member SID.
     Sid(MemberSid),
@@ -41,7 +41,7 @@ pub enum MemberRef {
 }
 
 /// Creates a channel. Goes to the actor of the new SID, which has no state yet.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateChannel {
     /// The new channel's SID, chosen by the caller so that it can be routed.
     pub sid: ChannelSid,
@@ -64,7 +64,7 @@ pub struct CreateChannel {
 }
 
 /// Changes a channel's names, attributes or metadata. `Some("")` clears a name.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UpdateChannel {
     /// New display name.
     pub friendly_name: Option<String>,
@@ -81,7 +81,7 @@ pub struct UpdateChannel {
 }
 
 /// Adds an identity to the channel (also how an invite is accepted).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AddMember {
     /// Who joins.
     pub identity: String,
@@ -102,7 +102,7 @@ pub struct AddMember {
 }
 
 /// How a member's read horizon should move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConsumptionUpdate {
     /// Set it to this index, or to "nothing read".
     Set(Option<u64>),
@@ -113,7 +113,7 @@ pub enum ConsumptionUpdate {
 }
 
 /// Changes a member.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpdateMember {
     /// Which member.
     pub member: MemberRef,
@@ -134,7 +134,7 @@ pub struct UpdateMember {
 }
 
 /// Appends a message.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PostMessage {
     /// The author's identity.
     pub author: String,
@@ -155,7 +155,7 @@ pub struct PostMessage {
 }
 
 /// What a message update changes; absent fields stay as they are.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MessageChange {
     /// New body.
     pub body: Option<String>,
@@ -172,7 +172,7 @@ pub struct MessageChange {
 }
 
 /// Changes a message. `current` is the stored message, loaded by the channel's owner.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpdateMessage {
     /// The message as stored now.
     pub current: Message,
@@ -181,7 +181,7 @@ pub struct UpdateMessage {
 }
 
 /// Invites an identity.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InviteMember {
     /// Who is invited.
     pub identity: String,
@@ -192,7 +192,7 @@ pub struct InviteMember {
 }
 
 /// A command to an existing channel.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ChannelCommand {
     /// Change the channel.
     Update(UpdateChannel),
@@ -402,7 +402,7 @@ impl ChannelState {
         if let Some(name) = &unique_name {
             if ChannelSid::is_sid(name) {
                 return Err(DomainError::InvalidParameter {
-                    field: "UniqueName",
+                    field: "UniqueName".into(),
                     reason: "must not look like a channel SID".to_owned(),
                 });
             }
@@ -605,7 +605,7 @@ impl ChannelState {
             let name = optional_name("UniqueName", Some(name), limits)?;
             if name.as_deref().is_some_and(ChannelSid::is_sid) {
                 return Err(DomainError::InvalidParameter {
-                    field: "UniqueName",
+                    field: "UniqueName".into(),
                     reason: "must not look like a channel SID".to_owned(),
                 });
             }
@@ -733,7 +733,7 @@ impl ChannelState {
         if let Some(level) = u.notification_level {
             if level != "default" && level != "muted" {
                 return Err(DomainError::InvalidParameter {
-                    field: "NotificationLevel",
+                    field: "NotificationLevel".into(),
                     reason: "must be default or muted".to_owned(),
                 });
             }

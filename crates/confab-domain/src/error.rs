@@ -1,16 +1,21 @@
 //! The one error type of the domain. Each variant is something a caller can act on; the web
 //! layer maps each to a Twilio error code in one table.
 
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
 use crate::permissions::Permission;
 
 /// Why a command was refused. A refused command changes nothing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Serializable so that a node can hand a refusal back to the node that forwarded the command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum DomainError {
     /// A parameter is missing or malformed.
     #[error("Invalid parameter {field}: {reason}")]
     InvalidParameter {
         /// The parameter's name as the client spells it.
-        field: &'static str,
+        field: Cow<'static, str>,
         /// What is wrong with it.
         reason: String,
     },
@@ -18,17 +23,17 @@ pub enum DomainError {
     #[error("{field} must be a valid JSON string")]
     InvalidAttributes {
         /// Which attributes (channel, member, message or user).
-        field: &'static str,
+        field: Cow<'static, str>,
     },
     /// A value is longer than its configured limit.
     #[error("{field} is too long: at most {limit} {unit}")]
     TooLong {
         /// The parameter's name.
-        field: &'static str,
+        field: Cow<'static, str>,
         /// The configured limit.
         limit: usize,
         /// `bytes` or `characters`.
-        unit: &'static str,
+        unit: Cow<'static, str>,
     },
     /// The message body exceeds its configured limit.
     #[error("Message body is too long: at most {limit} bytes")]

@@ -58,13 +58,16 @@ impl Attributes {
     pub fn parse(field: &'static str, text: &str, limit: usize) -> Result<Self, DomainError> {
         if text.len() > limit {
             return Err(DomainError::TooLong {
-                field,
+                field: field.into(),
                 limit,
-                unit: "bytes",
+                unit: "bytes".into(),
             });
         }
-        serde_json::from_str::<serde::de::IgnoredAny>(text)
-            .map_err(|_| DomainError::InvalidAttributes { field })?;
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|_| {
+            DomainError::InvalidAttributes {
+                field: field.into(),
+            }
+        })?;
         Ok(Self(text.to_owned()))
     }
 
@@ -78,9 +81,9 @@ impl Attributes {
 pub fn check_name(field: &'static str, value: &str, limits: &Limits) -> Result<(), DomainError> {
     if value.chars().count() > limits.name_chars {
         return Err(DomainError::TooLong {
-            field,
+            field: field.into(),
             limit: limits.name_chars,
-            unit: "characters",
+            unit: "characters".into(),
         });
     }
     Ok(())
@@ -94,13 +97,13 @@ pub fn check_identity(
 ) -> Result<(), DomainError> {
     if value.is_empty() {
         return Err(DomainError::InvalidParameter {
-            field,
+            field: field.into(),
             reason: "must not be empty".to_owned(),
         });
     }
     if value.chars().any(char::is_control) {
         return Err(DomainError::InvalidParameter {
-            field,
+            field: field.into(),
             reason: "must not contain control characters".to_owned(),
         });
     }
@@ -127,7 +130,7 @@ mod tests {
         assert_eq!(
             Attributes::parse("Attributes", "{nope", 100),
             Err(DomainError::InvalidAttributes {
-                field: "Attributes"
+                field: "Attributes".into()
             })
         );
     }

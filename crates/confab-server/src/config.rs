@@ -66,6 +66,37 @@ impl Default for RuntimeSettings {
     }
 }
 
+/// Settings of cluster mode (used when `redis_url` is set).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// A node whose heartbeat is older than this many milliseconds is dead.
+    pub node_ttl_ms: u64,
+    /// Channel lease duration in milliseconds: a dead owner's channels move after this.
+    pub lease_ms: u64,
+    /// How long a command forwarded to another node waits for its reply, in milliseconds.
+    pub route_timeout_ms: u64,
+    /// How long a command keeps being retried while its channel has no reachable owner.
+    pub route_deadline_ms: u64,
+    /// Prefix of every Redis key and pub/sub topic (deployments can share a server).
+    pub key_prefix: String,
+    /// Channel events kept per channel in Redis, for resume.
+    pub event_retention: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            node_ttl_ms: 3000,
+            lease_ms: 3000,
+            route_timeout_ms: 5000,
+            route_deadline_ms: 20_000,
+            key_prefix: "confab".into(),
+            event_retention: 10_000,
+        }
+    }
+}
+
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -121,6 +152,12 @@ pub struct Config {
     pub api_key_secret: Option<String>,
     /// Seconds a stopping node waits for requests in flight.
     pub shutdown_timeout_secs: u64,
+    /// Redis URL: turns cluster mode on (Redis holds the state; nodes share the channels).
+    pub redis_url: Option<String>,
+    /// This node's name in the cluster (default: generated at start).
+    pub node_id: Option<String>,
+    /// Cluster mode.
+    pub cluster: ClusterSettings,
     /// Limits of chat resources.
     pub limits: Limits,
     /// The embedded store.
@@ -147,6 +184,9 @@ impl Default for Config {
             api_key_sid: None,
             api_key_secret: None,
             shutdown_timeout_secs: 30,
+            redis_url: None,
+            node_id: None,
+            cluster: ClusterSettings::default(),
             limits: Limits::default(),
             sqlite: SqliteOptions::default(),
             runtime: RuntimeSettings::default(),
@@ -269,6 +309,16 @@ mod tests {
         assert_eq!(c.limits.message_body_bytes, 100);
         assert_eq!(c.public_url.as_deref(), Some("http://example"));
         assert_eq!(c.sqlite.synchronous, confab_store::Synchronous::Full);
+        let mut c = Config::default();
+        c.apply_env(env(&[
+            ("CONFAB_REDIS_URL", "redis://127.0.0.1:1"),
+            ("CONFAB_NODE_ID", "a"),
+            ("CONFAB_CLUSTER_LEASE_MS", "1500"),
+        ]))
+        .unwrap();
+        assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:1"));
+        assert_eq!(c.node_id.as_deref(), Some("a"));
+        assert_eq!(c.cluster.lease_ms, 1500);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //!
 //! It must not hold chat logic or wire formats: it only assembles the other crates.
 
+mod admin;
 pub mod chat;
 pub mod config;
 pub mod credentials;

@@ -116,6 +116,12 @@ struct ServeArgs {
     /// The development token endpoint of the chat page [default: auto = on for loopback only].
     #[arg(long, value_enum)]
     dev_tokens: Option<confab_server::DevTokens>,
+    /// Redis URL (redis://host:port/db): turns cluster mode on.
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// This node's name in the cluster [default: generated].
+    #[arg(long)]
+    node_id: Option<String>,
 }
 
 impl ServeArgs {
@@ -128,6 +134,8 @@ impl ServeArgs {
             && self.public_url.is_none()
             && self.log_format.is_none()
             && self.dev_tokens.is_none()
+            && self.redis_url.is_none()
+            && self.node_id.is_none()
     }
 
     fn config(&self) -> Result<Config, confab_server::ServerError> {
@@ -149,6 +157,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.dev_tokens {
             config.dev_tokens = v;
+        }
+        if let Some(v) = &self.redis_url {
+            config.redis_url = Some(v.clone());
+        }
+        if let Some(v) = &self.node_id {
+            config.node_id = Some(v.clone());
         }
         Ok(config)
     }

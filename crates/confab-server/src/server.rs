@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use confab_cluster::{ChannelRuntime, LocalBus, RuntimeConfig};
+use confab_cluster::{ChannelRuntime, Cluster, ClusterConfig, LocalBus, RuntimeConfig};
 use confab_protocol::rest::Urls;
-use confab_store::{SqliteStore, Store};
+use confab_store::{RedisOptions, RedisStore, SqliteStore, Store};
 use confab_web::{AppState, Credentials, WebLimits};
 
 use crate::config::Config;
@@ -33,6 +33,8 @@ pub struct Node {
     pub credentials: Credentials,
     /// Whether the credentials were generated at this start.
     pub credentials_generated: bool,
+    /// This node's name (in cluster mode, its name among the nodes).
+    pub node_id: String,
     http: ServerHandle,
     admin: ServerHandle,
     runtime: ChannelRuntime,
@@ -40,6 +42,50 @@ pub struct Node {
     ready: Arc<AtomicBool>,
     shutdown_timeout: Duration,
     servers: Vec<actix_web::rt::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// The embedded store, or in cluster mode the Redis store and the node's cluster handle.
+async fn open_store(
+    config: &Config,
+    node_id: &str,
+    store_metrics: confab_store::StoreMetrics,
+    runtime_metrics: &confab_cluster::RuntimeMetrics,
+) -> Result<(Arc<dyn Store>, Option<Cluster>), ServerError> {
+    let Some(url) = &config.redis_url else {
+        let store = SqliteStore::open_with_metrics(
+            config.data_dir.join("confab.db"),
+            config.sqlite.clone(),
+            Some(store_metrics),
+        )?;
+        return Ok((Arc::new(store), None));
+    };
+    let settings = &config.cluster;
+    let store = RedisStore::connect(
+        url,
+        RedisOptions {
+            prefix: settings.key_prefix.clone(),
+            event_retention: settings.event_retention,
+        },
+    )
+    .await
+    .map_err(|e| ServerError::Config(format!("cannot reach Redis at {url}: {e}")))?;
+    let cluster = Cluster::start(
+        url,
+        store.clone(),
+        ClusterConfig {
+            node_id: node_id.to_owned(),
+            node_ttl: Duration::from_millis(settings.node_ttl_ms.max(30)),
+            lease_ttl: Duration::from_millis(settings.lease_ms.max(30)),
+            route_timeout: Duration::from_millis(settings.route_timeout_ms.max(1)),
+            route_deadline: Duration::from_millis(settings.route_deadline_ms),
+            prefix: settings.key_prefix.clone(),
+            bus_capacity: config.runtime.bus_capacity,
+        },
+        Some(runtime_metrics.clone()),
+    )
+    .await
+    .map_err(|e| ServerError::Config(format!("cannot join the cluster at {url}: {e}")))?;
+    Ok((Arc::new(store), Some(cluster)))
 }
 
 impl Node {
@@ -62,13 +108,17 @@ impl Node {
             confab_cluster::RuntimeMetrics::register(&registry).map_err(metric_error)?;
         let web_metrics =
             confab_web::metrics::WebMetrics::register(&registry).map_err(metric_error)?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_with_metrics(
-            config.data_dir.join("confab.db"),
-            config.sqlite.clone(),
-            Some(store_metrics),
-        )?);
-        let bus: Arc<dyn confab_cluster::Bus> =
-            Arc::new(LocalBus::new(config.runtime.bus_capacity));
+        let node_id = config
+            .node_id
+            .clone()
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>()));
+        let (store, cluster) =
+            open_store(&config, &node_id, store_metrics, &runtime_metrics).await?;
+        let bus: Arc<dyn confab_cluster::Bus> = match &cluster {
+            Some(cluster) => Arc::new(cluster.bus()),
+            None => Arc::new(LocalBus::new(config.runtime.bus_capacity)),
+        };
         let hub = confab_web::realtime::Hub::start(&bus, Some(web_metrics.clone()));
         let drain_hub = hub.clone();
         let runtime = ChannelRuntime::new(
@@ -81,6 +131,7 @@ impl Node {
                 arbiters: config.runtime.arbiters,
                 client_id_window: config.runtime.client_id_window,
                 metrics: Some(runtime_metrics),
+                cluster: cluster.clone(),
             },
         );
 
@@ -167,10 +218,16 @@ impl Node {
 
         let ready = Arc::new(AtomicBool::new(true));
         let admin_ready = ready.clone();
+        let admin_cluster = web::Data::new(crate::admin::ClusterView {
+            node_id: node_id.clone(),
+            runtime: runtime.clone(),
+        });
         let admin = HttpServer::new(move || {
             let ready = admin_ready.clone();
             let registry = registry.clone();
             App::new()
+                .app_data(admin_cluster.clone())
+                .configure(crate::admin::configure)
                 .route(
                     "/metrics",
                     web::get().to(move || {
@@ -215,13 +272,15 @@ impl Node {
         let http_handle = http.handle();
         let admin_handle = admin.handle();
         let servers = vec![actix_web::rt::spawn(http), actix_web::rt::spawn(admin)];
-        tracing::info!(%addr, %admin_addr, %public_url, "confab node started");
+        tracing::info!(%addr, %admin_addr, %public_url, node = %node_id,
+            mode = if cluster.is_some() { "cluster" } else { "embedded" }, "confab node started");
         Ok(Node {
             addr,
             admin_addr,
             public_url,
             credentials,
             credentials_generated,
+            node_id,
             http: http_handle,
             admin: admin_handle,
             runtime,
@@ -239,6 +298,7 @@ impl Node {
             admin: self.admin.clone(),
             ready: self.ready.clone(),
             hub: self.hub.clone(),
+            runtime: self.runtime.clone(),
         }
     }
 
@@ -266,6 +326,7 @@ pub struct Stopper {
     admin: ServerHandle,
     ready: Arc<AtomicBool>,
     hub: confab_web::realtime::Hub,
+    runtime: ChannelRuntime,
 }
 
 impl std::fmt::Debug for Stopper {
@@ -276,11 +337,21 @@ impl std::fmt::Debug for Stopper {
 
 impl Stopper {
     /// Marks the node not ready, tells realtime clients to reconnect elsewhere (close 4010),
-    /// then stops both servers gracefully.
+    /// then stops both servers gracefully. In cluster mode the node first leaves the live set
+    /// (no command is routed here any more), and after the requests in flight it releases
+    /// every channel lease, so that other nodes take its channels at once.
     pub async fn stop(&self) {
         self.ready.store(false, Ordering::SeqCst);
+        let cluster = self.runtime.cluster().cloned();
+        if let Some(cluster) = &cluster {
+            cluster.leave().await;
+        }
         self.hub.drain();
         self.http.stop(true).await;
+        if let Some(cluster) = &cluster {
+            self.runtime.release_all().await;
+            cluster.shutdown();
+        }
         self.admin.stop(true).await;
     }
 }

@@ -1,7 +1,9 @@
 //! The one error type of the store.
 
+use serde::{Deserialize, Serialize};
+
 /// Which uniqueness rule a write broke.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Conflict {
     /// A channel with this unique name exists in the service.
     ChannelUniqueName,
@@ -11,8 +13,9 @@ pub enum Conflict {
     Sid,
 }
 
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+/// Why a store operation failed. Serializable so that a node can hand the failure of a forwarded
+/// command back to the node that forwarded it.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum StoreError {
     /// A uniqueness rule was broken; nothing was written.
     #[error("conflict: {0:?}")]

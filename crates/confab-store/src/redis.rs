@@ -657,6 +657,28 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Removes `node` from the live set at once (a draining node), instead of letting its
+    /// heartbeat expire.
+    pub async fn forget_node(&self, node: &str) -> Result<(), StoreError> {
+        let _: () = redis::pipe()
+            .cmd("DEL")
+            .arg(self.key(&format!("node:{node}")))
+            .ignore()
+            .cmd("SREM")
+            .arg(self.key("nodes"))
+            .arg(node)
+            .ignore()
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// The channel record alone (no members), whatever its service: what a node needs to know
+    /// how far a channel's events go.
+    pub async fn channel_record(&self, sid: ChannelSid) -> Result<Option<Channel>, StoreError> {
+        self.get_json::<Channel>(&self.channel_key(sid, "ch")).await
+    }
+
     /// The nodes whose heartbeat has not expired, sorted; forgets the others.
     pub async fn live_nodes(&self) -> Result<Vec<String>, StoreError> {
         let known: Vec<String> = self.conn().smembers(self.key("nodes")).await?;

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use confab_server::{Config, Node, Stopper};
-pub use process::NodeProcess;
+pub use process::{NodeArgs, NodeProcess};
 pub use redis_server::RedisServer;
 pub use rest::{RestClient, RestResponse};
 
@@ -110,6 +110,18 @@ impl TestNodeBuilder {
         self
     }
 
+    /// Makes the node a cluster node on `redis_url` named `node_id`, with the short timings
+    /// tests use (nodes and leases expire after 1 s; a forwarded command waits 2 s).
+    pub fn cluster(self, redis_url: &str, node_id: &str) -> Self {
+        self.configure(|c| {
+            c.redis_url = Some(redis_url.to_owned());
+            c.node_id = Some(node_id.to_owned());
+            c.cluster.node_ttl_ms = 1000;
+            c.cluster.lease_ms = 1000;
+            c.cluster.route_timeout_ms = 2000;
+        })
+    }
+
     /// Changes any configuration option before start.
     pub fn configure(mut self, f: impl FnOnce(&mut Config)) -> Self {
         f(&mut self.config);
@@ -138,7 +150,12 @@ impl TestNodeBuilder {
                 actix_web::rt::System::new().block_on(async move {
                     match Node::start(config).await {
                         Ok(node) => {
-                            let _ = tx.send(Ok((node.addr, node.admin_addr, node.stopper())));
+                            let _ = tx.send(Ok((
+                                node.addr,
+                                node.admin_addr,
+                                node.node_id.clone(),
+                                node.stopper(),
+                            )));
                             node.wait().await;
                         }
                         Err(e) => {
@@ -147,13 +164,14 @@ impl TestNodeBuilder {
                     }
                 })
             })?;
-        let (addr, admin_addr, stopper) = rx
+        let (addr, admin_addr, node_id, stopper) = rx
             .recv()
             .map_err(|_| TestkitError::Start("node thread ended before starting".into()))?
             .map_err(TestkitError::Start)?;
         Ok(TestNode {
             addr,
             admin_addr,
+            node_id,
             credentials: self.credentials,
             data_dir,
             stopper,
@@ -170,6 +188,8 @@ pub struct TestNode {
     pub addr: SocketAddr,
     /// Admin address.
     pub admin_addr: SocketAddr,
+    /// The node's id.
+    pub node_id: String,
     /// The credentials it accepts.
     pub credentials: TestCredentials,
     /// Its data directory.

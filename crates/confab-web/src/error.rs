@@ -79,7 +79,7 @@ impl From<DomainError> for ApiError {
         let (code, status) = match &e {
             DomainError::InvalidParameter { .. } => (20001, 400),
             DomainError::InvalidAttributes { .. } => (50304, 400),
-            DomainError::TooLong { field, .. } => match *field {
+            DomainError::TooLong { field, .. } => match field.as_ref() {
                 "FriendlyName" => (50003, 400),
                 "UniqueName" => (50004, 400),
                 "Identity" => (50207, 400),
@@ -136,6 +136,14 @@ impl From<ChannelError> for ApiError {
             ChannelError::ServiceNotFound => Self::new(20404, 404, "Service not found"),
             ChannelError::Unavailable(why) => {
                 Self::new(20503, 503, format!("Channel unavailable: {why}"))
+            }
+            // The router retries a command elsewhere until its deadline; only then do these
+            // reach a client, which may retry (with the same idempotency key for a message).
+            ChannelError::NotOwner { .. } => {
+                Self::new(20503, 503, "Channel unavailable: its owner is moving")
+            }
+            ChannelError::Unreachable(why) => {
+                Self::new(20503, 503, format!("Channel owner unreachable: {why}"))
             }
         }
     }

@@ -23,6 +23,9 @@ pub struct WebMetrics {
     pub slow_consumer_closes: IntCounter,
     /// `confab_rate_limited_total`: operations refused with 20429.
     pub rate_limited: IntCounter,
+    /// `confab_pubsub_gaps_repaired_total`: channel events a session fetched from the store
+    /// because the bus skipped them (a lost pub/sub message, a Redis reconnect, a lagging hub).
+    pub gaps_repaired: IntCounter,
     /// `confab_http_requests_total{route,method,status}`.
     pub http_requests: IntCounterVec,
     /// `confab_http_request_duration_seconds{route,method}`.
@@ -71,6 +74,10 @@ impl WebMetrics {
                 "confab_rate_limited_total",
                 "Realtime operations refused with 20429.",
             )?,
+            gaps_repaired: IntCounter::new(
+                "confab_pubsub_gaps_repaired_total",
+                "Channel events fetched from the store because the bus skipped them.",
+            )?,
             http_requests: IntCounterVec::new(
                 Opts::new(
                     "confab_http_requests_total",
@@ -95,6 +102,7 @@ impl WebMetrics {
         registry.register(Box::new(m.outbox_drops.clone()))?;
         registry.register(Box::new(m.slow_consumer_closes.clone()))?;
         registry.register(Box::new(m.rate_limited.clone()))?;
+        registry.register(Box::new(m.gaps_repaired.clone()))?;
         registry.register(Box::new(m.http_requests.clone()))?;
         registry.register(Box::new(m.http_seconds.clone()))?;
         Ok(m)

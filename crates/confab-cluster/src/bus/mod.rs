@@ -10,17 +10,31 @@ mod local;
 
 use std::sync::Arc;
 
-use confab_domain::{Channel, ChannelEvent};
+use confab_domain::{Channel, ChannelEvent, ChannelSid, ServiceSid};
 pub use local::LocalBus;
 use tokio::sync::broadcast;
 
 /// The events of one committed write to a channel, with the channel as it is after them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// A batch with no events is a synchronisation mark, not a write: "the channel's events go up
+/// to `channel.last_seq`"; a listener delivers what it has not delivered up to there (from the
+/// store). A cluster bus sends one after it (re)subscribes to a channel's topic, because
+/// pub/sub forgets what was published while it was not subscribed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EventBatch {
     /// The channel after the write (as it was, for a deletion).
     pub channel: Channel,
     /// The events, in `seq` order.
     pub events: Vec<ChannelEvent>,
+}
+
+/// What a node's listeners can follow on a cluster bus.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Every event of a channel.
+    Channel(ChannelSid),
+    /// The membership and invitation events of one user of a service.
+    User(ServiceSid, String),
 }
 
 /// Publishes committed channel events to this node's listeners.
@@ -29,4 +43,10 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
     fn publish(&self, batch: Arc<EventBatch>);
     /// A receiver of every batch published from now on. See the trait's delivery contract.
     fn subscribe(&self) -> broadcast::Receiver<Arc<EventBatch>>;
+    /// This node has listeners for `topic`: a cluster bus brings its batches from other nodes
+    /// from now on. Calls are not counted: one `unfollow` ends it. A node-local bus delivers
+    /// everything anyway.
+    fn follow(&self, _topic: &Topic) {}
+    /// This node has no listener for `topic` any more.
+    fn unfollow(&self, _topic: &Topic) {}
 }

@@ -256,10 +256,7 @@ fn unique_name_that_looks_like_a_sid_is_refused() {
     });
     assert!(matches!(
         apply(&mut state, &mut sids, &limits, cmd),
-        Err(DomainError::InvalidParameter {
-            field: "UniqueName",
-            ..
-        })
+        Err(DomainError::InvalidParameter { ref field, .. }) if field == "UniqueName"
     ));
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
-use confab_cluster::{Bus, EventBatch};
+use confab_cluster::{Bus, EventBatch, Topic};
 use confab_domain::{ChannelEventKind, ChannelSid, ServiceSid};
 use confab_protocol::realtime::{self as rt, ChannelView, UserView};
 use serde_json::json;
@@ -170,6 +170,7 @@ impl Hub {
         let events = bus.subscribe();
         let task = HubTask {
             metrics,
+            bus: Some(bus.clone()),
             ..HubTask::default()
         };
         tokio::spawn(task.run(rx, events));
@@ -298,6 +299,8 @@ struct HubTask {
     announced: HashSet<UserKey>,
     typing: HashMap<(ChannelSid, String), Typist>,
     metrics: Option<crate::metrics::WebMetrics>,
+    /// Told which channels and users have listeners here (a cluster bus subscribes to them).
+    bus: Option<Arc<dyn Bus>>,
 }
 
 impl HubTask {
@@ -342,7 +345,12 @@ impl HubTask {
                 outbox,
             } => {
                 let key = (service, identity.clone());
-                self.by_user.entry(key.clone()).or_default().insert(id);
+                let sessions = self.by_user.entry(key.clone()).or_default();
+                let first = sessions.is_empty();
+                sessions.insert(id);
+                if first {
+                    self.follow(Topic::User(service, identity.clone()));
+                }
                 self.sessions.insert(
                     id,
                     SessionEntry {
@@ -403,9 +411,10 @@ impl HubTask {
                     return;
                 }
                 entry.channels.insert(channel);
-                self.subscribers.entry(channel).or_default().insert(id);
+                let outbox = entry.outbox.clone();
+                self.add_subscriber(channel, id);
                 if let Some(upto) = self.last_seq.get(&channel) {
-                    let ok = entry.outbox.offer(Outbound::Catchup {
+                    let ok = outbox.offer(Outbound::Catchup {
                         channel,
                         upto: *upto,
                     });
@@ -457,12 +466,7 @@ impl HubTask {
             return;
         };
         for channel in &entry.channels {
-            if let Some(subs) = self.subscribers.get_mut(channel) {
-                subs.remove(&id);
-                if subs.is_empty() {
-                    self.subscribers.remove(channel);
-                }
-            }
+            self.remove_subscriber(*channel, id);
         }
         let key = (entry.service, entry.identity);
         let now_offline = match self.by_user.get_mut(&key) {
@@ -474,6 +478,7 @@ impl HubTask {
         };
         if now_offline {
             self.by_user.remove(&key);
+            self.unfollow(Topic::User(key.0, key.1.clone()));
             self.left_at.retain(|(user, _), _| *user != key);
             let announced = self.announced.remove(&key);
             if let Some(mut user) = self.users.remove(&key).filter(|_| announced) {
@@ -601,6 +606,61 @@ impl HubTask {
         }
     }
 
+    /// A channel gains a local subscriber; the first makes the bus bring its events here.
+    fn add_subscriber(&mut self, channel: ChannelSid, id: SessionId) {
+        let subs = self.subscribers.entry(channel).or_default();
+        let first = subs.is_empty();
+        subs.insert(id);
+        if first {
+            self.follow(Topic::Channel(channel));
+        }
+    }
+
+    /// A channel loses a local subscriber; after the last, the bus stops bringing its events.
+    fn remove_subscriber(&mut self, channel: ChannelSid, id: SessionId) {
+        let Some(subs) = self.subscribers.get_mut(&channel) else {
+            return;
+        };
+        subs.remove(&id);
+        if subs.is_empty() {
+            self.subscribers.remove(&channel);
+            self.unfollow(Topic::Channel(channel));
+        }
+    }
+
+    fn follow(&self, topic: Topic) {
+        if let Some(bus) = &self.bus {
+            bus.follow(&topic);
+        }
+    }
+
+    fn unfollow(&self, topic: Topic) {
+        if let Some(bus) = &self.bus {
+            bus.unfollow(&topic);
+        }
+    }
+
+    /// A synchronisation mark: the channel's events go up to `upto`. Each follower delivers
+    /// what it has not delivered yet (its writer fetches it from the store).
+    fn sync(&mut self, channel: ChannelSid, upto: u64) {
+        let known = self.last_seq.entry(channel).or_insert(0);
+        *known = (*known).max(upto);
+        let Some(subs) = self.subscribers.get(&channel) else {
+            return;
+        };
+        let mut slow = Vec::new();
+        for id in subs {
+            if let Some(entry) = self.sessions.get(id) {
+                if !entry.outbox.offer(Outbound::Catchup { channel, upto }) {
+                    slow.push(*id);
+                }
+            }
+        }
+        for id in slow {
+            self.remove(id);
+        }
+    }
+
     /// Tells every session to close with `code` and forgets them all.
     fn kick_everyone(&mut self, code: u16) {
         for entry in self.sessions.values() {
@@ -615,6 +675,10 @@ impl HubTask {
     fn batch(&mut self, batch: &EventBatch) {
         let channel = &batch.channel;
         let sid = channel.sid;
+        if batch.events.is_empty() {
+            self.sync(sid, channel.last_seq);
+            return;
+        }
         if let Some(last) = batch.events.last() {
             self.last_seq.insert(sid, last.seq);
         }
@@ -633,11 +697,11 @@ impl HubTask {
                 for id in ids {
                     if let Some(entry) = self.sessions.get_mut(&id) {
                         entry.channels.insert(sid);
-                        self.subscribers.entry(sid).or_default().insert(id);
                         let _ = entry.outbox.offer(Outbound::Subscribed {
                             channel: sid,
                             after: event.seq - 1,
                         });
+                        self.add_subscriber(sid, id);
                     }
                 }
             }
@@ -722,9 +786,7 @@ impl HubTask {
                     if let Some(entry) = self.sessions.get_mut(&id) {
                         entry.channels.remove(&sid);
                     }
-                    if let Some(subs) = self.subscribers.get_mut(&sid) {
-                        subs.remove(&id);
-                    }
+                    self.remove_subscriber(sid, id);
                 }
                 self.end_typing(&(sid, member.identity.clone()));
             }
@@ -747,6 +809,7 @@ impl HubTask {
             }
             ChannelEventKind::ChannelRemoved { .. } => {
                 if let Some(subs) = self.subscribers.remove(&sid) {
+                    self.unfollow(Topic::Channel(sid));
                     for id in subs {
                         if let Some(entry) = self.sessions.get_mut(&id) {
                             entry.channels.remove(&sid);

@@ -152,6 +152,9 @@ async fn write_loop(
                 }
                 let mut ok = true;
                 if seq > expected {
+                    if let Some(m) = &state.metrics {
+                        m.gaps_repaired.inc_by(seq - expected);
+                    }
                     ok = repair(
                         &state,
                         &mut ws,

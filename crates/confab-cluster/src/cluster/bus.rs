@@ -1,0 +1,72 @@
+//! `RedisBus`: the bus of a cluster node.
+
+use std::sync::Arc;
+
+use confab_domain::ChannelEventKind;
+use tokio::sync::broadcast;
+
+use super::link::{topic_name, user_topic, LinkCommand, Publish};
+use super::wire::PublishedRef;
+use super::Cluster;
+use crate::bus::{Bus, EventBatch, Topic};
+
+/// The cluster bus. The owner of a channel delivers each committed batch to its own listeners
+/// directly and publishes it once to the channel's Redis topic, and to the topic of each user
+/// whose membership or invitation it changes (so that the user's sessions on other nodes learn
+/// of channels they do not follow yet). A node subscribes to a channel's topic only while a
+/// local session follows the channel, and to a user's topic while the user has a session there.
+///
+/// Delivery is at most once (Redis pub/sub); after each (re)subscription to a channel topic the
+/// bus emits a synchronisation mark (an empty batch with the stored channel), and listeners
+/// repair any `seq` gap from the store: see [`Bus`].
+#[derive(Debug, Clone)]
+pub struct RedisBus {
+    cluster: Cluster,
+}
+
+impl RedisBus {
+    pub(super) fn new(cluster: Cluster) -> Self {
+        Self { cluster }
+    }
+}
+
+impl Bus for RedisBus {
+    fn publish(&self, batch: Arc<EventBatch>) {
+        self.cluster.local().publish(batch.clone());
+        let prefix = &self.cluster.config().prefix;
+        let channel = &batch.channel;
+        let mut topics = vec![topic_name(prefix, &Topic::Channel(channel.sid))];
+        for event in &batch.events {
+            let identity = match &event.kind {
+                ChannelEventKind::MemberJoined { member } => &member.identity,
+                ChannelEventKind::MemberLeft { member } => &member.identity,
+                ChannelEventKind::InviteCreated { invite } => &invite.identity,
+                _ => continue,
+            };
+            let topic = user_topic(prefix, channel.service_sid, identity);
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
+        }
+        let published = PublishedRef {
+            origin: self.cluster.node_id().to_owned(),
+            batch: &batch,
+        };
+        match serde_json::to_string(&published) {
+            Ok(payload) => self.cluster.publish(Publish { topics, payload }),
+            Err(e) => tracing::error!(error = %e, "cannot encode an event batch"),
+        }
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<EventBatch>> {
+        self.cluster.local().subscribe()
+    }
+
+    fn follow(&self, topic: &Topic) {
+        self.cluster.follow(LinkCommand::Follow(topic.clone()));
+    }
+
+    fn unfollow(&self, topic: &Topic) {
+        self.cluster.follow(LinkCommand::Unfollow(topic.clone()));
+    }
+}

@@ -1,0 +1,94 @@
+//! What nodes send each other over Redis pub/sub: forwarded channel commands, their replies,
+//! and published event batches. JSON, so that an operator can read it with `redis-cli monitor`.
+
+use confab_domain::{ChannelEvent, ChannelSid, DomainError};
+use confab_store::StoreError;
+use serde::{Deserialize, Serialize};
+
+use crate::actor::ChannelOp;
+use crate::bus::EventBatch;
+use crate::error::ChannelError;
+
+/// A message in a node's inbox.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub(crate) enum InboxMessage {
+    /// Run `op` on `channel` if you own it (or can take it).
+    Request {
+        /// Correlation id, unique per sending node.
+        id: u64,
+        /// The sending node: where the reply goes.
+        from: String,
+        /// The channel.
+        channel: ChannelSid,
+        /// The operation (boxed: it is far larger than a reply).
+        op: Box<ChannelOp>,
+    },
+    /// The outcome of a request this node sent.
+    Reply {
+        /// The request's correlation id.
+        id: u64,
+        /// What happened.
+        outcome: Outcome,
+    },
+}
+
+/// The outcome of a forwarded command.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum Outcome {
+    /// Committed: the events, in `seq` order.
+    Ok(Vec<ChannelEvent>),
+    /// Refused by the rules; nothing changed.
+    Domain(DomainError),
+    /// Refused or failed by the store.
+    Store(StoreError),
+    /// The channel's service does not exist.
+    ServiceNotFound,
+    /// The node does not own the channel; `holder` does, if known. Nothing ran.
+    NotOwner {
+        /// The node holding the channel's lease.
+        holder: Option<String>,
+    },
+    /// The node could not take the command; nothing changed.
+    Unavailable(String),
+}
+
+impl From<Result<Vec<ChannelEvent>, ChannelError>> for Outcome {
+    fn from(result: Result<Vec<ChannelEvent>, ChannelError>) -> Self {
+        match result {
+            Ok(events) => Outcome::Ok(events),
+            Err(ChannelError::Domain(e)) => Outcome::Domain(e),
+            Err(ChannelError::Store(e)) => Outcome::Store(e),
+            Err(ChannelError::ServiceNotFound) => Outcome::ServiceNotFound,
+            Err(ChannelError::NotOwner { holder }) => Outcome::NotOwner { holder },
+            Err(ChannelError::Unavailable(why)) => Outcome::Unavailable(why.to_owned()),
+            Err(ChannelError::Unreachable(why)) => Outcome::Unavailable(why),
+        }
+    }
+}
+
+impl From<Outcome> for Result<Vec<ChannelEvent>, ChannelError> {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Ok(events) => Ok(events),
+            Outcome::Domain(e) => Err(ChannelError::Domain(e)),
+            Outcome::Store(e) => Err(ChannelError::Store(e)),
+            Outcome::ServiceNotFound => Err(ChannelError::ServiceNotFound),
+            Outcome::NotOwner { holder } => Err(ChannelError::NotOwner { holder }),
+            Outcome::Unavailable(why) => Err(ChannelError::Unreachable(why)),
+        }
+    }
+}
+
+/// An event batch as published on a channel or user topic.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Published<B> {
+    /// The publishing node, which delivered the batch locally already.
+    pub origin: String,
+    /// The batch.
+    pub batch: B,
+}
+
+/// The published form, borrowed for serialization.
+pub(crate) type PublishedRef<'a> = Published<&'a EventBatch>;
