@@ -75,10 +75,12 @@ mod leases {
         let ch = ChannelSid::from_bits(1);
         let first = store.acquire_lease(ch, "a", 60_000).await.unwrap().unwrap();
         assert_eq!(store.acquire_lease(ch, "b", 60_000).await.unwrap(), None);
-        assert_eq!(
-            store.acquire_lease(ch, "a", 60_000).await.unwrap(),
-            Some(first)
-        );
+        // Taking it again supersedes the holder's own older epoch.
+        let again = store.acquire_lease(ch, "a", 60_000).await.unwrap().unwrap();
+        assert!(again > first);
+        assert!(!store.renew_lease(ch, "a", first, 60_000).await.unwrap());
+        assert!(!store.release_lease(ch, "a", first).await.unwrap());
+        let first = again;
         assert!(store.renew_lease(ch, "a", first, 60_000).await.unwrap());
         assert!(!store.renew_lease(ch, "b", first, 60_000).await.unwrap());
         assert!(store.release_lease(ch, "a", first).await.unwrap());

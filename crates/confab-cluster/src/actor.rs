@@ -77,6 +77,11 @@ struct ChannelCore {
     /// Cluster mode: the cluster, and the epoch of the channel's lease while this node holds it.
     cluster: Option<Cluster>,
     epoch: Option<u64>,
+    /// When the lease was last taken or extended.
+    renewed_at: Instant,
+    /// The lease was just taken: tell other nodes how far the channel goes (its events may not
+    /// all have been published by the previous owner).
+    announce: bool,
 }
 
 impl ChannelCore {
@@ -90,6 +95,8 @@ impl ChannelCore {
         if self.epoch.is_none() {
             let epoch = cluster.acquire(self.sid).await?;
             self.epoch = Some(epoch);
+            self.renewed_at = Instant::now();
+            self.announce = true;
             tracing::debug!(channel = %self.sid, epoch, "took the channel's lease");
             cluster.owned_changed(1);
             if let Some(m) = cluster.metrics() {
@@ -97,6 +104,30 @@ impl ChannelCore {
             }
         }
         Ok(())
+    }
+
+    /// Extends the lease before a commit when its last renewal is a third of its TTL old: under
+    /// a steady stream of commands the actor's renewal timer may not get a turn, and a command
+    /// that outlived the lease must not waste its commit on a fence.
+    async fn keep_lease(&mut self) -> Result<(), ChannelError> {
+        let (Some(cluster), Some(epoch)) = (&self.cluster, self.epoch) else {
+            return Ok(());
+        };
+        if self.renewed_at.elapsed() < cluster.config().lease_ttl / 3 {
+            return Ok(());
+        }
+        match cluster.renew(self.sid, epoch).await {
+            Ok(true) => {
+                self.renewed_at = Instant::now();
+                Ok(())
+            }
+            Ok(false) => {
+                self.lose_lease();
+                Err(ChannelError::NotOwner { holder: None })
+            }
+            // Redis is unreachable: the commit will tell (it is fenced).
+            Err(_) => Ok(()),
+        }
     }
 
     /// Forgets the lease and the state built under it.
@@ -162,6 +193,15 @@ impl ChannelCore {
             self.own().await?;
             self.load(create_in).await?;
         }
+        if std::mem::take(&mut self.announce) {
+            if let Some((Some(state), _)) = &self.loaded {
+                self.bus.publish(Arc::new(EventBatch {
+                    channel: state.channel().clone(),
+                    events: Vec::new(),
+                }));
+            }
+        }
+        self.keep_lease().await?;
         let result = self.execute_loaded(op).await;
         if let Err(ChannelError::Store(StoreError::Fenced)) = &result {
             // Another node took the channel over (this one was paused or cut off): nothing
@@ -380,6 +420,8 @@ impl ChannelActor {
                 client_id_window,
                 cluster,
                 epoch: None,
+                renewed_at: Instant::now(),
+                announce: false,
             }),
             registry,
             generation,
@@ -454,6 +496,7 @@ impl ChannelActor {
                             act.registry.remove(sid, act.generation);
                             ctx.stop();
                         }
+                        Ok(true) if core.epoch == Some(epoch) => core.renewed_at = Instant::now(),
                         Ok(_) => {}
                         // Redis is unreachable: keep the state; commits are fenced anyway,
                         // and the next renewal tells whether the lease survived.

@@ -14,6 +14,9 @@ use crate::bus::Bus;
 use crate::cluster::Cluster;
 use crate::error::ChannelError;
 
+/// Commands forwarded by other nodes that run at once on this node.
+const FORWARDED_IN_FLIGHT: usize = 4096;
+
 /// The wall clock as the domain wants it.
 pub fn now() -> Timestamp {
     let millis = SystemTime::now()
@@ -137,13 +140,20 @@ impl ChannelRuntime {
         if let (Some(mut inbound), Some(cluster)) = (inbound, runtime.inner.config.cluster.clone())
         {
             let runtime = runtime.clone();
+            // Bounds the forwarded commands in flight; beyond it requests wait in the inbox
+            // queue (their senders time out and retry rather than pile up work here).
+            let in_flight = Arc::new(tokio::sync::Semaphore::new(FORWARDED_IN_FLIGHT));
             tokio::spawn(async move {
                 while let Some(request) = inbound.recv().await {
+                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                        return;
+                    };
                     let runtime = runtime.clone();
                     let cluster = cluster.clone();
                     tokio::spawn(async move {
                         let result = runtime.execute_local(request.channel, request.op).await;
                         cluster.reply(&request.from, request.id, result.into());
+                        drop(permit);
                     });
                 }
             });
@@ -203,6 +213,8 @@ impl ChannelRuntime {
         };
         let deadline = Instant::now() + cluster.config().route_deadline;
         let mut hint: Option<String> = None;
+        // Whether an earlier attempt may have run (no answer, or the store failed mid-commit).
+        let mut maybe_ran = false;
         let mut backoff = Duration::from_millis(20);
         loop {
             let local_actor = self
@@ -230,13 +242,38 @@ impl ChannelRuntime {
                 }
                 Err(ChannelError::Unreachable(why)) => {
                     tracing::debug!(%channel, %target, %why, "owner unreachable; retrying");
+                    maybe_ran = true;
                     true
                 }
-                Err(ChannelError::Store(StoreError::Backend(_))) if remote => true,
+                // Only commands whose repeat is recognised: a post (it has a client id) and a
+                // creation (a repeat finds its own channel).
+                Err(ChannelError::Store(StoreError::Backend(_)))
+                    if matches!(
+                        op,
+                        ChannelOp::Create(_)
+                            | ChannelOp::Apply(confab_domain::ChannelCommand::PostMessage(_))
+                    ) =>
+                {
+                    maybe_ran = true;
+                    true
+                }
                 _ => false,
             };
             let metrics = cluster.metrics();
             if !retry {
+                if maybe_ran {
+                    if let (
+                        ChannelOp::Create(_),
+                        Err(ChannelError::Domain(confab_domain::DomainError::ChannelExists)),
+                    ) = (&op, &result)
+                    {
+                        // The channel's SID is fresh for every request: the channel that
+                        // exists is the one an earlier attempt created.
+                        return self.creation_of(channel).await.ok_or(ChannelError::Domain(
+                            confab_domain::DomainError::ChannelExists,
+                        ));
+                    }
+                }
                 if remote {
                     if let Some(m) = metrics {
                         m.routed.with_label_values(&["ok"]).inc();
@@ -263,6 +300,18 @@ impl ChannelRuntime {
                 backoff = (backoff * 2).min(Duration::from_millis(500));
             }
         }
+    }
+
+    /// The creation event of `channel`, as its creator was answered.
+    async fn creation_of(&self, channel: ChannelSid) -> Option<Vec<ChannelEvent>> {
+        let events = self.inner.store.events_after(channel, 0, 16).await.ok()?;
+        let created = events.into_iter().find(|e| {
+            matches!(
+                e.kind,
+                confab_domain::ChannelEventKind::ChannelCreated { .. }
+            )
+        })?;
+        Some(vec![created])
     }
 
     /// Executes `op` on this node's actor of `channel`; in cluster mode it refuses with

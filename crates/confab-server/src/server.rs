@@ -343,13 +343,19 @@ impl Stopper {
     pub async fn stop(&self) {
         self.ready.store(false, Ordering::SeqCst);
         let cluster = self.runtime.cluster().cloned();
+        // Redis may be down: the cluster steps are bounded, so the node still exits in time
+        // (its heartbeat and leases then expire by themselves).
+        let bounded = cluster
+            .as_ref()
+            .map(|c| c.config().route_timeout)
+            .unwrap_or_default();
         if let Some(cluster) = &cluster {
-            cluster.leave().await;
+            let _ = tokio::time::timeout(bounded, cluster.leave()).await;
         }
         self.hub.drain();
         self.http.stop(true).await;
         if let Some(cluster) = &cluster {
-            self.runtime.release_all().await;
+            let _ = tokio::time::timeout(bounded, self.runtime.release_all()).await;
             cluster.shutdown();
         }
         self.admin.stop(true).await;

@@ -180,15 +180,13 @@ redis.call('ZREM', ARGV[3], ARGV[4])
 return 1
 "#;
 
-/// Takes or renews a channel lease. ARGV: lease key, epoch counter key, node, ttl ms.
-/// Returns the epoch, or false when another node holds the lease.
+/// Takes a channel lease. ARGV: lease key, epoch counter key, node, ttl ms. Returns the new
+/// epoch, or false when another node holds the lease. A node taking a lease it already holds
+/// gets a new epoch too: whoever held the old one (an actor that stopped, a second process under
+/// the same node id) is fenced off, and its late release no longer matches.
 const ACQUIRE_LEASE: &str = r#"
 local holder = redis.call('HGET', ARGV[1], 'node')
 if holder and holder ~= ARGV[3] then return false end
-if holder then
-  redis.call('PEXPIRE', ARGV[1], ARGV[4])
-  return redis.call('HGET', ARGV[1], 'epoch')
-end
 local epoch = redis.call('INCR', ARGV[2])
 redis.call('HSET', ARGV[1], 'node', ARGV[3], 'epoch', epoch)
 redis.call('PEXPIRE', ARGV[1], ARGV[4])
@@ -567,8 +565,8 @@ impl ServiceStore for RedisStore {
 /// expiry or a release gets a strictly greater epoch; a commit fenced with an epoch succeeds only
 /// while that epoch holds the lease. A node is live while its heartbeat has not expired.
 impl RedisStore {
-    /// Takes the channel's lease for `node` (or renews it if `node` holds it); the epoch, or
-    /// `None` when another node holds it.
+    /// Takes the channel's lease for `node` with a new epoch (also when `node` holds it
+    /// already: the old epoch is fenced off); `None` when another node holds it.
     pub async fn acquire_lease(
         &self,
         channel: ChannelSid,

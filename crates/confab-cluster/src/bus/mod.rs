@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use confab_domain::{Channel, ChannelEvent, ChannelSid, ServiceSid};
 pub use local::LocalBus;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot, watch};
 
 /// The events of one committed write to a channel, with the channel as it is after them.
 ///
@@ -44,9 +44,18 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
     /// A receiver of every batch published from now on. See the trait's delivery contract.
     fn subscribe(&self) -> broadcast::Receiver<Arc<EventBatch>>;
     /// This node has listeners for `topic`: a cluster bus brings its batches from other nodes
-    /// from now on. Calls are not counted: one `unfollow` ends it. A node-local bus delivers
-    /// everything anyway.
-    fn follow(&self, _topic: &Topic) {}
+    /// from now on, and resolves the receiver it returns once it does (batches published before
+    /// that may be missing). Calls are not counted: one `unfollow` ends it. A node-local bus
+    /// delivers everything anyway and returns `None`.
+    fn follow(&self, _topic: &Topic) -> Option<oneshot::Receiver<()>> {
+        None
+    }
     /// This node has no listener for `topic` any more.
     fn unfollow(&self, _topic: &Topic) {}
+    /// Changes each time the bus lost its connection and subscribed again: batches published
+    /// meanwhile are gone, including membership changes that no `seq` repair can restore, so
+    /// listeners must rebuild what they follow (sessions resume). `None`: it never happens.
+    fn resets(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
 }

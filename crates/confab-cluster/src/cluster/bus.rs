@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use confab_domain::ChannelEventKind;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot, watch};
 
 use super::link::{topic_name, user_topic, LinkCommand, Publish};
 use super::wire::PublishedRef;
@@ -49,7 +49,7 @@ impl Bus for RedisBus {
             }
         }
         let published = PublishedRef {
-            origin: self.cluster.node_id().to_owned(),
+            origin: self.cluster.instance().to_owned(),
             batch: &batch,
         };
         match serde_json::to_string(&published) {
@@ -62,11 +62,18 @@ impl Bus for RedisBus {
         self.cluster.local().subscribe()
     }
 
-    fn follow(&self, topic: &Topic) {
-        self.cluster.follow(LinkCommand::Follow(topic.clone()));
+    fn follow(&self, topic: &Topic) -> Option<oneshot::Receiver<()>> {
+        let (ack, acked) = oneshot::channel();
+        self.cluster
+            .send_link(LinkCommand::Follow(topic.clone(), Some(ack)));
+        Some(acked)
     }
 
     fn unfollow(&self, topic: &Topic) {
-        self.cluster.follow(LinkCommand::Unfollow(topic.clone()));
+        self.cluster.send_link(LinkCommand::Unfollow(topic.clone()));
+    }
+
+    fn resets(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.cluster.resets())
     }
 }

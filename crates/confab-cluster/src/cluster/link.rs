@@ -18,7 +18,8 @@ use crate::bus::{Bus, EventBatch, Topic};
 /// Follows or stops following a topic.
 #[derive(Debug)]
 pub(crate) enum LinkCommand {
-    Follow(Topic),
+    /// Subscribe; the sender is told once the subscription is in place.
+    Follow(Topic, Option<oneshot::Sender<()>>),
     Unfollow(Topic),
 }
 
@@ -31,6 +32,13 @@ pub(crate) struct Publish {
 
 /// Most publishes sent in one pipeline.
 const PIPELINE: usize = 256;
+
+/// How long a failed pipeline is retried before its batches are given up (listeners then repair
+/// from the store on the channel's next event or synchronisation mark).
+const PUBLISH_RETRY: Duration = Duration::from_secs(5);
+
+/// How long a stopping node keeps flushing queued publishes (replies, last batches).
+const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(2);
 
 pub(crate) fn inbox_topic(prefix: &str, node: &str) -> String {
     format!("{prefix}:inbox:{node}")
@@ -48,20 +56,31 @@ pub(crate) fn user_topic(prefix: &str, service: ServiceSid, identity: &str) -> S
 }
 
 /// Sends queued publishes, pipelined, in the order they were queued (so a channel's batches
-/// leave in `seq` order). A failed pipeline is logged and dropped: pub/sub is at most once, and
-/// receivers repair from the store.
+/// leave in `seq` order). A failed pipeline is sent again (Redis may be restarting; the
+/// connection manager reconnects after a failure) for up to `PUBLISH_RETRY`: receivers drop
+/// copies by `seq`. On shutdown, what is queued is flushed first, for up to `FLUSH_ON_SHUTDOWN`.
 pub(crate) async fn publisher(
     cluster: Cluster,
     mut conn: ConnectionManager,
     mut queue: mpsc::UnboundedReceiver<Publish>,
 ) {
     let mut shutdown = cluster.shutdown_signal();
+    let mut stopping: Option<Instant> = None;
     loop {
-        let first = tokio::select! {
-            _ = shutdown.changed() => return,
-            item = queue.recv() => match item {
-                Some(item) => item,
-                None => return,
+        let first = match stopping {
+            Some(since) => match queue.try_recv() {
+                Ok(item) if since.elapsed() < FLUSH_ON_SHUTDOWN => item,
+                _ => return,
+            },
+            None => tokio::select! {
+                _ = shutdown.changed() => {
+                    stopping = Some(Instant::now());
+                    continue;
+                }
+                item = queue.recv() => match item {
+                    Some(item) => item,
+                    None => return,
+                },
             },
         };
         let mut pipe = redis::pipe();
@@ -77,24 +96,35 @@ pub(crate) async fn publisher(
                 Err(_) => break,
             }
         }
-        let started = Instant::now();
-        let result: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
-        if let Some(m) = cluster.metrics() {
-            m.redis_command_seconds
-                .observe(started.elapsed().as_secs_f64());
-            if result.is_err() {
-                m.redis_errors.inc();
+        let since = Instant::now();
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let started = Instant::now();
+            let result: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+            if let Some(m) = cluster.metrics() {
+                m.redis_command_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                if result.is_err() {
+                    m.redis_errors.inc();
+                }
             }
-        }
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "publishing to Redis failed; listeners repair from the store");
+            let Err(e) = result else {
+                break;
+            };
+            if since.elapsed() >= PUBLISH_RETRY || stopping.is_some() {
+                tracing::warn!(error = %e, "publishing to Redis failed; listeners repair from the store");
+                break;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
         }
     }
 }
 
 /// Keeps this node subscribed to its inbox and to the topics its listeners follow, across
 /// Redis reconnects; hands requests to the runtime, replies to their waiters, and remote event
-/// batches to the local bus.
+/// batches to the local bus. The connection is pinged every `node_ttl`: a connection that does
+/// not answer within `route_timeout` is dropped and made again.
 pub(crate) async fn subscriber(
     cluster: Cluster,
     client: redis::Client,
@@ -104,40 +134,47 @@ pub(crate) async fn subscriber(
 ) {
     let prefix = cluster.config().prefix.clone();
     let inbox = inbox_topic(&prefix, cluster.node_id());
+    let patience = cluster.config().route_timeout;
     let mut shutdown = cluster.shutdown_signal();
     let mut followed: HashMap<String, Topic> = HashMap::new();
-    // Newest seq handed to local listeners per channel: a batch can arrive on a channel topic
-    // and on a user topic; the second copy is dropped.
-    let mut delivered: HashMap<ChannelSid, u64> = HashMap::new();
     let mut subscribed = Some(subscribed);
     let mut backoff = Duration::from_millis(50);
+    let mut ping = tokio::time::interval(cluster.config().node_ttl.max(Duration::from_millis(100)));
     loop {
         if *shutdown.borrow() {
             return;
         }
-        let pubsub = match client.get_async_pubsub().await {
-            Ok(pubsub) => pubsub,
-            Err(e) => {
-                if let Some(m) = cluster.metrics() {
-                    m.redis_errors.inc();
-                }
+        let connected = match tokio::time::timeout(patience, client.get_async_pubsub()).await {
+            Ok(Ok(pubsub)) => Some(pubsub),
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, ?backoff, "cannot reach Redis for pub/sub; retrying");
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
+                None
             }
+            Err(_) => None,
         };
-        let (mut sink, mut stream) = pubsub.split();
         let mut names: Vec<String> = vec![inbox.clone()];
         names.extend(followed.keys().cloned());
-        if let Err(e) = sink.subscribe(names).await {
-            tracing::warn!(error = %e, "cannot subscribe; retrying");
-            tokio::time::sleep(backoff).await;
+        let ready = match connected {
+            Some(pubsub) => {
+                let (mut sink, stream) = pubsub.split();
+                match tokio::time::timeout(patience, sink.subscribe(names)).await {
+                    Ok(Ok(())) => Some((sink, stream)),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let Some((mut sink, mut stream)) = ready else {
+            if let Some(m) = cluster.metrics() {
+                m.redis_errors.inc();
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
             continue;
-        }
+        };
         backoff = Duration::from_millis(50);
         match subscribed.take() {
             Some(first) => {
@@ -148,34 +185,51 @@ pub(crate) async fn subscriber(
                     topics = followed.len(),
                     "resubscribed after a Redis reconnect"
                 );
-                // Whatever was published while we were away is gone from pub/sub.
+                // Whatever was published while we were away is gone from pub/sub: channels
+                // catch up from the store, and listeners rebuild their memberships.
                 for topic in followed.values() {
                     if let Topic::Channel(channel) = topic {
                         sync(&cluster, *channel);
                     }
                 }
+                cluster.reset_happened();
             }
         }
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
+                _ = ping.tick() => {
+                    let answered = tokio::time::timeout(patience, sink.ping::<String>()).await;
+                    if !matches!(answered, Ok(Ok(_))) {
+                        break;
+                    }
+                }
                 command = commands.recv() => match command {
                     None => return,
-                    Some(LinkCommand::Follow(topic)) => {
+                    Some(LinkCommand::Follow(topic, ack)) => {
                         let name = topic_name(&prefix, &topic);
                         if followed.insert(name.clone(), topic.clone()).is_none() {
-                            if sink.subscribe(&name).await.is_err() {
+                            let done = tokio::time::timeout(patience, sink.subscribe(&name)).await;
+                            if !matches!(done, Ok(Ok(()))) {
+                                // Subscribed with everything else after the reconnect; the
+                                // waiter is released then (dropping `ack` releases it now).
                                 break;
                             }
                             if let Topic::Channel(channel) = topic {
                                 sync(&cluster, channel);
                             }
                         }
+                        if let Some(ack) = ack {
+                            let _ = ack.send(());
+                        }
                     }
                     Some(LinkCommand::Unfollow(topic)) => {
                         let name = topic_name(&prefix, &topic);
-                        if followed.remove(&name).is_some() && sink.unsubscribe(&name).await.is_err() {
-                            break;
+                        if followed.remove(&name).is_some() {
+                            let done = tokio::time::timeout(patience, sink.unsubscribe(&name)).await;
+                            if !matches!(done, Ok(Ok(()))) {
+                                break;
+                            }
                         }
                     }
                 },
@@ -186,7 +240,7 @@ pub(crate) async fn subscriber(
                         if message.get_channel_name() == inbox {
                             inbox_message(&cluster, payload, &inbound);
                         } else {
-                            batch_message(&cluster, payload, &mut delivered);
+                            batch_message(&cluster, payload);
                         }
                     }
                 },
@@ -223,7 +277,7 @@ fn inbox_message(
     }
 }
 
-fn batch_message(cluster: &Cluster, payload: &[u8], delivered: &mut HashMap<ChannelSid, u64>) {
+fn batch_message(cluster: &Cluster, payload: &[u8]) {
     let published: Published<EventBatch> = match serde_json::from_slice(payload) {
         Ok(p) => p,
         Err(e) => {
@@ -231,19 +285,13 @@ fn batch_message(cluster: &Cluster, payload: &[u8], delivered: &mut HashMap<Chan
             return;
         }
     };
-    if published.origin == cluster.node_id() {
+    if published.origin == cluster.instance() {
         return;
     }
-    let batch = published.batch;
-    let Some(last) = batch.events.last().map(|e| e.seq) else {
-        return;
-    };
-    let newest = delivered.entry(batch.channel.sid).or_insert(0);
-    if last <= *newest {
-        return;
-    }
-    *newest = last;
-    cluster.local().publish(Arc::new(batch));
+    // Copies (a batch on a channel topic and on a user topic) and stale batches (from an owner
+    // that was superseded) are dropped by the hub, which knows what it applied; an empty batch
+    // is a new owner's synchronisation mark.
+    cluster.local().publish(Arc::new(published.batch));
 }
 
 /// Publishes a synchronisation mark for `channel` to local listeners: its events go up to the

@@ -64,6 +64,13 @@ pub(crate) struct InboundRequest {
 
 struct Inner {
     config: ClusterConfig,
+    /// This process's name on the bus: the node id and a random boot tag, so that batches of an
+    /// earlier process under the same node id are not taken for this one's.
+    instance: String,
+    /// Serializes heartbeats with `leave`, so that no heartbeat lands after the node left.
+    beat_lock: tokio::sync::Mutex<()>,
+    /// Bumped after each resubscription following a lost Redis connection.
+    resets: watch::Sender<u64>,
     store: RedisStore,
     conn: ConnectionManager,
     live: RwLock<Vec<String>>,
@@ -77,6 +84,20 @@ struct Inner {
     metrics: Option<RuntimeMetrics>,
     shutdown: watch::Sender<bool>,
     owned: std::sync::atomic::AtomicI64,
+}
+
+/// Removes a forwarded command's waiter when the forwarding ends, whichever way.
+struct PendingGuard<'a> {
+    inner: &'a Inner,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut pending) = self.inner.pending.lock() {
+            pending.remove(&self.id);
+        }
+    }
 }
 
 /// This node's handle on the cluster. Cheap to clone.
@@ -110,15 +131,21 @@ impl Cluster {
         let (publish_tx, publish_rx) = mpsc::unbounded_channel();
         let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
         let (shutdown, _) = watch::channel(false);
+        let (resets, _) = watch::channel(0);
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 local: LocalBus::new(config.bus_capacity),
+                instance: format!("{}#{:016x}", config.node_id, rand::random::<u64>()),
+                beat_lock: tokio::sync::Mutex::new(()),
+                resets,
                 config,
                 store,
                 conn: conn.clone(),
                 live: RwLock::new(Vec::new()),
                 draining: AtomicBool::new(false),
-                next_id: AtomicU64::new(1),
+                // Random, so that a late reply to an earlier process under the same node id
+                // cannot complete one of this process's requests.
+                next_id: AtomicU64::new(rand::random::<u64>() >> 1),
                 pending: Mutex::new(HashMap::new()),
                 link: link_tx,
                 publisher: publish_tx,
@@ -182,6 +209,7 @@ impl Cluster {
     /// Starts leaving the cluster: no new leases, the heartbeat is withdrawn at once so that
     /// placement stops choosing this node. Leases are released by the runtime's drain.
     pub async fn leave(&self) {
+        let _beat = self.inner.beat_lock.lock().await;
         self.inner.draining.store(true, Ordering::SeqCst);
         let node = self.node_id().to_owned();
         if let Err(e) = self.timed(self.inner.store.forget_node(&node)).await {
@@ -229,6 +257,20 @@ impl Cluster {
 
     pub(crate) fn local(&self) -> &LocalBus {
         &self.inner.local
+    }
+
+    /// This process's name on the bus (node id and boot tag).
+    pub(crate) fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    /// Counts resubscriptions after lost Redis connections.
+    pub(crate) fn resets(&self) -> watch::Receiver<u64> {
+        self.inner.resets.subscribe()
+    }
+
+    pub(crate) fn reset_happened(&self) {
+        self.inner.resets.send_modify(|n| *n += 1);
     }
 
     /// Runs a Redis call, recording its duration and failure.
@@ -323,10 +365,10 @@ impl Cluster {
         if let Ok(mut pending) = self.inner.pending.lock() {
             pending.insert(id, tx);
         }
-        let forget = || {
-            if let Ok(mut pending) = self.inner.pending.lock() {
-                pending.remove(&id);
-            }
+        // Removes the waiter however this future ends (also when its caller drops it).
+        let _pending = PendingGuard {
+            inner: &self.inner,
+            id,
         };
         let topic = link::inbox_topic(&self.inner.config.prefix, target);
         let mut conn = self.inner.conn.clone();
@@ -341,27 +383,18 @@ impl Cluster {
             })
             .await;
         match receivers {
-            Err(e) => {
-                forget();
-                return Err(ChannelError::Unreachable(e.to_string()));
-            }
+            Err(e) => return Err(ChannelError::Unreachable(e.to_string())),
             // Nobody reads that inbox: the node is gone, and the command did not run.
-            Ok(0) => {
-                forget();
-                return Err(ChannelError::NotOwner { holder: None });
-            }
+            Ok(0) => return Err(ChannelError::NotOwner { holder: None }),
             Ok(_) => {}
         }
         match tokio::time::timeout(self.inner.config.route_timeout, rx).await {
             Ok(Ok(outcome)) => outcome.into(),
             Ok(Err(_)) => Err(ChannelError::Unreachable("the reply was dropped".into())),
-            Err(_) => {
-                forget();
-                Err(ChannelError::Unreachable(format!(
-                    "no reply from {target} within {:?}",
-                    self.inner.config.route_timeout
-                )))
-            }
+            Err(_) => Err(ChannelError::Unreachable(format!(
+                "no reply from {target} within {:?}",
+                self.inner.config.route_timeout
+            ))),
         }
     }
 
@@ -391,15 +424,18 @@ impl Cluster {
         }
     }
 
-    pub(crate) fn follow(&self, topic: link::LinkCommand) {
-        let _ = self.inner.link.send(topic);
+    /// Hands a follow or unfollow to the subscriber task.
+    pub(crate) fn send_link(&self, command: link::LinkCommand) {
+        let _ = self.inner.link.send(command);
     }
 
+    /// Queues a publish; the publisher sends queued publishes in order, pipelined.
     pub(crate) fn publish(&self, publish: link::Publish) {
         let _ = self.inner.publisher.send(publish);
     }
 
     async fn beat(&self) -> Result<(), StoreError> {
+        let _beat = self.inner.beat_lock.lock().await;
         let store = &self.inner.store;
         let ttl = self.inner.config.node_ttl.as_millis() as u64;
         if !self.is_draining() {

@@ -118,6 +118,7 @@ enum Command {
         identity: String,
         user: UserView,
         outbox: Outbox,
+        followed: tokio::sync::oneshot::Sender<()>,
     },
     Unregister {
         id: SessionId,
@@ -190,7 +191,9 @@ impl Hub {
         let _ = self.commands.send(command);
     }
 
-    /// Adds a session: it receives its identity's user events from now on.
+    /// Adds a session: it receives its identity's user events from now on. The receiver
+    /// resolves once the bus brings those events here (on a cluster bus, the user's topic is
+    /// subscribed): read the user's memberships after that, or a join in between may be missed.
     pub fn register(
         &self,
         id: SessionId,
@@ -198,14 +201,17 @@ impl Hub {
         identity: String,
         user: UserView,
         outbox: Outbox,
-    ) {
+    ) -> tokio::sync::oneshot::Receiver<()> {
+        let (followed, ready) = tokio::sync::oneshot::channel();
         self.send(Command::Register {
             id,
             service,
             identity,
             user,
             outbox,
+            followed,
         });
+        ready
     }
 
     /// Removes a session.
@@ -291,7 +297,11 @@ struct HubTask {
     by_user: HashMap<UserKey, HashSet<SessionId>>,
     users: HashMap<UserKey, UserView>,
     subscribers: HashMap<ChannelSid, HashSet<SessionId>>,
+    /// Newest `seq` known to exist per followed channel (for catching up new subscribers).
     last_seq: HashMap<ChannelSid, u64>,
+    /// Newest `seq` of the batches applied per channel: a batch at or below it is a copy (it
+    /// came on two topics) or stale (from an owner that was superseded) and is ignored.
+    applied: HashMap<ChannelSid, u64>,
     /// The seq at which a connected user last left a channel, so that a subscription based on
     /// an older membership read is refused.
     left_at: HashMap<(UserKey, ChannelSid), u64>,
@@ -310,6 +320,7 @@ impl HubTask {
         mut events: broadcast::Receiver<Arc<EventBatch>>,
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut resets = self.bus.as_ref().and_then(|b| b.resets());
         loop {
             // Commands first: a session's registration must be in place before the batches
             // published after it registered, or it would miss its own memberships.
@@ -331,6 +342,16 @@ impl HubTask {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 _ = tick.tick() => self.expire_typing(),
+                changed = async { resets.as_mut()?.changed().await.ok() }, if resets.is_some() => {
+                    if changed.is_none() {
+                        resets = None;
+                        continue;
+                    }
+                    // The bus lost its connection: membership changes published meanwhile are
+                    // gone. Sessions resume, rebuilding their channels from the store.
+                    tracing::warn!("the bus reconnected: realtime sessions resume");
+                    self.kick_everyone(4009);
+                }
             }
         }
     }
@@ -343,13 +364,26 @@ impl HubTask {
                 identity,
                 user,
                 outbox,
+                followed,
             } => {
                 let key = (service, identity.clone());
-                let sessions = self.by_user.entry(key.clone()).or_default();
-                let first = sessions.is_empty();
-                sessions.insert(id);
-                if first {
-                    self.follow(Topic::User(service, identity.clone()));
+                self.by_user.entry(key.clone()).or_default().insert(id);
+                // Asked for every session (a repeat is answered at once), so that each one
+                // waits until the subscription is in place.
+                match self
+                    .bus
+                    .as_ref()
+                    .and_then(|b| b.follow(&Topic::User(service, identity.clone())))
+                {
+                    Some(ack) => {
+                        tokio::spawn(async move {
+                            let _ = ack.await;
+                            let _ = followed.send(());
+                        });
+                    }
+                    None => {
+                        let _ = followed.send(());
+                    }
                 }
                 self.sessions.insert(
                     id,
@@ -630,7 +664,9 @@ impl HubTask {
 
     fn follow(&self, topic: Topic) {
         if let Some(bus) = &self.bus {
-            bus.follow(&topic);
+            // Channel topics need no wait: the bus sends a synchronisation mark once it
+            // follows the channel, and sessions catch up from the store.
+            let _ = bus.follow(&topic);
         }
     }
 
@@ -643,11 +679,11 @@ impl HubTask {
     /// A synchronisation mark: the channel's events go up to `upto`. Each follower delivers
     /// what it has not delivered yet (its writer fetches it from the store).
     fn sync(&mut self, channel: ChannelSid, upto: u64) {
-        let known = self.last_seq.entry(channel).or_insert(0);
-        *known = (*known).max(upto);
         let Some(subs) = self.subscribers.get(&channel) else {
             return;
         };
+        let known = self.last_seq.entry(channel).or_insert(0);
+        *known = (*known).max(upto);
         let mut slow = Vec::new();
         for id in subs {
             if let Some(entry) = self.sessions.get(id) {
@@ -675,10 +711,14 @@ impl HubTask {
     fn batch(&mut self, batch: &EventBatch) {
         let channel = &batch.channel;
         let sid = channel.sid;
-        if batch.events.is_empty() {
+        let Some(newest) = batch.events.last().map(|e| e.seq) else {
             self.sync(sid, channel.last_seq);
             return;
+        };
+        if self.applied.get(&sid).is_some_and(|done| *done >= newest) {
+            return;
         }
+        self.applied.insert(sid, newest);
         if let Some(last) = batch.events.last() {
             self.last_seq.insert(sid, last.seq);
         }
@@ -818,6 +858,7 @@ impl HubTask {
                     }
                 }
                 self.last_seq.remove(&sid);
+                self.applied.remove(&sid);
                 self.typing.retain(|(c, _), _| *c != sid);
             }
             _ => {}
