@@ -336,6 +336,29 @@ async fn a_user_joined_elsewhere_learns_of_the_channel_on_its_own_node() {
     b.stop().await;
 }
 
+#[tokio::test]
+async fn typing_reaches_members_on_other_nodes() {
+    let redis = RedisServer::start().unwrap();
+    let a = cluster_node(&redis, "a");
+    let b = cluster_node(&redis, "b");
+    let service = create_service(&a.rest()).await;
+    let channel = create_channel(&a.rest(), &service, "typing").await;
+    let credentials = a.credentials.clone();
+    let (_alice, alices, _) =
+        member(&[a.base_url()], &credentials, &service, "alice", &channel).await;
+    let (_bob, _, mut bob_events) =
+        member(&[b.base_url()], &credentials, &service, "bob", &channel).await;
+    alices.typing().await.unwrap();
+    let started = next_event(&mut bob_events, "typingStarted").await;
+    assert_eq!(started.data["identity"], "alice");
+    // The indicator ends on bob's node too (the service's timeout), or with alice's message.
+    alices.send_message("done typing").await.unwrap();
+    let ended = next_event(&mut bob_events, "typingEnded").await;
+    assert_eq!(ended.data["identity"], "alice");
+    a.stop().await;
+    b.stop().await;
+}
+
 /// Three `confab` processes on one Redis.
 fn processes(redis: &RedisServer, dirs: &[tempfile::TempDir]) -> Vec<NodeProcess> {
     ["n0", "n1", "n2"]

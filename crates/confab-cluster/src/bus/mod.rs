@@ -28,6 +28,22 @@ pub struct EventBatch {
     pub events: Vec<ChannelEvent>,
 }
 
+/// Someone is typing in a channel: a signal that is not stored and has no `seq` (a lost one
+/// only shortens an indicator).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TypingSignal {
+    /// The channel's service.
+    pub service: ServiceSid,
+    /// The channel.
+    pub channel: ChannelSid,
+    /// Who types.
+    pub identity: String,
+    /// Their member SID.
+    pub member_sid: String,
+    /// How long the indicator lasts without a repeat.
+    pub timeout_ms: u64,
+}
+
 /// What a node's listeners can follow on a cluster bus.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Topic {
@@ -52,6 +68,13 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
     }
     /// This node has no listener for `topic` any more.
     fn unfollow(&self, _topic: &Topic) {}
+    /// Tells the other nodes following the channel that someone types there (the caller shows
+    /// it to its own listeners). At most once; a node-local bus has no other nodes.
+    fn signal_typing(&self, _typing: &TypingSignal) {}
+    /// Typing signals from other nodes, if the bus carries any.
+    fn typing_signals(&self) -> Option<broadcast::Receiver<Arc<TypingSignal>>> {
+        None
+    }
     /// Changes each time the bus lost its connection and subscribed again: batches published
     /// meanwhile are gone, including membership changes that no `seq` repair can restore, so
     /// listeners must rebuild what they follow (sessions resume). `None`: it never happens.

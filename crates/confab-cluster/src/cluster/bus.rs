@@ -8,7 +8,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 use super::link::{topic_name, user_topic, LinkCommand, Publish};
 use super::wire::PublishedRef;
 use super::Cluster;
-use crate::bus::{Bus, EventBatch, Topic};
+use crate::bus::{Bus, EventBatch, Topic, TypingSignal};
 
 /// The cluster bus. The owner of a channel delivers each committed batch to its own listeners
 /// directly and publishes it once to the channel's Redis topic, and to the topic of each user
@@ -48,7 +48,7 @@ impl Bus for RedisBus {
                 topics.push(topic);
             }
         }
-        let published = PublishedRef {
+        let published = PublishedRef::Batch {
             origin: self.cluster.instance().to_owned(),
             batch: &batch,
         };
@@ -71,6 +71,24 @@ impl Bus for RedisBus {
 
     fn unfollow(&self, topic: &Topic) {
         self.cluster.send_link(LinkCommand::Unfollow(topic.clone()));
+    }
+
+    fn signal_typing(&self, typing: &TypingSignal) {
+        let prefix = &self.cluster.config().prefix;
+        let published: PublishedRef<'_> = PublishedRef::Typing {
+            origin: self.cluster.instance().to_owned(),
+            typing: typing.clone(),
+        };
+        if let Ok(payload) = serde_json::to_string(&published) {
+            self.cluster.publish(Publish {
+                topics: vec![topic_name(prefix, &Topic::Channel(typing.channel))],
+                payload,
+            });
+        }
+    }
+
+    fn typing_signals(&self) -> Option<broadcast::Receiver<Arc<TypingSignal>>> {
+        Some(self.cluster.typing_signals())
     }
 
     fn resets(&self) -> Option<watch::Receiver<u64>> {

@@ -285,13 +285,15 @@ fn batch_message(cluster: &Cluster, payload: &[u8]) {
             return;
         }
     };
-    if published.origin == cluster.instance() {
-        return;
+    match published {
+        Published::Batch { origin, .. } | Published::Typing { origin, .. }
+            if origin == cluster.instance() => {}
+        // Copies (a batch on a channel topic and on a user topic) and stale batches (from an
+        // owner that was superseded) are dropped by the hub, which knows what it applied; an
+        // empty batch is a new owner's synchronisation mark.
+        Published::Batch { batch, .. } => cluster.local().publish(Arc::new(batch)),
+        Published::Typing { typing, .. } => cluster.typing_from_elsewhere(typing),
     }
-    // Copies (a batch on a channel topic and on a user topic) and stale batches (from an owner
-    // that was superseded) are dropped by the hub, which knows what it applied; an empty batch
-    // is a new owner's synchronisation mark.
-    cluster.local().publish(Arc::new(published.batch));
 }
 
 /// Publishes a synchronisation mark for `channel` to local listeners: its events go up to the

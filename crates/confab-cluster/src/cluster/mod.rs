@@ -71,6 +71,8 @@ struct Inner {
     beat_lock: tokio::sync::Mutex<()>,
     /// Bumped after each resubscription following a lost Redis connection.
     resets: watch::Sender<u64>,
+    /// Typing signals from other nodes.
+    typing: tokio::sync::broadcast::Sender<Arc<crate::bus::TypingSignal>>,
     store: RedisStore,
     conn: ConnectionManager,
     live: RwLock<Vec<String>>,
@@ -138,6 +140,7 @@ impl Cluster {
                 instance: format!("{}#{:016x}", config.node_id, rand::random::<u64>()),
                 beat_lock: tokio::sync::Mutex::new(()),
                 resets,
+                typing: tokio::sync::broadcast::channel(1024).0,
                 config,
                 store,
                 conn: conn.clone(),
@@ -267,6 +270,16 @@ impl Cluster {
     /// Counts resubscriptions after lost Redis connections.
     pub(crate) fn resets(&self) -> watch::Receiver<u64> {
         self.inner.resets.subscribe()
+    }
+
+    pub(crate) fn typing_signals(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<Arc<crate::bus::TypingSignal>> {
+        self.inner.typing.subscribe()
+    }
+
+    pub(crate) fn typing_from_elsewhere(&self, typing: crate::bus::TypingSignal) {
+        let _ = self.inner.typing.send(Arc::new(typing));
     }
 
     pub(crate) fn reset_happened(&self) {

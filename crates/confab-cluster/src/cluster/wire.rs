@@ -6,7 +6,7 @@ use confab_store::StoreError;
 use serde::{Deserialize, Serialize};
 
 use crate::actor::ChannelOp;
-use crate::bus::EventBatch;
+use crate::bus::{EventBatch, TypingSignal};
 use crate::error::ChannelError;
 
 /// A message in a node's inbox.
@@ -81,13 +81,25 @@ impl From<Outcome> for Result<Vec<ChannelEvent>, ChannelError> {
     }
 }
 
-/// An event batch as published on a channel or user topic.
+/// What is published on a channel or user topic. `origin` is the publishing process (node id
+/// and boot tag), which delivered it locally already.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Published<B> {
-    /// The publishing node, which delivered the batch locally already.
-    pub origin: String,
-    /// The batch.
-    pub batch: B,
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub(crate) enum Published<B> {
+    /// A committed event batch.
+    Batch {
+        /// The publishing process.
+        origin: String,
+        /// The batch.
+        batch: B,
+    },
+    /// Someone types in the channel.
+    Typing {
+        /// The publishing process.
+        origin: String,
+        /// The signal.
+        typing: TypingSignal,
+    },
 }
 
 /// The published form, borrowed for serialization.

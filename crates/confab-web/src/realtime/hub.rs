@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
-use confab_cluster::{Bus, EventBatch, Topic};
+use confab_cluster::{Bus, EventBatch, Topic, TypingSignal};
 use confab_domain::{ChannelEventKind, ChannelSid, ServiceSid};
 use confab_protocol::realtime::{self as rt, ChannelView, UserView};
 use serde_json::json;
@@ -321,6 +321,7 @@ impl HubTask {
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut resets = self.bus.as_ref().and_then(|b| b.resets());
+        let mut typing = self.bus.as_ref().and_then(|b| b.typing_signals());
         loop {
             // Commands first: a session's registration must be in place before the batches
             // published after it registered, or it would miss its own memberships.
@@ -342,6 +343,23 @@ impl HubTask {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 _ = tick.tick() => self.expire_typing(),
+                signal = async { typing.as_mut()?.recv().await.ok() }, if typing.is_some() => {
+                    // A lagging receiver skips signals; only a closed one ends.
+                    match signal {
+                        Some(t) => self.typing(
+                            t.service,
+                            t.channel,
+                            t.identity.clone(),
+                            t.member_sid.clone(),
+                            Duration::from_millis(t.timeout_ms),
+                        ),
+                        None => {
+                            if typing.as_ref().is_some_and(|r| r.is_closed()) {
+                                typing = None;
+                            }
+                        }
+                    }
+                }
                 changed = async { resets.as_mut()?.changed().await.ok() }, if resets.is_some() => {
                     if changed.is_none() {
                         resets = None;
@@ -464,22 +482,18 @@ impl HubTask {
                 member_sid,
                 timeout,
             } => {
-                let until = Instant::now() + timeout;
-                let key = (channel, identity.clone());
-                match self.typing.get_mut(&key) {
-                    Some(typist) => typist.until = until,
-                    None => {
-                        self.typing.insert(
-                            key,
-                            Typist {
-                                service,
-                                member_sid: member_sid.clone(),
-                                until,
-                            },
-                        );
-                        self.send_typing("typingStarted", service, channel, &identity, &member_sid);
-                    }
+                if let Some(bus) = &self.bus {
+                    // Members on other nodes see it too (a cluster bus carries it; it is not
+                    // stored, and a lost one only shortens an indicator).
+                    bus.signal_typing(&TypingSignal {
+                        service,
+                        channel,
+                        identity: identity.clone(),
+                        member_sid: member_sid.clone(),
+                        timeout_ms: timeout.as_millis() as u64,
+                    });
                 }
+                self.typing(service, channel, identity, member_sid, timeout);
             }
             Command::UserUpdated {
                 service,
@@ -566,6 +580,34 @@ impl HubTask {
         }
         for id in slow {
             self.remove(id);
+        }
+    }
+
+    /// `identity` is typing in `channel` (here or on another node): starts or extends its
+    /// indicator.
+    fn typing(
+        &mut self,
+        service: ServiceSid,
+        channel: ChannelSid,
+        identity: String,
+        member_sid: String,
+        timeout: Duration,
+    ) {
+        let until = Instant::now() + timeout;
+        let key = (channel, identity.clone());
+        match self.typing.get_mut(&key) {
+            Some(typist) => typist.until = until,
+            None => {
+                self.typing.insert(
+                    key,
+                    Typist {
+                        service,
+                        member_sid: member_sid.clone(),
+                        until,
+                    },
+                );
+                self.send_typing("typingStarted", service, channel, &identity, &member_sid);
+            }
         }
     }
 
