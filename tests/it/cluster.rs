@@ -296,6 +296,22 @@ async fn three_nodes_deliver_the_same_messages_in_the_same_order() {
         })
         .await;
     }
+    // Nothing above should have cost a Redis error or a reconnect (which would make every
+    // session resume, hidden from the checks above by the resume itself).
+    for node in &nodes {
+        let metrics = reqwest::get(format!("http://{}/metrics", node.admin_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("\nconfab_redis_errors_total 0\n"),
+            "node {} saw Redis errors",
+            node.node_id
+        );
+        assert!(metrics.contains("\nconfab_slow_consumer_closes_total 0\n"));
+    }
     drop(clients);
     for node in nodes {
         node.stop().await;

@@ -199,7 +199,7 @@ pub(crate) async fn subscriber(
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = ping.tick() => {
-                    let answered = tokio::time::timeout(patience, sink.ping::<String>()).await;
+                    let answered = tokio::time::timeout(patience, sink.ping::<redis::Value>()).await;
                     if !matches!(answered, Ok(Ok(_))) {
                         break;
                     }
