@@ -68,7 +68,8 @@ async fn open_store(
         },
     )
     .await
-    .map_err(|e| ServerError::Config(format!("cannot reach Redis at {url}: {e}")))?;
+    .map_err(|e| ServerError::Config(format!("cannot reach Redis at {url}: {e}")))?
+    .with_metrics(store_metrics);
     let cluster = Cluster::start(
         url,
         store.clone(),

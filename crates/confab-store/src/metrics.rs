@@ -5,7 +5,8 @@ use prometheus::{Histogram, HistogramOpts, Registry};
 /// Write-path metrics of a store.
 #[derive(Debug, Clone)]
 pub struct StoreMetrics {
-    /// `confab_store_write_duration_seconds`: one transaction (a batch of writes), begin to commit.
+    /// `confab_store_write_duration_seconds`: one transaction (a batch of writes), begin to commit;
+    /// for `RedisStore`, one channel commit script.
     pub write_seconds: Histogram,
     /// `confab_store_batch_size`: writes per committed transaction.
     pub batch_size: Histogram,
@@ -17,7 +18,7 @@ impl StoreMetrics {
         let write_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "confab_store_write_duration_seconds",
-                "Time from BEGIN to COMMIT of one store transaction (a batch of writes).",
+                "One store write: a SQLite transaction (a batch of writes) or a Redis commit script.",
             )
             .buckets(vec![
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,

@@ -227,6 +227,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     options: RedisOptions,
     commit: redis::Script,
+    metrics: Option<crate::StoreMetrics>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -246,7 +247,14 @@ impl RedisStore {
             conn,
             options,
             commit: redis::Script::new(COMMIT),
+            metrics: None,
         })
+    }
+
+    /// Records every channel commit (one script, so one write per batch) in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::StoreMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn key(&self, rest: &str) -> String {
@@ -1001,7 +1009,12 @@ impl ChannelStore for RedisStore {
                 );
             }
         }
+        let started = std::time::Instant::now();
         let outcome: String = invocation.invoke_async(&mut self.conn()).await?;
+        if let Some(m) = &self.metrics {
+            m.write_seconds.observe(started.elapsed().as_secs_f64());
+            m.batch_size.observe(1.0);
+        }
         match outcome.as_str() {
             "OK" => Ok(()),
             "CONFLICT" => Err(StoreError::Conflict(Conflict::ChannelUniqueName)),
