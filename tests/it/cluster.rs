@@ -375,6 +375,32 @@ async fn typing_reaches_members_on_other_nodes() {
     b.stop().await;
 }
 
+#[tokio::test]
+async fn online_status_crosses_nodes() {
+    let redis = RedisServer::start().unwrap();
+    let a = cluster_node(&redis, "a");
+    let b = cluster_node(&redis, "b");
+    let service = create_service(&a.rest()).await;
+    let channel = create_channel(&a.rest(), &service, "presence").await;
+    let credentials = a.credentials.clone();
+    let (alice, _, _) = member(&[a.base_url()], &credentials, &service, "alice", &channel).await;
+    let (bob, _, mut bob_events) =
+        member(&[b.base_url()], &credentials, &service, "bob", &channel).await;
+    eventually("bob seeing alice online on the other node", || async {
+        bob.get_user("alice").await.unwrap().online
+    })
+    .await;
+    alice.shutdown();
+    let offline = next_event_where(&mut bob_events, "userUpdated", |e| {
+        e.data["user"]["identity"] == "alice" && e.data["user"]["online"] == false
+    })
+    .await;
+    assert_eq!(offline.data["updateReasons"], json!(["online"]));
+    assert!(!bob.get_user("alice").await.unwrap().online);
+    a.stop().await;
+    b.stop().await;
+}
+
 /// Three `confab` processes on one Redis.
 fn processes(redis: &RedisServer, dirs: &[tempfile::TempDir]) -> Vec<NodeProcess> {
     ["n0", "n1", "n2"]

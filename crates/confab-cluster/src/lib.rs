@@ -18,7 +18,7 @@ pub mod placement;
 pub mod runtime;
 
 pub use actor::{ChannelActor, ChannelOp};
-pub use bus::{Bus, EventBatch, LocalBus, Topic, TypingSignal};
+pub use bus::{Bus, EventBatch, LocalBus, OnlineElsewhere, Topic, TypingSignal, UserSignal};
 pub use cluster::{Cluster, ClusterConfig, RedisBus};
 pub use confab_domain::MessageChange;
 pub use error::ChannelError;

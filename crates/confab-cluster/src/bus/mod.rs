@@ -44,6 +44,23 @@ pub struct TypingSignal {
     pub timeout_ms: u64,
 }
 
+/// A user's profile or online status changed: the user's sessions and the members of
+/// `channels` are told, on every node. Not stored; at most once.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserSignal {
+    /// The user's service.
+    pub service: ServiceSid,
+    /// The user.
+    pub identity: String,
+    /// The `userUpdated` frame, rendered once by the sender.
+    pub frame: String,
+    /// Channels whose members see the user.
+    pub channels: Vec<ChannelSid>,
+}
+
+/// A future answering whether a user has a session on another node.
+pub type OnlineElsewhere = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
+
 /// What a node's listeners can follow on a cluster bus.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Topic {
@@ -73,6 +90,19 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
     fn signal_typing(&self, _typing: &TypingSignal) {}
     /// Typing signals from other nodes, if the bus carries any.
     fn typing_signals(&self) -> Option<broadcast::Receiver<Arc<TypingSignal>>> {
+        None
+    }
+    /// Tells the other nodes that a user changed (the caller tells its own listeners).
+    fn signal_user(&self, _signal: &UserSignal) {}
+    /// User signals from other nodes, if the bus carries any.
+    fn user_signals(&self) -> Option<broadcast::Receiver<Arc<UserSignal>>> {
+        None
+    }
+    /// Records whether a user has a session on this node, for [`Bus::online_elsewhere`] on
+    /// the other nodes. Calls for one user arrive in order.
+    fn set_present(&self, _service: ServiceSid, _identity: &str, _present: bool) {}
+    /// Whether the user has a session on another live node; `None` when there are no others.
+    fn online_elsewhere(&self, _service: ServiceSid, _identity: &str) -> Option<OnlineElsewhere> {
         None
     }
     /// Changes each time the bus lost its connection and subscribed again: batches published

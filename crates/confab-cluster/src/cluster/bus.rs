@@ -5,10 +5,12 @@ use std::sync::Arc;
 use confab_domain::ChannelEventKind;
 use tokio::sync::{broadcast, oneshot, watch};
 
-use super::link::{topic_name, user_topic, LinkCommand, Publish};
+use super::link::{topic_name, user_topic, users_topic, LinkCommand, Publish};
 use super::wire::PublishedRef;
 use super::Cluster;
-use crate::bus::{Bus, EventBatch, Topic, TypingSignal};
+use confab_domain::ServiceSid;
+
+use crate::bus::{Bus, EventBatch, OnlineElsewhere, Topic, TypingSignal, UserSignal};
 
 /// The cluster bus. The owner of a channel delivers each committed batch to its own listeners
 /// directly and publishes it once to the channel's Redis topic, and to the topic of each user
@@ -89,6 +91,35 @@ impl Bus for RedisBus {
 
     fn typing_signals(&self) -> Option<broadcast::Receiver<Arc<TypingSignal>>> {
         Some(self.cluster.typing_signals())
+    }
+
+    fn signal_user(&self, signal: &UserSignal) {
+        let published: PublishedRef<'_> = PublishedRef::User {
+            origin: self.cluster.instance().to_owned(),
+            user: signal.clone(),
+        };
+        if let Ok(payload) = serde_json::to_string(&published) {
+            self.cluster.publish(Publish {
+                topics: vec![users_topic(&self.cluster.config().prefix)],
+                payload,
+            });
+        }
+    }
+
+    fn user_signals(&self) -> Option<broadcast::Receiver<Arc<UserSignal>>> {
+        Some(self.cluster.user_signals())
+    }
+
+    fn set_present(&self, service: ServiceSid, identity: &str, present: bool) {
+        self.cluster.set_present(service, identity, present);
+    }
+
+    fn online_elsewhere(&self, service: ServiceSid, identity: &str) -> Option<OnlineElsewhere> {
+        let cluster = self.cluster.clone();
+        let identity = identity.to_owned();
+        Some(Box::pin(async move {
+            cluster.online_elsewhere(service, &identity).await
+        }))
     }
 
     fn resets(&self) -> Option<watch::Receiver<u64>> {

@@ -44,6 +44,11 @@ pub(crate) fn inbox_topic(prefix: &str, node: &str) -> String {
     format!("{prefix}:inbox:{node}")
 }
 
+/// Where user signals go: every node follows it.
+pub(crate) fn users_topic(prefix: &str) -> String {
+    format!("{prefix}:users")
+}
+
 pub(crate) fn topic_name(prefix: &str, topic: &Topic) -> String {
     match topic {
         Topic::Channel(sid) => format!("{prefix}:ch:{sid}"),
@@ -152,7 +157,7 @@ pub(crate) async fn subscriber(
             }
             Err(_) => None,
         };
-        let mut names: Vec<String> = vec![inbox.clone()];
+        let mut names: Vec<String> = vec![inbox.clone(), users_topic(&prefix)];
         names.extend(followed.keys().cloned());
         let ready = match connected {
             Some(pubsub) => {
@@ -286,13 +291,16 @@ fn batch_message(cluster: &Cluster, payload: &[u8]) {
         }
     };
     match published {
-        Published::Batch { origin, .. } | Published::Typing { origin, .. }
+        Published::Batch { origin, .. }
+        | Published::Typing { origin, .. }
+        | Published::User { origin, .. }
             if origin == cluster.instance() => {}
         // Copies (a batch on a channel topic and on a user topic) and stale batches (from an
         // owner that was superseded) are dropped by the hub, which knows what it applied; an
         // empty batch is a new owner's synchronisation mark.
         Published::Batch { batch, .. } => cluster.local().publish(Arc::new(batch)),
         Published::Typing { typing, .. } => cluster.typing_from_elsewhere(typing),
+        Published::User { user, .. } => cluster.user_from_elsewhere(user),
     }
 }
 

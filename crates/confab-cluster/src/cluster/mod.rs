@@ -73,6 +73,10 @@ struct Inner {
     resets: watch::Sender<u64>,
     /// Typing signals from other nodes.
     typing: tokio::sync::broadcast::Sender<Arc<crate::bus::TypingSignal>>,
+    /// User signals from other nodes.
+    users: tokio::sync::broadcast::Sender<Arc<crate::bus::UserSignal>>,
+    /// Presence changes of local users, in order, for the presence task.
+    presence: mpsc::UnboundedSender<(String, bool)>,
     store: RedisStore,
     conn: ConnectionManager,
     live: RwLock<Vec<String>>,
@@ -134,6 +138,7 @@ impl Cluster {
         let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
         let (shutdown, _) = watch::channel(false);
         let (resets, _) = watch::channel(0);
+        let (presence_tx, presence_rx) = mpsc::unbounded_channel();
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 local: LocalBus::new(config.bus_capacity),
@@ -141,6 +146,8 @@ impl Cluster {
                 beat_lock: tokio::sync::Mutex::new(()),
                 resets,
                 typing: tokio::sync::broadcast::channel(1024).0,
+                users: tokio::sync::broadcast::channel(1024).0,
+                presence: presence_tx,
                 config,
                 store,
                 conn: conn.clone(),
@@ -169,6 +176,7 @@ impl Cluster {
         ));
         tokio::spawn(link::publisher(cluster.clone(), conn, publish_rx));
         tokio::spawn(cluster.clone().heartbeat_loop());
+        tokio::spawn(cluster.clone().presence_loop(presence_rx));
         // Requests may be routed here as soon as the heartbeat is visible: wait for the inbox.
         let _ = tokio::time::timeout(cluster.inner.config.route_timeout, subscribed_rx).await;
         tracing::info!(node = %cluster.node_id(), "joined the cluster");
@@ -280,6 +288,104 @@ impl Cluster {
 
     pub(crate) fn typing_from_elsewhere(&self, typing: crate::bus::TypingSignal) {
         let _ = self.inner.typing.send(Arc::new(typing));
+    }
+
+    pub(crate) fn user_signals(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<Arc<crate::bus::UserSignal>> {
+        self.inner.users.subscribe()
+    }
+
+    pub(crate) fn user_from_elsewhere(&self, user: crate::bus::UserSignal) {
+        let _ = self.inner.users.send(Arc::new(user));
+    }
+
+    fn presence_key(&self, node: &str) -> String {
+        format!("{}:online:{node}", self.inner.config.prefix)
+    }
+
+    pub(crate) fn set_present(
+        &self,
+        service: confab_domain::ServiceSid,
+        identity: &str,
+        present: bool,
+    ) {
+        let _ = self
+            .inner
+            .presence
+            .send((format!("{service}/{identity}"), present));
+    }
+
+    /// Whether `identity` has a session on another live node (Redis unreachable: no).
+    pub async fn online_elsewhere(
+        &self,
+        service: confab_domain::ServiceSid,
+        identity: &str,
+    ) -> bool {
+        let member = format!("{service}/{identity}");
+        let others: Vec<String> = self
+            .live_nodes()
+            .into_iter()
+            .filter(|n| n != self.node_id())
+            .collect();
+        if others.is_empty() {
+            return false;
+        }
+        let mut pipe = redis::pipe();
+        for node in &others {
+            pipe.cmd("SISMEMBER")
+                .arg(self.presence_key(node))
+                .arg(&member);
+        }
+        let mut conn = self.inner.conn.clone();
+        let found = self
+            .timed(async {
+                pipe.query_async::<Vec<bool>>(&mut conn)
+                    .await
+                    .map_err(|e| StoreError::Backend(e.to_string()))
+            })
+            .await;
+        found.map(|f| f.into_iter().any(|b| b)).unwrap_or(false)
+    }
+
+    /// Keeps this node's set of present users in Redis, in the order the hub reported them.
+    /// The set expires with the node's heartbeat when the node dies; others only read the sets
+    /// of live nodes anyway.
+    async fn presence_loop(self, mut changes: mpsc::UnboundedReceiver<(String, bool)>) {
+        let key = self.presence_key(self.node_id());
+        let mut conn = self.inner.conn.clone();
+        // An earlier process under this node id may have left its users behind.
+        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&key).query_async(&mut conn).await;
+        let ttl = (self.inner.config.node_ttl * 3).as_millis() as u64;
+        let mut shutdown = self.shutdown_signal();
+        loop {
+            let (member, present) = tokio::select! {
+                _ = shutdown.changed() => return,
+                change = changes.recv() => match change {
+                    Some(change) => change,
+                    None => return,
+                },
+            };
+            let mut pipe = redis::pipe();
+            pipe.cmd(if present { "SADD" } else { "SREM" })
+                .arg(&key)
+                .arg(&member)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(ttl)
+                .ignore();
+            let result = self
+                .timed(async {
+                    pipe.query_async::<()>(&mut conn)
+                        .await
+                        .map_err(|e| StoreError::Backend(e.to_string()))
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "presence not recorded");
+            }
+        }
     }
 
     pub(crate) fn reset_happened(&self) {
@@ -453,6 +559,13 @@ impl Cluster {
         let ttl = self.inner.config.node_ttl.as_millis() as u64;
         if !self.is_draining() {
             self.timed(store.heartbeat(self.node_id(), ttl)).await?;
+            let key = self.presence_key(self.node_id());
+            let mut conn = self.inner.conn.clone();
+            let _: redis::RedisResult<()> = redis::cmd("PEXPIRE")
+                .arg(key)
+                .arg(ttl * 3)
+                .query_async(&mut conn)
+                .await;
         }
         let mut live = self.timed(store.live_nodes()).await?;
         if self.is_draining() {

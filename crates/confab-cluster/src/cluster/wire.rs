@@ -6,7 +6,7 @@ use confab_store::StoreError;
 use serde::{Deserialize, Serialize};
 
 use crate::actor::ChannelOp;
-use crate::bus::{EventBatch, TypingSignal};
+use crate::bus::{EventBatch, TypingSignal, UserSignal};
 use crate::error::ChannelError;
 
 /// A message in a node's inbox.
@@ -99,6 +99,13 @@ pub(crate) enum Published<B> {
         origin: String,
         /// The signal.
         typing: TypingSignal,
+    },
+    /// A user changed (on the users topic).
+    User {
+        /// The publishing process.
+        origin: String,
+        /// The signal.
+        user: UserSignal,
     },
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
-use confab_cluster::{Bus, EventBatch, Topic, TypingSignal};
+use confab_cluster::{Bus, EventBatch, Topic, TypingSignal, UserSignal};
 use confab_domain::{ChannelEventKind, ChannelSid, ServiceSid};
 use confab_protocol::realtime::{self as rt, ChannelView, UserView};
 use serde_json::json;
@@ -149,6 +149,12 @@ enum Command {
         reasons: Vec<&'static str>,
     },
     Drain,
+    /// The user's last session here ended and no other node has one: tell the peers.
+    Offline {
+        key: UserKey,
+        frame: ByteString,
+        channels: Vec<ChannelSid>,
+    },
 }
 
 /// A handle to the hub; cheap to clone.
@@ -172,6 +178,7 @@ impl Hub {
         let task = HubTask {
             metrics,
             bus: Some(bus.clone()),
+            commands: Some(tx.downgrade()),
             ..HubTask::default()
         };
         tokio::spawn(task.run(rx, events));
@@ -311,6 +318,9 @@ struct HubTask {
     metrics: Option<crate::metrics::WebMetrics>,
     /// Told which channels and users have listeners here (a cluster bus subscribes to them).
     bus: Option<Arc<dyn Bus>>,
+    /// The hub's own command queue, for answers of tasks it spawns (weak: the hub ends when
+    /// the last handle is dropped).
+    commands: Option<mpsc::WeakUnboundedSender<Command>>,
 }
 
 impl HubTask {
@@ -322,6 +332,7 @@ impl HubTask {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut resets = self.bus.as_ref().and_then(|b| b.resets());
         let mut typing = self.bus.as_ref().and_then(|b| b.typing_signals());
+        let mut users = self.bus.as_ref().and_then(|b| b.user_signals());
         loop {
             // Commands first: a session's registration must be in place before the batches
             // published after it registered, or it would miss its own memberships.
@@ -360,6 +371,16 @@ impl HubTask {
                         }
                     }
                 }
+                signal = async { users.as_mut()?.recv().await.ok() }, if users.is_some() => {
+                    match signal {
+                        Some(user) => self.user_signal(&user),
+                        None => {
+                            if users.as_ref().is_some_and(|r| r.is_closed()) {
+                                users = None;
+                            }
+                        }
+                    }
+                }
                 changed = async { resets.as_mut()?.changed().await.ok() }, if resets.is_some() => {
                     if changed.is_none() {
                         resets = None;
@@ -385,7 +406,13 @@ impl HubTask {
                 followed,
             } => {
                 let key = (service, identity.clone());
-                self.by_user.entry(key.clone()).or_default().insert(id);
+                let sessions = self.by_user.entry(key.clone()).or_default();
+                if sessions.is_empty() {
+                    if let Some(bus) = &self.bus {
+                        bus.set_present(service, &identity, true);
+                    }
+                }
+                sessions.insert(id);
                 // Asked for every session (a repeat is answered at once), so that each one
                 // waits until the subscription is in place.
                 match self
@@ -439,6 +466,11 @@ impl HubTask {
                 let _ = reply.send(online);
             }
             Command::Unregister { id } => self.remove(id),
+            Command::Offline {
+                key,
+                frame,
+                channels,
+            } => self.announce_offline(key, frame, channels),
             Command::Drain => {
                 let frame: ByteString = json!({"type": "reconnect", "reason": "draining"})
                     .to_string()
@@ -527,14 +559,36 @@ impl HubTask {
         if now_offline {
             self.by_user.remove(&key);
             self.unfollow(Topic::User(key.0, key.1.clone()));
+            if let Some(bus) = &self.bus {
+                bus.set_present(key.0, &key.1, false);
+            }
             self.left_at.retain(|(user, _), _| *user != key);
             let announced = self.announced.remove(&key);
             if let Some(mut user) = self.users.remove(&key).filter(|_| announced) {
                 user.online = false;
                 // Peers are found through the departed sessions' channels.
                 let frame = user_frame(&user, &["online"]);
-                for channel in &entry.channels {
-                    self.offer_channel(*channel, &frame, None);
+                let channels: Vec<ChannelSid> = entry.channels.iter().copied().collect();
+                let elsewhere = self
+                    .bus
+                    .as_ref()
+                    .and_then(|b| b.online_elsewhere(key.0, &key.1));
+                match (elsewhere, self.commands.clone()) {
+                    // Offline only if no other node has a session of the user either.
+                    (Some(elsewhere), Some(commands)) => {
+                        tokio::spawn(async move {
+                            if !elsewhere.await {
+                                if let Some(commands) = commands.upgrade() {
+                                    let _ = commands.send(Command::Offline {
+                                        key,
+                                        frame,
+                                        channels,
+                                    });
+                                }
+                            }
+                        });
+                    }
+                    _ => self.announce_offline(key, frame, channels),
                 }
             }
         }
@@ -657,11 +711,13 @@ impl HubTask {
     fn send_user_updated(&mut self, key: &UserKey, user: &UserView, reasons: &[&str]) {
         let frame = user_frame(user, reasons);
         let mut peers: HashSet<SessionId> = HashSet::new();
+        let mut channels: HashSet<ChannelSid> = HashSet::new();
         if let Some(ids) = self.by_user.get(key) {
             for id in ids {
                 peers.insert(*id);
                 if let Some(entry) = self.sessions.get(id) {
                     for channel in &entry.channels {
+                        channels.insert(*channel);
                         if let Some(subs) = self.subscribers.get(channel) {
                             peers.extend(subs.iter().copied());
                         }
@@ -669,6 +725,52 @@ impl HubTask {
                 }
             }
         }
+        self.signal_user(key, &frame, channels.into_iter().collect());
+        self.offer_to(peers, &frame);
+    }
+
+    /// Tells the other nodes about a user's change (their peers of the user see it).
+    fn signal_user(&self, key: &UserKey, frame: &ByteString, channels: Vec<ChannelSid>) {
+        if let Some(bus) = &self.bus {
+            bus.signal_user(&UserSignal {
+                service: key.0,
+                identity: key.1.clone(),
+                frame: frame.to_string(),
+                channels,
+            });
+        }
+    }
+
+    /// A user changed on another node: its sessions here and the members of its channels here
+    /// are told.
+    fn user_signal(&mut self, signal: &UserSignal) {
+        let mut peers: HashSet<SessionId> = HashSet::new();
+        if let Some(ids) = self.by_user.get(&(signal.service, signal.identity.clone())) {
+            peers.extend(ids.iter().copied());
+        }
+        for channel in &signal.channels {
+            if let Some(subs) = self.subscribers.get(channel) {
+                peers.extend(subs.iter().copied());
+            }
+        }
+        let frame = ByteString::from(signal.frame.clone());
+        self.offer_to(peers, &frame);
+    }
+
+    /// The user's last session (on every node) ended.
+    fn announce_offline(&mut self, key: UserKey, frame: ByteString, channels: Vec<ChannelSid>) {
+        if self.by_user.contains_key(&key) {
+            // A session of the user arrived here meanwhile: still online.
+            return;
+        }
+        for channel in &channels {
+            self.offer_channel(*channel, &frame, None);
+        }
+        self.signal_user(&key, &frame, channels);
+    }
+
+    /// Offers a frame to each of `peers`; the slow ones are dropped.
+    fn offer_to(&mut self, peers: HashSet<SessionId>, frame: &ByteString) {
         let mut slow = Vec::new();
         for id in peers {
             if let Some(entry) = self.sessions.get(&id) {

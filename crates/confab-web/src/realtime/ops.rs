@@ -1279,12 +1279,19 @@ impl Connection {
             .get_user_by_identity(auth.service.sid, &p.identity)
             .await?
             .ok_or_else(crate::rest::user_not_found)?;
-        // Online status is known for this node's sessions.
-        let online = self
+        // This node's sessions first; in cluster mode the other nodes' too.
+        let mut online = self
             .state
             .hub
             .is_online(auth.service.sid, &user.identity)
             .await;
+        if !online {
+            if let Some(cluster) = self.state.runtime.cluster() {
+                online = cluster
+                    .online_elsewhere(auth.service.sid, &user.identity)
+                    .await;
+            }
+        }
         Ok(json!(UserView::new(&user, online)))
     }
 
