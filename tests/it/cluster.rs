@@ -28,6 +28,21 @@ async fn get_json(url: &str) -> Value {
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
+/// The value of an unlabelled metric on a node's admin server (0 when absent).
+async fn metric(admin_url: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{admin_url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// Waits until `check` holds, polling; panics with `what` after a minute.
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
@@ -299,18 +314,13 @@ async fn three_nodes_deliver_the_same_messages_in_the_same_order() {
     // Nothing above should have cost a Redis error or a reconnect (which would make every
     // session resume, hidden from the checks above by the resume itself).
     for node in &nodes {
-        let metrics = reqwest::get(format!("http://{}/metrics", node.admin_addr))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(
-            metrics.contains("\nconfab_redis_errors_total 0\n"),
-            "node {} saw Redis errors",
-            node.node_id
+        let admin = format!("http://{}", node.admin_addr);
+        let errors = metric(&admin, "confab_redis_errors_total").await;
+        assert_eq!(errors, 0.0, "node {} saw Redis errors", node.node_id);
+        assert_eq!(
+            metric(&admin, "confab_slow_consumer_closes_total").await,
+            0.0
         );
-        assert!(metrics.contains("\nconfab_slow_consumer_closes_total 0\n"));
     }
     drop(clients);
     for node in nodes {
@@ -352,53 +362,73 @@ async fn a_user_joined_elsewhere_learns_of_the_channel_on_its_own_node() {
     b.stop().await;
 }
 
+/// Two cluster nodes, with alice on `a` and bob on `b`, both members of one channel.
+struct TwoNodes {
+    _redis: RedisServer,
+    a: TestNode,
+    b: TestNode,
+    alice: (Client, Channel, Events),
+    bob: (Client, Channel, Events),
+}
+
+impl TwoNodes {
+    async fn start() -> Self {
+        let redis = RedisServer::start().unwrap();
+        let a = cluster_node(&redis, "a");
+        let b = cluster_node(&redis, "b");
+        let service = create_service(&a.rest()).await;
+        let channel = create_channel(&a.rest(), &service, "pair").await;
+        let credentials = a.credentials.clone();
+        let alice = member(&[a.base_url()], &credentials, &service, "alice", &channel).await;
+        let bob = member(&[b.base_url()], &credentials, &service, "bob", &channel).await;
+        Self {
+            _redis: redis,
+            a,
+            b,
+            alice,
+            bob,
+        }
+    }
+
+    async fn stop(self) {
+        self.a.stop().await;
+        self.b.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn typing_reaches_members_on_other_nodes() {
-    let redis = RedisServer::start().unwrap();
-    let a = cluster_node(&redis, "a");
-    let b = cluster_node(&redis, "b");
-    let service = create_service(&a.rest()).await;
-    let channel = create_channel(&a.rest(), &service, "typing").await;
-    let credentials = a.credentials.clone();
-    let (_alice, alices, _) =
-        member(&[a.base_url()], &credentials, &service, "alice", &channel).await;
-    let (_bob, _, mut bob_events) =
-        member(&[b.base_url()], &credentials, &service, "bob", &channel).await;
+    let mut pair = TwoNodes::start().await;
+    let alices = &pair.alice.1;
+    let bob_events = &mut pair.bob.2;
     alices.typing().await.unwrap();
-    let started = next_event(&mut bob_events, "typingStarted").await;
+    let started = next_event(bob_events, "typingStarted").await;
     assert_eq!(started.data["identity"], "alice");
     // The indicator ends on bob's node too (the service's timeout), or with alice's message.
     alices.send_message("done typing").await.unwrap();
-    let ended = next_event(&mut bob_events, "typingEnded").await;
+    let ended = next_event(bob_events, "typingEnded").await;
     assert_eq!(ended.data["identity"], "alice");
-    a.stop().await;
-    b.stop().await;
+    pair.stop().await;
 }
 
 #[tokio::test]
 async fn online_status_crosses_nodes() {
-    let redis = RedisServer::start().unwrap();
-    let a = cluster_node(&redis, "a");
-    let b = cluster_node(&redis, "b");
-    let service = create_service(&a.rest()).await;
-    let channel = create_channel(&a.rest(), &service, "presence").await;
-    let credentials = a.credentials.clone();
-    let (alice, _, _) = member(&[a.base_url()], &credentials, &service, "alice", &channel).await;
-    let (bob, _, mut bob_events) =
-        member(&[b.base_url()], &credentials, &service, "bob", &channel).await;
+    let mut pair = TwoNodes::start().await;
+    let alice = pair.alice.0.clone();
+    let bob = pair.bob.0.clone();
+    let bob_events = &mut pair.bob.2;
     eventually("bob seeing alice online on the other node", || async {
         bob.get_user("alice").await.unwrap().online
     })
     .await;
     alice.shutdown();
-    let offline = next_event_where(&mut bob_events, "userUpdated", |e| {
+    let offline = next_event_where(bob_events, "userUpdated", |e| {
         e.data["user"]["identity"] == "alice" && e.data["user"]["online"] == false
     })
     .await;
     assert_eq!(offline.data["updateReasons"], json!(["online"]));
     assert!(!bob.get_user("alice").await.unwrap().online);
-    a.stop().await;
-    b.stop().await;
+    pair.stop().await;
 }
 
 /// Three `confab` processes on one Redis.
@@ -410,6 +440,36 @@ fn processes(redis: &RedisServer, dirs: &[tempfile::TempDir]) -> Vec<NodeProcess
             NodeProcess::spawn_with(dir.path(), &NodeArgs::cluster(&redis.url(), id)).unwrap()
         })
         .collect()
+}
+
+/// Three `confab` processes on one Redis, a service and one channel created through the first.
+struct Processes {
+    redis: RedisServer,
+    dirs: Vec<tempfile::TempDir>,
+    nodes: Vec<NodeProcess>,
+    urls: Vec<String>,
+    service: String,
+    channel: String,
+}
+
+impl Processes {
+    async fn start(channel_name: &str) -> Self {
+        let redis = RedisServer::start().unwrap();
+        let dirs = tempdirs(3);
+        let nodes = processes(&redis, &dirs);
+        let urls = nodes.iter().map(|n| n.base_url.clone()).collect();
+        let rest = nodes[0].rest();
+        let service = create_service(&rest).await;
+        let channel = create_channel(&rest, &service, channel_name).await;
+        Self {
+            redis,
+            dirs,
+            nodes,
+            urls,
+            service,
+            channel,
+        }
+    }
 }
 
 async fn owner_of(admin_url: &str, channel: &str) -> (Option<String>, Option<u64>) {
@@ -498,13 +558,15 @@ impl Load {
 
 #[tokio::test]
 async fn killing_the_owner_loses_no_acknowledged_message() {
-    let redis = RedisServer::start().unwrap();
-    let dirs = tempdirs(3);
-    let mut nodes = processes(&redis, &dirs);
-    let urls: Vec<String> = nodes.iter().map(|n| n.base_url.clone()).collect();
-    let rest = nodes[0].rest();
-    let service = create_service(&rest).await;
-    let channel = create_channel(&rest, &service, "failover").await;
+    // Every field bound: a field left to `..` would be dropped here (Redis with it).
+    let Processes {
+        redis: _redis,
+        dirs: _dirs,
+        mut nodes,
+        urls,
+        service,
+        channel,
+    } = Processes::start("failover").await;
     let (owner, epoch) = owner_of(&nodes[0].admin_url, &channel).await;
     let owner = owner.expect("the channel has an owner after its creation");
     let victim = ["n0", "n1", "n2"].iter().position(|n| *n == owner).unwrap();
@@ -533,12 +595,15 @@ async fn killing_the_owner_loses_no_acknowledged_message() {
 
 #[tokio::test]
 async fn a_paused_owner_is_fenced_and_gives_the_channel_up() {
-    let redis = RedisServer::start().unwrap();
-    let dirs = tempdirs(3);
-    let nodes = processes(&redis, &dirs);
+    let Processes {
+        redis: _redis,
+        dirs: _dirs,
+        nodes,
+        service,
+        channel,
+        urls: _,
+    } = Processes::start("paused").await;
     let rest = nodes[0].rest();
-    let service = create_service(&rest).await;
-    let channel = create_channel(&rest, &service, "paused").await;
     let messages = format!("/v2/Services/{service}/Channels/{channel}/Messages");
     let (owner, epoch) = owner_of(&nodes[0].admin_url, &channel).await;
     let owner = owner.unwrap();
@@ -578,17 +643,7 @@ async fn a_paused_owner_is_fenced_and_gives_the_channel_up() {
         Some(owner.as_str()),
         "the paused node took the channel back"
     );
-    let metrics = reqwest::get(format!("{}/metrics", nodes[paused].admin_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let losses: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("confab_lease_losses_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0);
+    let losses = metric(&nodes[paused].admin_url, "confab_lease_losses_total").await;
     assert!(
         losses >= 1.0,
         "the paused node did not record losing its lease"
@@ -622,17 +677,11 @@ async fn a_redis_restart_mid_stream_loses_nothing_acknowledged() {
     load.finish(&rest, &service, &channel).await;
     let mut errors = 0.0;
     for node in &nodes {
-        let metrics = reqwest::get(format!("http://{}/metrics", node.admin_addr))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        errors += metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("confab_redis_errors_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
+        errors += metric(
+            &format!("http://{}", node.admin_addr),
+            "confab_redis_errors_total",
+        )
+        .await;
     }
     assert!(errors > 0.0, "no node noticed that Redis went away");
     for node in nodes {
@@ -642,13 +691,14 @@ async fn a_redis_restart_mid_stream_loses_nothing_acknowledged() {
 
 #[tokio::test]
 async fn a_rolling_restart_under_load_loses_nothing() {
-    let redis = RedisServer::start().unwrap();
-    let dirs = tempdirs(3);
-    let mut nodes = processes(&redis, &dirs);
-    let urls: Vec<String> = nodes.iter().map(|n| n.base_url.clone()).collect();
-    let rest = nodes[0].rest();
-    let service = create_service(&rest).await;
-    let channel = create_channel(&rest, &service, "rolling").await;
+    let Processes {
+        redis,
+        dirs,
+        mut nodes,
+        urls,
+        service,
+        channel,
+    } = Processes::start("rolling").await;
     let load = start_load(&urls, &nodes[0].credentials, &service, &channel, 0, 150).await;
     let ids = ["n0", "n1", "n2"];
     for i in 0..3 {
