@@ -126,6 +126,66 @@ pub(crate) async fn publisher(
     }
 }
 
+/// Most follow / unfollow commands applied in one round trip.
+const SUBSCRIBE_BATCH: usize = 512;
+
+/// Applies follow and unfollow commands in order to `followed`, then subscribes to what is new
+/// and unsubscribes from what is gone, one command each; acknowledges the follows and sends
+/// synchronisation marks for newly followed channels once subscribed. `false`: the connection
+/// failed (the topics are subscribed again, and waiters released, after the reconnect).
+async fn apply_follows(
+    cluster: &Cluster,
+    prefix: &str,
+    followed: &mut HashMap<String, Topic>,
+    sink: &mut redis::aio::PubSubSink,
+    batch: Vec<LinkCommand>,
+    patience: Duration,
+) -> bool {
+    let before: std::collections::HashSet<String> = followed.keys().cloned().collect();
+    let mut acks = Vec::new();
+    for command in batch {
+        match command {
+            LinkCommand::Follow(topic, ack) => {
+                followed.insert(topic_name(prefix, &topic), topic);
+                acks.extend(ack);
+            }
+            LinkCommand::Unfollow(topic) => {
+                followed.remove(&topic_name(prefix, &topic));
+            }
+        }
+    }
+    let added: Vec<String> = followed
+        .keys()
+        .filter(|n| !before.contains(*n))
+        .cloned()
+        .collect();
+    let removed: Vec<String> = before
+        .into_iter()
+        .filter(|n| !followed.contains_key(n))
+        .collect();
+    if !added.is_empty() {
+        let done = tokio::time::timeout(patience, sink.subscribe(&added)).await;
+        if !matches!(done, Ok(Ok(()))) {
+            return false;
+        }
+        for name in &added {
+            if let Some(Topic::Channel(channel)) = followed.get(name) {
+                sync(cluster, *channel);
+            }
+        }
+    }
+    for ack in acks {
+        let _ = ack.send(());
+    }
+    if !removed.is_empty() {
+        let done = tokio::time::timeout(patience, sink.unsubscribe(&removed)).await;
+        if !matches!(done, Ok(Ok(()))) {
+            return false;
+        }
+    }
+    true
+}
+
 /// Keeps this node subscribed to its inbox and to the topics its listeners follow, across
 /// Redis reconnects; hands requests to the runtime, replies to their waiters, and remote event
 /// batches to the local bus. The connection is pinged every `node_ttl`: a connection that does
@@ -209,35 +269,23 @@ pub(crate) async fn subscriber(
                         break;
                     }
                 }
-                command = commands.recv() => match command {
-                    None => return,
-                    Some(LinkCommand::Follow(topic, ack)) => {
-                        let name = topic_name(&prefix, &topic);
-                        if followed.insert(name.clone(), topic.clone()).is_none() {
-                            let done = tokio::time::timeout(patience, sink.subscribe(&name)).await;
-                            if !matches!(done, Ok(Ok(()))) {
-                                // Subscribed with everything else after the reconnect; the
-                                // waiter is released then (dropping `ack` releases it now).
-                                break;
-                            }
-                            if let Topic::Channel(channel) = topic {
-                                sync(&cluster, channel);
-                            }
-                        }
-                        if let Some(ack) = ack {
-                            let _ = ack.send(());
+                command = commands.recv() => {
+                    let Some(first) = command else {
+                        return;
+                    };
+                    // Whatever else is queued goes in the same SUBSCRIBE / UNSUBSCRIBE round
+                    // trips (an init storm follows thousands of user topics at once).
+                    let mut batch = vec![first];
+                    while batch.len() < SUBSCRIBE_BATCH {
+                        match commands.try_recv() {
+                            Ok(command) => batch.push(command),
+                            Err(_) => break,
                         }
                     }
-                    Some(LinkCommand::Unfollow(topic)) => {
-                        let name = topic_name(&prefix, &topic);
-                        if followed.remove(&name).is_some() {
-                            let done = tokio::time::timeout(patience, sink.unsubscribe(&name)).await;
-                            if !matches!(done, Ok(Ok(()))) {
-                                break;
-                            }
-                        }
+                    if !apply_follows(&cluster, &prefix, &mut followed, &mut sink, batch, patience).await {
+                        break;
                     }
-                },
+                }
                 message = stream.next() => match message {
                     None => break,
                     Some(message) => {
