@@ -93,10 +93,13 @@ rows = []
 for label in ["one-embedded-node", "one-cluster-node", "three-cluster-nodes"]:
     r = json.load(open(os.path.join(out, label + ".json")))
     rows.append((label, r))
-base = rows[0][1]["delivered_per_sec"] or 1
+# Deliveries for the scenarios that deliver, else what was done per second (connects, posts, pages).
+key = "delivered_per_sec" if rows[0][1]["delivered_per_sec"] else "sent_per_sec"
+unit = "deliveries/s" if key == "delivered_per_sec" else "done/s"
+base = rows[0][1][key] or 1
 for label, r in rows:
     l = r["latency_ms"]
-    print(f"{label:22} {r['delivered_per_sec']:>10,.0f} deliveries/s  ratio {r['delivered_per_sec'] / base:4.2f}  "
+    print(f"{label:22} {r[key]:>10,.0f} {unit}  ratio {r[key] / base:4.2f}  "
           f"p50 {l['p50']:.1f} ms  p99 {l['p99']:.1f} ms  lost {r['lost']}  dup {r['duplicates']}  "
           f"ooo {r['out_of_order']}  errors {r['errors']}")
 PY
