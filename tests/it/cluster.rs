@@ -690,6 +690,49 @@ async fn a_redis_restart_mid_stream_loses_nothing_acknowledged() {
 }
 
 #[tokio::test]
+async fn users_of_a_dead_node_go_offline_for_their_peers() {
+    let Processes {
+        redis: _redis,
+        dirs: _dirs,
+        mut nodes,
+        urls: _,
+        service,
+        channel,
+    } = Processes::start("presence").await;
+    let credentials = nodes[0].credentials.clone();
+    let (bob, _, mut bob_events) = member(
+        &[nodes[1].base_url.clone()],
+        &credentials,
+        &service,
+        "bob",
+        &channel,
+    )
+    .await;
+    // Alice is a member before she connects, so her node announces her online to the channel.
+    let r = nodes[0]
+        .rest()
+        .post(
+            &format!("/v2/Services/{service}/Channels/{channel}/Members"),
+            &[("Identity", "alice")],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let token = credentials.token("alice", &service, 3600);
+    let (_alice, _) = Client::connect(&nodes[0].base_url, &token).await.unwrap();
+    next_event_where(&mut bob_events, "userUpdated", |e| {
+        e.data["user"]["identity"] == "alice" && e.data["user"]["online"] == true
+    })
+    .await;
+    // Her node dies: nothing announces her departure, but bob's node notices the death.
+    nodes[0].kill9().unwrap();
+    next_event_where(&mut bob_events, "userUpdated", |e| {
+        e.data["user"]["identity"] == "alice" && e.data["user"]["online"] == false
+    })
+    .await;
+    assert!(!bob.get_user("alice").await.unwrap().online);
+}
+
+#[tokio::test]
 async fn a_rolling_restart_under_load_loses_nothing() {
     let Processes {
         redis,

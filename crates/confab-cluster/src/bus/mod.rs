@@ -54,8 +54,16 @@ pub struct UserSignal {
     pub identity: String,
     /// The `userUpdated` frame, rendered once by the sender.
     pub frame: String,
+    /// For online-status changes, the new status. A node that still has a session of a user
+    /// announced offline answers with an online announcement.
+    pub online: Option<bool>,
     /// Channels whose members see the user.
     pub channels: Vec<ChannelSid>,
+    /// The user as the frame shows it (JSON), so that a receiver can render them offline when
+    /// the sending node dies.
+    pub user: serde_json::Value,
+    /// The sending node (filled in by the bus).
+    pub node: String,
 }
 
 /// A future answering whether a user has a session on another node.
@@ -98,11 +106,21 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
     fn user_signals(&self) -> Option<broadcast::Receiver<Arc<UserSignal>>> {
         None
     }
-    /// Records whether a user has a session on this node, for [`Bus::online_elsewhere`] on
-    /// the other nodes. Calls for one user arrive in order.
-    fn set_present(&self, _service: ServiceSid, _identity: &str, _present: bool) {}
+    /// The user's first session on this node began (for `Cluster::online_elsewhere` on
+    /// the other nodes). Arrivals and departures of one user are recorded in call order.
+    fn user_arrived(&self, _service: ServiceSid, _identity: &str) {}
+    /// The user's last session on this node ended; resolves whether another live node still
+    /// has one, decided together with the removal. `None`: there are no other nodes.
+    fn user_left(&self, _service: ServiceSid, _identity: &str) -> Option<OnlineElsewhere> {
+        None
+    }
     /// Whether the user has a session on another live node; `None` when there are no others.
     fn online_elsewhere(&self, _service: ServiceSid, _identity: &str) -> Option<OnlineElsewhere> {
+        None
+    }
+    /// Nodes that left the live set (died, or drained), as this node notices them: users they
+    /// announced online may be gone.
+    fn departures(&self) -> Option<broadcast::Receiver<Arc<Vec<String>>>> {
         None
     }
     /// Changes each time the bus lost its connection and subscribed again: batches published

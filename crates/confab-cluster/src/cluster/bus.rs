@@ -94,9 +94,11 @@ impl Bus for RedisBus {
     }
 
     fn signal_user(&self, signal: &UserSignal) {
+        let mut signal = signal.clone();
+        signal.node = self.cluster.node_id().to_owned();
         let published: PublishedRef<'_> = PublishedRef::User {
             origin: self.cluster.instance().to_owned(),
-            user: signal.clone(),
+            user: signal,
         };
         if let Ok(payload) = serde_json::to_string(&published) {
             self.cluster.publish(Publish {
@@ -110,8 +112,13 @@ impl Bus for RedisBus {
         Some(self.cluster.user_signals())
     }
 
-    fn set_present(&self, service: ServiceSid, identity: &str, present: bool) {
-        self.cluster.set_present(service, identity, present);
+    fn user_arrived(&self, service: ServiceSid, identity: &str) {
+        self.cluster.user_arrived(service, identity);
+    }
+
+    fn user_left(&self, service: ServiceSid, identity: &str) -> Option<OnlineElsewhere> {
+        let answer = self.cluster.user_left(service, identity);
+        Some(Box::pin(async move { answer.await.unwrap_or(false) }))
     }
 
     fn online_elsewhere(&self, service: ServiceSid, identity: &str) -> Option<OnlineElsewhere> {
@@ -120,6 +127,10 @@ impl Bus for RedisBus {
         Some(Box::pin(async move {
             cluster.online_elsewhere(service, &identity).await
         }))
+    }
+
+    fn departures(&self) -> Option<broadcast::Receiver<Arc<Vec<String>>>> {
+        Some(self.cluster.departures())
     }
 
     fn resets(&self) -> Option<watch::Receiver<u64>> {

@@ -132,7 +132,8 @@ const SUBSCRIBE_BATCH: usize = 512;
 /// Applies follow and unfollow commands in order to `followed`, then subscribes to what is new
 /// and unsubscribes from what is gone, one command each; acknowledges the follows and sends
 /// synchronisation marks for newly followed channels once subscribed. `false`: the connection
-/// failed (the topics are subscribed again, and waiters released, after the reconnect).
+/// failed; the waiters are released at once (their acks dropped) and the topics are subscribed
+/// again after the reconnect, whose reset makes every session resume.
 async fn apply_follows(
     cluster: &Cluster,
     prefix: &str,
@@ -141,28 +142,37 @@ async fn apply_follows(
     batch: Vec<LinkCommand>,
     patience: Duration,
 ) -> bool {
-    let before: std::collections::HashSet<String> = followed.keys().cloned().collect();
+    // Whether each topic the batch touches was followed before it: the diff is over those only
+    // (the node may follow tens of thousands of topics).
+    let mut touched: HashMap<String, bool> = HashMap::new();
     let mut acks = Vec::new();
     for command in batch {
-        match command {
+        let (topic, follow) = match command {
             LinkCommand::Follow(topic, ack) => {
-                followed.insert(topic_name(prefix, &topic), topic);
                 acks.extend(ack);
+                (topic, true)
             }
-            LinkCommand::Unfollow(topic) => {
-                followed.remove(&topic_name(prefix, &topic));
-            }
+            LinkCommand::Unfollow(topic) => (topic, false),
+        };
+        let name = topic_name(prefix, &topic);
+        touched
+            .entry(name.clone())
+            .or_insert_with(|| followed.contains_key(&name));
+        if follow {
+            followed.insert(name, topic);
+        } else {
+            followed.remove(&name);
         }
     }
-    let added: Vec<String> = followed
-        .keys()
-        .filter(|n| !before.contains(*n))
-        .cloned()
-        .collect();
-    let removed: Vec<String> = before
-        .into_iter()
-        .filter(|n| !followed.contains_key(n))
-        .collect();
+    let mut added = Vec::new();
+    let mut removed = Vec::new();
+    for (name, was) in touched {
+        match (was, followed.contains_key(&name)) {
+            (false, true) => added.push(name),
+            (true, false) => removed.push(name),
+            _ => {}
+        }
+    }
     if !added.is_empty() {
         let done = tokio::time::timeout(patience, sink.subscribe(&added)).await;
         if !matches!(done, Ok(Ok(()))) {
@@ -250,13 +260,9 @@ pub(crate) async fn subscriber(
                     topics = followed.len(),
                     "resubscribed after a Redis reconnect"
                 );
-                // Whatever was published while we were away is gone from pub/sub: channels
-                // catch up from the store, and listeners rebuild their memberships.
-                for topic in followed.values() {
-                    if let Topic::Channel(channel) = topic {
-                        sync(&cluster, *channel);
-                    }
-                }
+                // Whatever was published while we were away is gone from pub/sub, membership
+                // changes included: every session resumes, reading its channels from the store
+                // (so no synchronisation mark is needed here).
                 cluster.reset_happened();
             }
         }

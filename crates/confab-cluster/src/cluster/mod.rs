@@ -53,6 +53,25 @@ pub struct ClusterConfig {
     pub bus_capacity: usize,
 }
 
+/// A presence change of a local user (`service/identity`).
+#[derive(Debug)]
+pub(crate) enum Presence {
+    /// Their first session here began.
+    Arrived(String),
+    /// Their last session here ended; the answer: whether another live node has one.
+    Left(String, oneshot::Sender<bool>),
+}
+
+/// Removes a user from this node's presence set and tells whether another node's set has them.
+/// ARGV: this node's set, the member, then the other live nodes' sets.
+const USER_LEFT: &str = r#"
+redis.call('SREM', ARGV[1], ARGV[2])
+for i = 3, #ARGV do
+  if redis.call('SISMEMBER', ARGV[i], ARGV[2]) == 1 then return 1 end
+end
+return 0
+"#;
+
 /// A command forwarded to this node by another.
 #[derive(Debug)]
 pub(crate) struct InboundRequest {
@@ -75,8 +94,10 @@ struct Inner {
     typing: tokio::sync::broadcast::Sender<Arc<crate::bus::TypingSignal>>,
     /// User signals from other nodes.
     users: tokio::sync::broadcast::Sender<Arc<crate::bus::UserSignal>>,
+    /// Nodes seen leaving the live set.
+    departures: tokio::sync::broadcast::Sender<Arc<Vec<String>>>,
     /// Presence changes of local users, in order, for the presence task.
-    presence: mpsc::UnboundedSender<(String, bool)>,
+    presence: mpsc::UnboundedSender<Presence>,
     store: RedisStore,
     conn: ConnectionManager,
     live: RwLock<Vec<String>>,
@@ -147,6 +168,7 @@ impl Cluster {
                 resets,
                 typing: tokio::sync::broadcast::channel(1024).0,
                 users: tokio::sync::broadcast::channel(1024).0,
+                departures: tokio::sync::broadcast::channel(64).0,
                 presence: presence_tx,
                 config,
                 store,
@@ -296,6 +318,10 @@ impl Cluster {
         self.inner.users.subscribe()
     }
 
+    pub(crate) fn departures(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<String>>> {
+        self.inner.departures.subscribe()
+    }
+
     pub(crate) fn user_from_elsewhere(&self, user: crate::bus::UserSignal) {
         let _ = self.inner.users.send(Arc::new(user));
     }
@@ -304,16 +330,28 @@ impl Cluster {
         format!("{}:online:{node}", self.inner.config.prefix)
     }
 
-    pub(crate) fn set_present(
-        &self,
-        service: confab_domain::ServiceSid,
-        identity: &str,
-        present: bool,
-    ) {
+    /// The user's first session on this node began.
+    pub(crate) fn user_arrived(&self, service: confab_domain::ServiceSid, identity: &str) {
         let _ = self
             .inner
             .presence
-            .send((format!("{service}/{identity}"), present));
+            .send(Presence::Arrived(format!("{service}/{identity}")));
+    }
+
+    /// The user's last session on this node ended: resolves whether another live node still
+    /// has one, decided in Redis in the same script that removes this node's entry (of two
+    /// nodes losing the user at once, the second sees the first's removal).
+    pub(crate) fn user_left(
+        &self,
+        service: confab_domain::ServiceSid,
+        identity: &str,
+    ) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self
+            .inner
+            .presence
+            .send(Presence::Left(format!("{service}/{identity}"), tx));
+        rx
     }
 
     /// Whether `identity` has a session on another live node (Redis unreachable: no).
@@ -323,19 +361,13 @@ impl Cluster {
         identity: &str,
     ) -> bool {
         let member = format!("{service}/{identity}");
-        let others: Vec<String> = self
-            .live_nodes()
-            .into_iter()
-            .filter(|n| n != self.node_id())
-            .collect();
+        let others = self.other_presence_keys();
         if others.is_empty() {
             return false;
         }
         let mut pipe = redis::pipe();
-        for node in &others {
-            pipe.cmd("SISMEMBER")
-                .arg(self.presence_key(node))
-                .arg(&member);
+        for key in &others {
+            pipe.cmd("SISMEMBER").arg(key).arg(&member);
         }
         let mut conn = self.inner.conn.clone();
         let found = self
@@ -348,40 +380,81 @@ impl Cluster {
         found.map(|f| f.into_iter().any(|b| b)).unwrap_or(false)
     }
 
-    /// Keeps this node's set of present users in Redis, in the order the hub reported them.
-    /// The set expires with the node's heartbeat when the node dies; others only read the sets
-    /// of live nodes anyway.
-    async fn presence_loop(self, mut changes: mpsc::UnboundedReceiver<(String, bool)>) {
+    fn other_presence_keys(&self) -> Vec<String> {
+        self.live_nodes()
+            .into_iter()
+            .filter(|n| n != self.node_id())
+            .map(|n| self.presence_key(&n))
+            .collect()
+    }
+
+    /// Keeps this node's set of present users in Redis, in the order the hub reported them;
+    /// arrivals queued together go in one round trip. The set expires (3 × `node_ttl`) unless
+    /// the heartbeat extends it; others only read the sets of live nodes anyway.
+    async fn presence_loop(self, mut changes: mpsc::UnboundedReceiver<Presence>) {
         let key = self.presence_key(self.node_id());
         let mut conn = self.inner.conn.clone();
         // An earlier process under this node id may have left its users behind.
         let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&key).query_async(&mut conn).await;
         let ttl = (self.inner.config.node_ttl * 3).as_millis() as u64;
+        let leave = redis::Script::new(USER_LEFT);
         let mut shutdown = self.shutdown_signal();
+        let mut next: Option<Presence> = None;
         loop {
-            let (member, present) = tokio::select! {
-                _ = shutdown.changed() => return,
-                change = changes.recv() => match change {
-                    Some(change) => change,
-                    None => return,
+            let change = match next.take() {
+                Some(change) => change,
+                None => tokio::select! {
+                    _ = shutdown.changed() => return,
+                    change = changes.recv() => match change {
+                        Some(change) => change,
+                        None => return,
+                    },
                 },
             };
-            let mut pipe = redis::pipe();
-            pipe.cmd(if present { "SADD" } else { "SREM" })
-                .arg(&key)
-                .arg(&member)
-                .ignore()
-                .cmd("PEXPIRE")
-                .arg(&key)
-                .arg(ttl)
-                .ignore();
-            let result = self
-                .timed(async {
-                    pipe.query_async::<()>(&mut conn)
-                        .await
-                        .map_err(|e| StoreError::Backend(e.to_string()))
-                })
-                .await;
+            let result = match change {
+                Presence::Arrived(member) => {
+                    let mut pipe = redis::pipe();
+                    pipe.cmd("SADD").arg(&key).arg(member).ignore();
+                    loop {
+                        match changes.try_recv() {
+                            Ok(Presence::Arrived(member)) => {
+                                pipe.cmd("SADD").arg(&key).arg(member).ignore();
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+                    self.timed(async {
+                        pipe.query_async::<()>(&mut conn)
+                            .await
+                            .map_err(|e| StoreError::Backend(e.to_string()))
+                    })
+                    .await
+                }
+                Presence::Left(member, answer) => {
+                    let mut invocation = leave.prepare_invoke();
+                    invocation.arg(&key).arg(&member);
+                    for other in self.other_presence_keys() {
+                        invocation.arg(other);
+                    }
+                    let elsewhere = self
+                        .timed(async {
+                            invocation
+                                .invoke_async::<i64>(&mut conn)
+                                .await
+                                .map_err(|e| StoreError::Backend(e.to_string()))
+                        })
+                        .await;
+                    // Redis unreachable: say "not elsewhere"; a node that still has the user
+                    // answers an offline announcement with an online one.
+                    let _ = answer.send(matches!(elsewhere, Ok(1)));
+                    elsewhere.map(|_| ())
+                }
+            };
             if let Err(e) = result {
                 tracing::debug!(error = %e, "presence not recorded");
             }
@@ -574,11 +647,20 @@ impl Cluster {
         if let Some(m) = self.metrics() {
             m.cluster_nodes.set(live.len() as i64);
         }
+        let mut departed = Vec::new();
         if let Ok(mut current) = self.inner.live.write() {
             if *current != live {
                 tracing::info!(nodes = ?live, "live nodes changed");
+                departed = current
+                    .iter()
+                    .filter(|n| !live.contains(n) && n.as_str() != self.node_id())
+                    .cloned()
+                    .collect();
             }
             *current = live;
+        }
+        if !departed.is_empty() {
+            let _ = self.inner.departures.send(Arc::new(departed));
         }
         Ok(())
     }

@@ -18,6 +18,10 @@ use confab_protocol::realtime::{self as rt, ChannelView, UserView};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, Notify};
 
+/// How long a user whose last session ended may take to come back before peers are told that
+/// they went offline (cluster mode).
+const OFFLINE_GRACE: Duration = Duration::from_secs(1);
+
 /// A session's id on this node.
 pub type SessionId = u64;
 
@@ -152,8 +156,13 @@ enum Command {
     /// The user's last session here ended and no other node has one: tell the peers.
     Offline {
         key: UserKey,
-        frame: ByteString,
+        user: UserView,
         channels: Vec<ChannelSid>,
+    },
+    /// The node that announced a user online left the cluster and no node has the user.
+    RemoteOffline {
+        key: UserKey,
+        node: String,
     },
 }
 
@@ -321,6 +330,16 @@ struct HubTask {
     /// The hub's own command queue, for answers of tasks it spawns (weak: the hub ends when
     /// the last handle is dropped).
     commands: Option<mpsc::WeakUnboundedSender<Command>>,
+    /// Users another node announced online (and has not announced offline since): the node,
+    /// the user's channels and the user, to tell local peers if that node dies.
+    remote_online: HashMap<UserKey, RemoteUser>,
+}
+
+/// A user online on another node, as its announcement described them.
+struct RemoteUser {
+    node: String,
+    channels: Vec<ChannelSid>,
+    user: serde_json::Value,
 }
 
 impl HubTask {
@@ -333,6 +352,7 @@ impl HubTask {
         let mut resets = self.bus.as_ref().and_then(|b| b.resets());
         let mut typing = self.bus.as_ref().and_then(|b| b.typing_signals());
         let mut users = self.bus.as_ref().and_then(|b| b.user_signals());
+        let mut departures = self.bus.as_ref().and_then(|b| b.departures());
         loop {
             // Commands first: a session's registration must be in place before the batches
             // published after it registered, or it would miss its own memberships.
@@ -381,6 +401,16 @@ impl HubTask {
                         }
                     }
                 }
+                gone = async { departures.as_mut()?.recv().await.ok() }, if departures.is_some() => {
+                    match gone {
+                        Some(nodes) => self.departed(&nodes),
+                        None => {
+                            if departures.as_ref().is_some_and(|r| r.is_closed()) {
+                                departures = None;
+                            }
+                        }
+                    }
+                }
                 changed = async { resets.as_mut()?.changed().await.ok() }, if resets.is_some() => {
                     if changed.is_none() {
                         resets = None;
@@ -409,7 +439,7 @@ impl HubTask {
                 let sessions = self.by_user.entry(key.clone()).or_default();
                 if sessions.is_empty() {
                     if let Some(bus) = &self.bus {
-                        bus.set_present(service, &identity, true);
+                        bus.user_arrived(service, &identity);
                     }
                 }
                 sessions.insert(id);
@@ -468,9 +498,10 @@ impl HubTask {
             Command::Unregister { id } => self.remove(id),
             Command::Offline {
                 key,
-                frame,
+                user,
                 channels,
-            } => self.announce_offline(key, frame, channels),
+            } => self.announce_offline(key, user, channels),
+            Command::RemoteOffline { key, node } => self.remote_offline(&key, &node),
             Command::Drain => {
                 let frame: ByteString = json!({"type": "reconnect", "reason": "draining"})
                     .to_string()
@@ -559,36 +590,33 @@ impl HubTask {
         if now_offline {
             self.by_user.remove(&key);
             self.unfollow(Topic::User(key.0, key.1.clone()));
-            if let Some(bus) = &self.bus {
-                bus.set_present(key.0, &key.1, false);
-            }
+            // Recorded now, in order with arrivals; answered once Redis decided.
+            let elsewhere = self.bus.as_ref().and_then(|b| b.user_left(key.0, &key.1));
             self.left_at.retain(|(user, _), _| *user != key);
             let announced = self.announced.remove(&key);
             if let Some(mut user) = self.users.remove(&key).filter(|_| announced) {
                 user.online = false;
                 // Peers are found through the departed sessions' channels.
-                let frame = user_frame(&user, &["online"]);
                 let channels: Vec<ChannelSid> = entry.channels.iter().copied().collect();
-                let elsewhere = self
-                    .bus
-                    .as_ref()
-                    .and_then(|b| b.online_elsewhere(key.0, &key.1));
                 match (elsewhere, self.commands.clone()) {
-                    // Offline only if no other node has a session of the user either.
+                    // Offline only if no other node has a session of the user either, and not
+                    // before a short grace: a client that reconnects (a drain, a resume)
+                    // comes back within it, and its peers see no flap.
                     (Some(elsewhere), Some(commands)) => {
                         tokio::spawn(async move {
                             if !elsewhere.await {
+                                tokio::time::sleep(OFFLINE_GRACE).await;
                                 if let Some(commands) = commands.upgrade() {
                                     let _ = commands.send(Command::Offline {
                                         key,
-                                        frame,
+                                        user,
                                         channels,
                                     });
                                 }
                             }
                         });
                     }
-                    _ => self.announce_offline(key, frame, channels),
+                    _ => self.announce_offline(key, user, channels),
                 }
             }
         }
@@ -725,18 +753,29 @@ impl HubTask {
                 }
             }
         }
-        self.signal_user(key, &frame, channels.into_iter().collect());
+        let online = (reasons == ["online"]).then_some(user.online);
+        self.signal_user(key, user, &frame, channels.into_iter().collect(), online);
         self.offer_to(peers, &frame);
     }
 
     /// Tells the other nodes about a user's change (their peers of the user see it).
-    fn signal_user(&self, key: &UserKey, frame: &ByteString, channels: Vec<ChannelSid>) {
+    fn signal_user(
+        &self,
+        key: &UserKey,
+        user: &UserView,
+        frame: &ByteString,
+        channels: Vec<ChannelSid>,
+        online: Option<bool>,
+    ) {
         if let Some(bus) = &self.bus {
             bus.signal_user(&UserSignal {
                 service: key.0,
                 identity: key.1.clone(),
                 frame: frame.to_string(),
+                online,
                 channels,
+                user: serde_json::to_value(user).unwrap_or_default(),
+                node: String::new(),
             });
         }
     }
@@ -744,6 +783,31 @@ impl HubTask {
     /// A user changed on another node: its sessions here and the members of its channels here
     /// are told.
     fn user_signal(&mut self, signal: &UserSignal) {
+        let key = (signal.service, signal.identity.clone());
+        if signal.online == Some(false) && self.by_user.contains_key(&key) {
+            // Another node saw the user's last session there end while one began here:
+            // the user is online, and says so again (to every node).
+            if let Some(user) = self.users.get(&key).cloned() {
+                self.send_user_updated(&key, &user, &["online"]);
+            }
+            return;
+        }
+        match signal.online {
+            Some(true) => {
+                self.remote_online.insert(
+                    key.clone(),
+                    RemoteUser {
+                        node: signal.node.clone(),
+                        channels: signal.channels.clone(),
+                        user: signal.user.clone(),
+                    },
+                );
+            }
+            Some(false) => {
+                self.remote_online.remove(&key);
+            }
+            None => {}
+        }
         let mut peers: HashSet<SessionId> = HashSet::new();
         if let Some(ids) = self.by_user.get(&(signal.service, signal.identity.clone())) {
             peers.extend(ids.iter().copied());
@@ -758,15 +822,72 @@ impl HubTask {
     }
 
     /// The user's last session (on every node) ended.
-    fn announce_offline(&mut self, key: UserKey, frame: ByteString, channels: Vec<ChannelSid>) {
+    fn announce_offline(&mut self, key: UserKey, user: UserView, channels: Vec<ChannelSid>) {
         if self.by_user.contains_key(&key) {
             // A session of the user arrived here meanwhile: still online.
             return;
         }
+        let frame = user_frame(&user, &["online"]);
         for channel in &channels {
             self.offer_channel(*channel, &frame, None);
         }
-        self.signal_user(&key, &frame, channels);
+        self.signal_user(&key, &user, &frame, channels, Some(false));
+    }
+
+    /// Nodes left the cluster: users they announced online are checked (after the offline
+    /// grace, so that their clients may reconnect elsewhere first).
+    fn departed(&mut self, nodes: &[String]) {
+        let (Some(bus), Some(commands)) = (self.bus.clone(), self.commands.clone()) else {
+            return;
+        };
+        for (key, remote) in &self.remote_online {
+            if !nodes.contains(&remote.node) {
+                continue;
+            }
+            let key = key.clone();
+            let node = remote.node.clone();
+            let bus = bus.clone();
+            let commands = commands.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(OFFLINE_GRACE).await;
+                let elsewhere = match bus.online_elsewhere(key.0, &key.1) {
+                    Some(check) => check.await,
+                    None => false,
+                };
+                if !elsewhere {
+                    if let Some(commands) = commands.upgrade() {
+                        let _ = commands.send(Command::RemoteOffline { key, node });
+                    }
+                }
+            });
+        }
+    }
+
+    /// A user announced by a node that died is on no node: tell the local peers (every node
+    /// does the same for its own).
+    fn remote_offline(&mut self, key: &UserKey, node: &str) {
+        if self.by_user.contains_key(key) {
+            return;
+        }
+        // Announced again since (by a live node): still online.
+        let Some(remote) = self.remote_online.get(key).filter(|r| r.node == node) else {
+            return;
+        };
+        let Ok(mut user) = serde_json::from_value::<UserView>(remote.user.clone()) else {
+            self.remote_online.remove(key);
+            return;
+        };
+        user.online = false;
+        let frame = user_frame(&user, &["online"]);
+        let channels = remote.channels.clone();
+        self.remote_online.remove(key);
+        let mut peers = HashSet::new();
+        for channel in &channels {
+            if let Some(subs) = self.subscribers.get(channel) {
+                peers.extend(subs.iter().copied());
+            }
+        }
+        self.offer_to(peers, &frame);
     }
 
     /// Offers a frame to each of `peers`; the slow ones are dropped.
@@ -943,6 +1064,12 @@ impl HubTask {
         match &event.kind {
             ChannelEventKind::MemberJoined { member } => {
                 let key = (service, member.identity.clone());
+                if let Some(remote) = self.remote_online.get_mut(&key) {
+                    // Its peers here include this channel's members from now on.
+                    if !remote.channels.contains(&sid) {
+                        remote.channels.push(sid);
+                    }
+                }
                 let view = ChannelView::new(channel, "joined", member.last_consumed_message_index);
                 let added: ByteString =
                     rt::event("channelAdded", Some(&sid_text), None, &view).into();
@@ -953,6 +1080,9 @@ impl HubTask {
             }
             ChannelEventKind::MemberLeft { member } => {
                 let key = (service, member.identity.clone());
+                if let Some(remote) = self.remote_online.get_mut(&key) {
+                    remote.channels.retain(|c| *c != sid);
+                }
                 let view = ChannelView::new(channel, "notParticipating", None);
                 let left: ByteString =
                     rt::event("channelLeft", Some(&sid_text), None, &view).into();
