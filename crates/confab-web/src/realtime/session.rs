@@ -48,7 +48,9 @@ pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageSt
             frame = stream.next() => {
                 last_heard = Instant::now();
                 match frame {
-                    Some(Ok(Message::Text(text))) => match conn.handle_text(&text).await {
+                    // Boxed: an operation's future is large, and inline it would be part of
+                    // every idle session's task (measured: docs/benchmarks.md, `idle`).
+                    Some(Ok(Message::Text(text))) => match Box::pin(conn.handle_text(&text)).await {
                         Flow::Continue => {}
                         Flow::Close(code, reason) => break Some((code, reason)),
                     },
@@ -155,7 +157,8 @@ async fn write_loop(
                     if let Some(m) = &state.metrics {
                         m.gaps_repaired.inc_by(seq - expected);
                     }
-                    ok = repair(
+                    // Boxed, as below: kept out of every idle writer's task.
+                    ok = Box::pin(repair(
                         &state,
                         &mut ws,
                         &mut next,
@@ -163,7 +166,7 @@ async fn write_loop(
                         expected,
                         seq - 1,
                         &kick,
-                    )
+                    ))
                     .await;
                 }
                 if ok {
@@ -181,7 +184,10 @@ async fn write_loop(
             }
             Outbound::Catchup { channel, upto } => match next.get(&channel).copied() {
                 Some(expected) if upto >= expected => {
-                    repair(&state, &mut ws, &mut next, channel, expected, upto, &kick).await
+                    Box::pin(repair(
+                        &state, &mut ws, &mut next, channel, expected, upto, &kick,
+                    ))
+                    .await
                 }
                 _ => true,
             },
