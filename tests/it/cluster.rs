@@ -15,6 +15,7 @@ use confab_testkit::{NodeArgs, NodeProcess, RedisServer, RestClient, TestCredent
 use serde_json::{json, Value};
 
 use crate::realtime::{next_event, next_event_where};
+use crate::support::history;
 
 /// A message as acknowledged to its writer or delivered to a receiver: (index, body).
 type Seen = (u64, String);
@@ -185,26 +186,6 @@ async fn check_delivery(acked: &[Seen], received: &[(String, Vec<Seen>)], histor
         history, acked,
         "stored history differs from the acknowledged messages"
     );
-}
-
-async fn history(rest: &RestClient, service: &str, channel: &str) -> Vec<Seen> {
-    let r = rest
-        .get(&format!(
-            "/v2/Services/{service}/Channels/{channel}/Messages?PageSize=1000"
-        ))
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["index"].as_u64().unwrap(),
-                m["body"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -61,22 +61,7 @@ async fn everything_acknowledged_survives_kill_9_and_restart() {
         ))
         .await;
     assert_eq!(members.body["members"].as_array().unwrap().len(), 2);
-    let messages = rest
-        .get(&format!(
-            "/v2/Services/{service}/Channels/{channel}/Messages?PageSize=1000"
-        ))
-        .await;
-    let stored: Vec<(u64, String)> = messages.body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["index"].as_u64().unwrap(),
-                m["body"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let stored = crate::support::history(&rest, &service, &channel).await;
     assert_eq!(stored, acknowledged);
     // The next message continues the sequence.
     let next = rest

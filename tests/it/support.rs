@@ -2,6 +2,27 @@
 
 use confab_testkit::RestClient;
 
+/// The channel's stored messages (up to 1,000), oldest first, as (index, body).
+pub async fn history(rest: &RestClient, service: &str, channel: &str) -> Vec<(u64, String)> {
+    let r = rest
+        .get(&format!(
+            "/v2/Services/{service}/Channels/{channel}/Messages?PageSize=1000"
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["index"].as_u64().unwrap(),
+                m["body"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// A service with one channel; returns (service SID, channel SID).
 pub async fn service_with_channel(rest: &RestClient, unique_name: &str) -> (String, String) {
     let service = rest.post("/v2/Services", &[("FriendlyName", "it")]).await;
