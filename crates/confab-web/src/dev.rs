@@ -6,8 +6,7 @@
 //! /dev/config` tells the page whether it is on; when it is off the page asks for a pasted token.
 
 use actix_web::{web, HttpResponse};
-use confab_cluster::now;
-use confab_domain::{DefaultRoles, Service, ServiceLimits, ServiceSid};
+use confab_domain::ServiceSid;
 use confab_store::{PageRequest, PageStart};
 use serde::Deserialize;
 use serde_json::json;
@@ -50,36 +49,10 @@ async fn dev_service(state: &AppState) -> Result<ServiceSid, ApiError> {
             None => break,
         }
     }
-    let now = now();
-    let mut sids = confab_cluster::RandomSids;
-    let sid = ServiceSid::generate(&mut sids);
-    let roles = DefaultRoles::new(sid, &mut sids, now);
-    let limits = state.runtime.limits();
-    let service = Service {
-        sid,
-        friendly_name: DEV_SERVICE_NAME.to_owned(),
-        date_created: now,
-        date_updated: now,
-        default_service_role_sid: roles.service_user.sid,
-        default_channel_role_sid: roles.channel_user.sid,
-        default_channel_creator_role_sid: roles.channel_admin.sid,
-        read_status_enabled: true,
-        reachability_enabled: true,
-        typing_indicator_timeout: 5,
-        consumption_report_interval: 10,
-        limits: ServiceLimits {
-            channel_members: u32::try_from(limits.members_per_channel).unwrap_or(u32::MAX),
-            user_channels: u32::try_from(limits.channels_per_user.min(250)).unwrap_or(250),
-        },
-        webhooks: Default::default(),
-        notifications: Default::default(),
-        media_compatibility_message: None,
-    };
-    state
-        .store
-        .create_service(&service, &roles.into_vec())
-        .await?;
-    Ok(sid)
+    // The chat page's users see each other online: reachability on.
+    let service =
+        crate::rest::services::create_service(state, DEV_SERVICE_NAME.to_owned(), true).await?;
+    Ok(service.sid)
 }
 
 async fn token(

@@ -5,7 +5,7 @@ mod credentials;
 mod members;
 mod messages;
 mod roles;
-mod services;
+pub(crate) mod services;
 mod users;
 
 use actix_web::body::MessageBody;

@@ -26,15 +26,13 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/Services/{sid}/Users/{user}/Bindings").get(list_bindings));
 }
 
-async fn create(
-    state: web::Data<AppState>,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let form = Form::read(payload, state.limits.max_body_bytes).await?;
-    let friendly_name = form
-        .string("FriendlyName")
-        .ok_or_else(|| ApiError::new(50000, 400, "FriendlyName not provided"))?;
-    check_name("FriendlyName", &friendly_name, state.runtime.limits())?;
+/// Creates a service with the default roles and the node's limits, as Twilio's defaults have
+/// it (reachability as asked).
+pub(crate) async fn create_service(
+    state: &AppState,
+    friendly_name: String,
+    reachability_enabled: bool,
+) -> Result<Service, ApiError> {
     let now = now();
     let mut sids = RandomSids;
     let sid = ServiceSid::generate(&mut sids);
@@ -49,7 +47,7 @@ async fn create(
         default_channel_role_sid: roles.channel_user.sid,
         default_channel_creator_role_sid: roles.channel_admin.sid,
         read_status_enabled: true,
-        reachability_enabled: false,
+        reachability_enabled,
         typing_indicator_timeout: 5,
         consumption_report_interval: 10,
         limits: ServiceLimits {
@@ -64,6 +62,19 @@ async fn create(
         .store
         .create_service(&service, &roles.into_vec())
         .await?;
+    Ok(service)
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let form = Form::read(payload, state.limits.max_body_bytes).await?;
+    let friendly_name = form
+        .string("FriendlyName")
+        .ok_or_else(|| ApiError::new(50000, 400, "FriendlyName not provided"))?;
+    check_name("FriendlyName", &friendly_name, state.runtime.limits())?;
+    let service = create_service(&state, friendly_name, false).await?;
     Ok(created(json::service(&service, &state.urls)))
 }
 
