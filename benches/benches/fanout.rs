@@ -105,7 +105,9 @@ fn hub_fanout(c: &mut Criterion) {
                     tx,
                     kick: Arc::new(Kick::default()),
                 },
-            );
+                Duration::from_secs(5),
+            )
+            .await;
             hub.subscribe(id, channel, 0);
             let delivered = delivered.clone();
             let all_done = all_done.clone();

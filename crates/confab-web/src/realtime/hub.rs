@@ -122,7 +122,7 @@ enum Command {
         identity: String,
         user: UserView,
         outbox: Outbox,
-        followed: tokio::sync::oneshot::Sender<()>,
+        followed: tokio::sync::oneshot::Sender<Option<tokio::sync::oneshot::Receiver<()>>>,
     },
     Unregister {
         id: SessionId,
@@ -207,17 +207,19 @@ impl Hub {
         let _ = self.commands.send(command);
     }
 
-    /// Adds a session: it receives its identity's user events from now on. The receiver
-    /// resolves once the bus brings those events here (on a cluster bus, the user's topic is
-    /// subscribed): read the user's memberships after that, or a join in between may be missed.
-    pub fn register(
+    /// Adds a session: it receives its identity's user events from now on. Resolves once the
+    /// bus brings those events here (on a cluster bus, once the user's topic is subscribed),
+    /// or after `wait` at most: read the user's memberships after that, or a join in between
+    /// may be missed.
+    pub async fn register(
         &self,
         id: SessionId,
         service: ServiceSid,
         identity: String,
         user: UserView,
         outbox: Outbox,
-    ) -> tokio::sync::oneshot::Receiver<()> {
+        wait: Duration,
+    ) {
         let (followed, ready) = tokio::sync::oneshot::channel();
         self.send(Command::Register {
             id,
@@ -227,7 +229,12 @@ impl Hub {
             outbox,
             followed,
         });
-        ready
+        let _ = tokio::time::timeout(wait, async {
+            if let Ok(Some(subscribed)) = ready.await {
+                let _ = subscribed.await;
+            }
+        })
+        .await;
     }
 
     /// Removes a session.
@@ -374,43 +381,15 @@ impl HubTask {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 _ = tick.tick() => self.expire_typing(),
-                signal = async { typing.as_mut()?.recv().await.ok() }, if typing.is_some() => {
-                    // A lagging receiver skips signals; only a closed one ends.
-                    match signal {
-                        Some(t) => self.typing(
-                            t.service,
-                            t.channel,
-                            t.identity.clone(),
-                            t.member_sid.clone(),
-                            Duration::from_millis(t.timeout_ms),
-                        ),
-                        None => {
-                            if typing.as_ref().is_some_and(|r| r.is_closed()) {
-                                typing = None;
-                            }
-                        }
-                    }
-                }
-                signal = async { users.as_mut()?.recv().await.ok() }, if users.is_some() => {
-                    match signal {
-                        Some(user) => self.user_signal(&user),
-                        None => {
-                            if users.as_ref().is_some_and(|r| r.is_closed()) {
-                                users = None;
-                            }
-                        }
-                    }
-                }
-                gone = async { departures.as_mut()?.recv().await.ok() }, if departures.is_some() => {
-                    match gone {
-                        Some(nodes) => self.departed(&nodes),
-                        None => {
-                            if departures.as_ref().is_some_and(|r| r.is_closed()) {
-                                departures = None;
-                            }
-                        }
-                    }
-                }
+                Some(t) = next_signal(&mut typing) => self.typing(
+                    t.service,
+                    t.channel,
+                    t.identity.clone(),
+                    t.member_sid.clone(),
+                    Duration::from_millis(t.timeout_ms),
+                ),
+                Some(user) = next_signal(&mut users) => self.user_signal(&user),
+                Some(nodes) = next_signal(&mut departures) => self.departed(&nodes),
                 changed = async { resets.as_mut()?.changed().await.ok() }, if resets.is_some() => {
                     if changed.is_none() {
                         resets = None;
@@ -445,21 +424,11 @@ impl HubTask {
                 sessions.insert(id);
                 // Asked for every session (a repeat is answered at once), so that each one
                 // waits until the subscription is in place.
-                match self
+                let subscribed = self
                     .bus
                     .as_ref()
-                    .and_then(|b| b.follow(&Topic::User(service, identity.clone())))
-                {
-                    Some(ack) => {
-                        tokio::spawn(async move {
-                            let _ = ack.await;
-                            let _ = followed.send(());
-                        });
-                    }
-                    None => {
-                        let _ = followed.send(());
-                    }
-                }
+                    .and_then(|b| b.follow(&Topic::User(service, identity.clone())));
+                let _ = followed.send(subscribed);
                 self.sessions.insert(
                     id,
                     SessionEntry {
@@ -1138,6 +1107,26 @@ impl HubTask {
             _ => {}
         }
     }
+}
+
+/// The next value of a bus's optional signal receiver. Signals are not stored, so what a
+/// lagging receiver missed is skipped; a closed receiver is dropped (and `None` returned once);
+/// without a receiver it never resolves.
+async fn next_signal<T: Clone>(receiver: &mut Option<broadcast::Receiver<T>>) -> Option<T> {
+    let Some(rx) = receiver.as_mut() else {
+        return std::future::pending().await;
+    };
+    let next = loop {
+        match rx.recv().await {
+            Ok(value) => break Some(value),
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => break None,
+        }
+    };
+    if next.is_none() {
+        *receiver = None;
+    }
+    next
 }
 
 fn user_frame(user: &UserView, reasons: &[&str]) -> ByteString {

@@ -429,14 +429,17 @@ impl Connection {
         // missed: the hub subscribes it to channels joined from now on (in cluster mode, once
         // the user's topic is subscribed; the wait is bounded so that a Redis outage delays
         // the init, not blocks it).
-        let followed = state.hub.register(
-            self.id,
-            service.sid,
-            grant.identity.clone(),
-            UserView::new(&user, true),
-            self.outbox.clone(),
-        );
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), followed).await;
+        state
+            .hub
+            .register(
+                self.id,
+                service.sid,
+                grant.identity.clone(),
+                UserView::new(&user, true),
+                self.outbox.clone(),
+                std::time::Duration::from_secs(5),
+            )
+            .await;
         if let Some(m) = &state.metrics {
             m.sessions.inc();
         }
