@@ -2,14 +2,19 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
 
 import { Node } from "./node.mjs";
 
-const images = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "docs", "images");
+// Screenshots go to a fresh temporary directory, never into the repository, unless
+// CONFAB_SCREENSHOT_DIR names one (scripts/screenshots.sh points it at docs/images/).
+const screenshotDir = () =>
+  process.env.CONFAB_SCREENSHOT_DIR
+    ? resolve(process.env.CONFAB_SCREENSHOT_DIR)
+    : mkdtempSync(join(tmpdir(), "confab-screenshots-"));
 const WAIT = { timeout: 20000 };
 let node;
 let browser;
@@ -118,9 +123,11 @@ test("two users chat, type, read, invite, edit and delete, and survive a node re
   await alice.locator("#messages .message.mine", { hasText: "to be deleted" }).locator("button.delete").click();
   await message(bob, "to be deleted").waitFor({ state: "detached", ...WAIT });
 
+  const images = screenshotDir();
   mkdirSync(images, { recursive: true });
   await alice.screenshot({ path: join(images, "chat-alice.png") });
   await bob.screenshot({ path: join(images, "chat-bob.png") });
+  console.log(`screenshots: ${join(images, "chat-alice.png")} ${join(images, "chat-bob.png")}`);
 
   // The node restarts; both pages reconnect by themselves and the history is intact.
   await node.stop();
