@@ -17,7 +17,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn post(i: u64) -> ChannelOp {
     ChannelOp::Apply(ChannelCommand::PostMessage(PostMessage {
-        author: "bench".into(),
+        author: Some("bench".into()),
         require_member: false,
         body: format!("message number {i} with a body of ordinary chat length"),
         attributes: None,
@@ -74,6 +74,7 @@ async fn setup(channels: u128) -> (ChannelRuntime, Vec<ChannelSid>, tempfile::Te
         runtime
             .execute(
                 sid,
+                confab_domain::Caller::Account,
                 ChannelOp::Create(CreateChannel {
                     sid,
                     service_sid,
@@ -105,7 +106,10 @@ fn channel_append(c: &mut Criterion) {
             system.block_on(async {
                 let start = Instant::now();
                 for i in 0..iters {
-                    runtime.execute(channels[0], post(i)).await.expect("post");
+                    runtime
+                        .execute(channels[0], confab_domain::Caller::Account, post(i))
+                        .await
+                        .expect("post");
                 }
                 start.elapsed()
             })
@@ -120,7 +124,9 @@ fn channel_append(c: &mut Criterion) {
             system.block_on(async {
                 let start = Instant::now();
                 for i in 0..iters {
-                    let posts = channels.iter().map(|sid| runtime.execute(*sid, post(i)));
+                    let posts = channels
+                        .iter()
+                        .map(|sid| runtime.execute(*sid, confab_domain::Caller::Account, post(i)));
                     for result in futures::future::join_all(posts).await {
                         result.expect("post");
                     }

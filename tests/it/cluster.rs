@@ -756,3 +756,49 @@ async fn a_rolling_restart_under_load_loses_nothing() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn a_demotion_through_one_node_reaches_sessions_on_another_within_a_second() {
+    use crate::authorization::{error_code, post_ok, role_sid, POLICY_PROPAGATION};
+    use confab_client::Request;
+
+    let redis = RedisServer::start().unwrap();
+    let a = cluster_node(&redis, "a");
+    let b = cluster_node(&redis, "b");
+    let rest = a.rest();
+    let service = create_service(&rest).await;
+    let admin = role_sid(&rest, &service, "service admin").await;
+    let user = role_sid(&rest, &service, "service user").await;
+    let boss = post_ok(
+        &rest,
+        &format!("/v2/Services/{service}/Users"),
+        &[("Identity", "boss"), ("RoleSid", &admin)],
+    )
+    .await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The session is on b; the demotion goes through a.
+    let (session, _events) = Client::connect(&b.ws_url(), &b.token("boss", &service, 3600))
+        .await
+        .unwrap();
+    let first = create_channel(&rest, &service, "first").await;
+    assert_eq!(
+        error_code(&session, Request::DeleteChannel { channel: first }).await,
+        None
+    );
+    post_ok(
+        &rest,
+        &format!("/v2/Services/{service}/Users/{boss}"),
+        &[("RoleSid", &user)],
+    )
+    .await;
+    let second = create_channel(&rest, &service, "second").await;
+    tokio::time::sleep(POLICY_PROPAGATION).await;
+    assert_eq!(
+        error_code(&session, Request::DeleteChannel { channel: second }).await,
+        Some(50107)
+    );
+    a.stop().await;
+    b.stop().await;
+}

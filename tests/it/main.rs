@@ -3,6 +3,7 @@
 // Test helpers fail the test by panicking; that is their job.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod authorization;
 mod bad_input;
 mod cluster;
 mod concurrency;

@@ -1,6 +1,7 @@
 //! `Channel`: the operations on one channel, mirroring `twilio-chat`'s `Channel`.
 
-use serde_json::{json, Value};
+use confab_protocol::realtime::Request;
+use serde_json::Value;
 
 use crate::{ChannelView, Client, ClientError, MemberView, MessageView};
 
@@ -52,79 +53,114 @@ impl Channel {
         &self.view
     }
 
-    async fn call(&self, op: &str, mut params: Value) -> Result<Value, ClientError> {
-        params["channel"] = json!(self.view.sid);
-        self.client.request(op, params).await
+    fn ch(&self) -> String {
+        self.view.sid.clone()
     }
 
-    async fn call_view(&mut self, op: &str, params: Value) -> Result<(), ClientError> {
-        let v = self.call(op, params).await?;
+    async fn call(&self, request: Request) -> Result<Value, ClientError> {
+        self.client.send(request).await
+    }
+
+    async fn call_view(&mut self, request: Request) -> Result<(), ClientError> {
+        let v = self.call(request).await?;
         self.view = parse(v)?;
         Ok(())
     }
 
     /// Joins the channel.
     pub async fn join(&mut self) -> Result<(), ClientError> {
-        self.call_view("join", json!({})).await
+        self.call_view(Request::Join { channel: self.ch() }).await
     }
 
     /// Leaves the channel.
     pub async fn leave(&mut self) -> Result<(), ClientError> {
-        self.call_view("leave", json!({})).await
+        self.call_view(Request::Leave { channel: self.ch() }).await
     }
 
     /// Declines an invitation to the channel.
     pub async fn decline(&mut self) -> Result<(), ClientError> {
-        self.call_view("decline", json!({})).await
+        self.call_view(Request::Decline { channel: self.ch() })
+            .await
     }
 
     /// Invites an identity.
     pub async fn invite(&self, identity: &str) -> Result<(), ClientError> {
-        self.call("invite", json!({"identity": identity}))
-            .await
-            .map(|_| ())
+        self.call(Request::Invite {
+            channel: self.ch(),
+            identity: identity.to_owned(),
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Adds an identity as a member.
     pub async fn add(&self, identity: &str) -> Result<(), ClientError> {
-        self.call("add", json!({"identity": identity}))
-            .await
-            .map(|_| ())
+        self.call(Request::Add {
+            channel: self.ch(),
+            identity: identity.to_owned(),
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Removes a member.
     pub async fn remove_member(&self, identity: &str) -> Result<(), ClientError> {
-        self.call("removeMember", json!({"identity": identity}))
-            .await
-            .map(|_| ())
+        self.call(Request::RemoveMember {
+            channel: self.ch(),
+            identity: identity.to_owned(),
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Deletes the channel.
     pub async fn delete(&self) -> Result<(), ClientError> {
-        self.call("deleteChannel", json!({})).await.map(|_| ())
+        self.call(Request::DeleteChannel { channel: self.ch() })
+            .await
+            .map(|_| ())
+    }
+
+    fn update(&self) -> Request {
+        Request::UpdateChannel {
+            channel: self.ch(),
+            friendly_name: None,
+            unique_name: None,
+            attributes: None,
+        }
     }
 
     /// Changes the friendly name.
     pub async fn update_friendly_name(&mut self, name: &str) -> Result<(), ClientError> {
-        self.call_view("updateChannel", json!({"friendlyName": name}))
-            .await
+        let mut request = self.update();
+        if let Request::UpdateChannel { friendly_name, .. } = &mut request {
+            *friendly_name = Some(name.to_owned());
+        }
+        self.call_view(request).await
     }
 
     /// Changes the unique name.
     pub async fn update_unique_name(&mut self, name: &str) -> Result<(), ClientError> {
-        self.call_view("updateChannel", json!({"uniqueName": name}))
-            .await
+        let mut request = self.update();
+        if let Request::UpdateChannel { unique_name, .. } = &mut request {
+            *unique_name = Some(name.to_owned());
+        }
+        self.call_view(request).await
     }
 
     /// Replaces the attributes.
     pub async fn update_attributes(&mut self, attributes: Value) -> Result<(), ClientError> {
-        self.call_view("updateChannel", json!({"attributes": attributes}))
-            .await
+        let mut request = self.update();
+        if let Request::UpdateChannel { attributes: a, .. } = &mut request {
+            *a = Some(attributes);
+        }
+        self.call_view(request).await
     }
 
     /// The members.
     pub async fn get_members(&self) -> Result<Vec<MemberView>, ClientError> {
-        let v = self.call("getMembers", json!({})).await?;
+        let v = self
+            .call(Request::GetMembers { channel: self.ch() })
+            .await?;
         parse(v["items"].clone())
     }
 
@@ -154,9 +190,14 @@ impl Channel {
         attributes: Option<Value>,
         client_id: &str,
     ) -> Result<u64, ClientError> {
-        let params = json!({"body": body, "attributes": attributes, "clientId": client_id});
+        let request = Request::SendMessage {
+            channel: self.ch(),
+            body: body.to_owned(),
+            attributes,
+            client_id: Some(client_id.to_owned()),
+        };
         loop {
-            match self.call("sendMessage", params.clone()).await {
+            match self.call(request.clone()).await {
                 Ok(v) => {
                     return v["index"]
                         .as_u64()
@@ -182,10 +223,12 @@ impl Channel {
             Direction::Forward => "forward",
         };
         let v = self
-            .call(
-                "getMessages",
-                json!({"pageSize": page_size, "anchor": anchor, "direction": direction}),
-            )
+            .call(Request::GetMessages {
+                channel: self.ch(),
+                page_size,
+                anchor,
+                direction: Some(direction.to_owned()),
+            })
             .await?;
         parse(v)
     }
@@ -193,7 +236,12 @@ impl Channel {
     /// Changes a message's body.
     pub async fn update_message(&self, index: u64, body: &str) -> Result<MessageView, ClientError> {
         let v = self
-            .call("updateMessage", json!({"index": index, "body": body}))
+            .call(Request::UpdateMessage {
+                channel: self.ch(),
+                index,
+                body: Some(body.to_owned()),
+                attributes: None,
+            })
             .await?;
         parse(v)
     }
@@ -205,28 +253,35 @@ impl Channel {
         attributes: Value,
     ) -> Result<MessageView, ClientError> {
         let v = self
-            .call(
-                "updateMessage",
-                json!({"index": index, "attributes": attributes}),
-            )
+            .call(Request::UpdateMessage {
+                channel: self.ch(),
+                index,
+                body: None,
+                attributes: Some(attributes),
+            })
             .await?;
         parse(v)
     }
 
     /// Deletes a message.
     pub async fn remove_message(&self, index: u64) -> Result<(), ClientError> {
-        self.call("removeMessage", json!({"index": index}))
-            .await
-            .map(|_| ())
+        self.call(Request::RemoveMessage {
+            channel: self.ch(),
+            index,
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Tells the other members that the user is typing.
     pub async fn typing(&self) -> Result<(), ClientError> {
-        self.call("typing", json!({})).await.map(|_| ())
+        self.call(Request::Typing { channel: self.ch() })
+            .await
+            .map(|_| ())
     }
 
-    async fn unread(&self, op: &str, params: Value) -> Result<u64, ClientError> {
-        let v = self.call(op, params).await?;
+    async fn unread(&self, request: Request) -> Result<u64, ClientError> {
+        let v = self.call(request).await?;
         v["unreadCount"]
             .as_u64()
             .ok_or_else(|| ClientError::Protocol("no unreadCount".into()))
@@ -237,8 +292,11 @@ impl Channel {
         &self,
         index: Option<u64>,
     ) -> Result<u64, ClientError> {
-        self.unread("updateLastConsumedMessageIndex", json!({"index": index}))
-            .await
+        self.unread(Request::UpdateLastConsumedMessageIndex {
+            channel: self.ch(),
+            index,
+        })
+        .await
     }
 
     /// Moves the read horizon forward only; returns the unread count.
@@ -246,22 +304,27 @@ impl Channel {
         &self,
         index: u64,
     ) -> Result<u64, ClientError> {
-        self.unread("advanceLastConsumedMessageIndex", json!({"index": index}))
-            .await
+        self.unread(Request::AdvanceLastConsumedMessageIndex {
+            channel: self.ch(),
+            index,
+        })
+        .await
     }
 
     /// Marks every message read; returns the unread count.
     pub async fn set_all_messages_consumed(&self) -> Result<u64, ClientError> {
-        self.unread("setAllMessagesConsumed", json!({})).await
+        self.unread(Request::SetAllMessagesConsumed { channel: self.ch() })
+            .await
     }
 
     /// Marks no message read; returns the unread count.
     pub async fn set_no_messages_consumed(&self) -> Result<u64, ClientError> {
-        self.unread("setNoMessagesConsumed", json!({})).await
+        self.unread(Request::SetNoMessagesConsumed { channel: self.ch() })
+            .await
     }
 
-    async fn count(&self, op: &str) -> Result<u64, ClientError> {
-        let v = self.call(op, json!({})).await?;
+    async fn count(&self, request: Request) -> Result<u64, ClientError> {
+        let v = self.call(request).await?;
         v["count"]
             .as_u64()
             .ok_or_else(|| ClientError::Protocol("no count".into()))
@@ -269,16 +332,19 @@ impl Channel {
 
     /// Messages after the read horizon.
     pub async fn get_unconsumed_messages_count(&self) -> Result<u64, ClientError> {
-        self.count("getUnconsumedMessagesCount").await
+        self.count(Request::GetUnconsumedMessagesCount { channel: self.ch() })
+            .await
     }
 
     /// Messages in the channel.
     pub async fn get_messages_count(&self) -> Result<u64, ClientError> {
-        self.count("getMessagesCount").await
+        self.count(Request::GetMessagesCount { channel: self.ch() })
+            .await
     }
 
     /// Members of the channel.
     pub async fn get_members_count(&self) -> Result<u64, ClientError> {
-        self.count("getMembersCount").await
+        self.count(Request::GetMembersCount { channel: self.ch() })
+            .await
     }
 }

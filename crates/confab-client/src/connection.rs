@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab_protocol::realtime::ServerFrame;
+use confab_protocol::realtime::{CloseCode as ProtocolClose, Request, ServerFrame};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -167,8 +167,8 @@ async fn connect_once(
     let (mut sink, mut stream) = ws.split();
     let token = lock(&shared.token).clone();
     let resume = lock(&shared.last_seq).clone();
-    let init = json!({"type": "init", "id": 0, "token": token, "resume": resume});
-    if sink.send(Message::text(init.to_string())).await.is_err() {
+    let init = Request::Init { token, resume }.frame(0);
+    if sink.send(Message::text(init)).await.is_err() {
         return End::Retry;
     }
     // The init reply comes first for what this client sent; events may come around it.
@@ -181,13 +181,7 @@ async fn connect_once(
                 let Some(call) = call else { break End::Shutdown };
                 let id = next_id;
                 next_id += 1;
-                let mut frame = match call.params {
-                    Value::Object(map) => Value::Object(map),
-                    _ => json!({}),
-                };
-                frame["type"] = json!(call.op);
-                frame["id"] = json!(id);
-                if sink.send(Message::text(frame.to_string())).await.is_err() {
+                if sink.send(Message::text(call.body.frame(id))).await.is_err() {
                     let _ = call.reply.send(Err(ClientError::Disconnected));
                     break End::Retry;
                 }
@@ -199,8 +193,8 @@ async fn connect_once(
                     Some(Ok(Message::Close(frame))) => {
                         let code = frame.as_ref().map(|f| f.code);
                         match code {
-                            Some(CloseCode::Library(4001)) => break End::Denied("token rejected".into()),
-                            Some(CloseCode::Library(4002)) => break End::Denied("token expired".into()),
+                            Some(CloseCode::Library(code)) if code == ProtocolClose::BadToken.code() => break End::Denied("token rejected".into()),
+                            Some(CloseCode::Library(code)) if code == ProtocolClose::TokenExpired.code() => break End::Denied("token expired".into()),
                             _ => break End::Retry,
                         }
                     }

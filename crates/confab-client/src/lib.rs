@@ -17,10 +17,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use channel::{Channel, Direction, MessagesPage};
+use confab_protocol::realtime::request::Paging;
+pub use confab_protocol::realtime::Request;
 pub use confab_protocol::realtime::{
     ChannelView, ErrorBody, MemberView, MessageView, PageView, UserView,
 };
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Why a call failed.
@@ -104,9 +106,34 @@ pub struct CreateChannelOptions {
     pub attributes: Option<Value>,
 }
 
+/// What a call sends: a typed request, or a raw operation (`Client::request`).
+pub(crate) enum CallBody {
+    /// One of the protocol's requests.
+    Typed(Request),
+    /// An operation by name with its parameters, sent as they are.
+    Raw { op: String, params: Value },
+}
+
+impl CallBody {
+    /// The request frame with `id`.
+    pub(crate) fn frame(self, id: u64) -> String {
+        match self {
+            CallBody::Typed(request) => request.frame(id),
+            CallBody::Raw { op, params } => {
+                let mut frame = match params {
+                    Value::Object(map) => Value::Object(map),
+                    _ => serde_json::json!({}),
+                };
+                frame["type"] = serde_json::json!(op);
+                frame["id"] = serde_json::json!(id);
+                frame.to_string()
+            }
+        }
+    }
+}
+
 pub(crate) struct Call {
-    pub(crate) op: String,
-    pub(crate) params: Value,
+    pub(crate) body: CallBody,
     pub(crate) reply: oneshot::Sender<Result<Value, ClientError>>,
 }
 
@@ -222,15 +249,25 @@ impl Client {
         let _ = rx.wait_for(|s| *s == state).await;
     }
 
-    /// Sends a raw operation and waits for its reply.
+    /// Sends a raw operation and waits for its reply (for operations this SDK has no method
+    /// for, and for tests of malformed requests).
     pub async fn request(&self, op: &str, params: Value) -> Result<Value, ClientError> {
+        self.call(CallBody::Raw {
+            op: op.to_owned(),
+            params,
+        })
+        .await
+    }
+
+    /// Sends a request and waits for its reply.
+    pub async fn send(&self, request: Request) -> Result<Value, ClientError> {
+        self.call(CallBody::Typed(request)).await
+    }
+
+    async fn call(&self, body: CallBody) -> Result<Value, ClientError> {
         let (reply, rx) = oneshot::channel();
         self.calls
-            .send(Call {
-                op: op.to_owned(),
-                params,
-                reply,
-            })
+            .send(Call { body, reply })
             .await
             .map_err(|_| ClientError::Closed("client shut down".into()))?;
         rx.await
@@ -252,10 +289,10 @@ impl Client {
         page_token: Option<String>,
     ) -> Result<PageView<ChannelView>, ClientError> {
         let v = self
-            .request(
-                "getPublicChannelDescriptors",
-                json!({"pageSize": page_size, "pageToken": page_token}),
-            )
+            .send(Request::GetPublicChannelDescriptors(Paging {
+                page_size,
+                page_token,
+            }))
             .await?;
         Self::parse(v)
     }
@@ -267,17 +304,17 @@ impl Client {
         page_token: Option<String>,
     ) -> Result<PageView<ChannelView>, ClientError> {
         let v = self
-            .request(
-                "getUserChannelDescriptors",
-                json!({"pageSize": page_size, "pageToken": page_token}),
-            )
+            .send(Request::GetUserChannelDescriptors(Paging {
+                page_size,
+                page_token,
+            }))
             .await?;
         Self::parse(v)
     }
 
     /// The channels the user has joined or is invited to (like `getSubscribedChannels`).
     pub async fn get_subscribed_channels(&self) -> Result<Vec<Channel>, ClientError> {
-        let v = self.request("getSubscribedChannels", json!({})).await?;
+        let v = self.send(Request::GetSubscribedChannels {}).await?;
         let views: Vec<ChannelView> = Self::parse(v["items"].clone())?;
         Ok(views.into_iter().map(|c| self.channel(c)).collect())
     }
@@ -285,7 +322,9 @@ impl Client {
     /// A channel by SID or unique name (like `getChannelBySid` / `getChannelByUniqueName`).
     pub async fn get_channel(&self, sid_or_unique_name: &str) -> Result<Channel, ClientError> {
         let v = self
-            .request("getChannel", json!({"channel": sid_or_unique_name}))
+            .send(Request::GetChannel {
+                channel: sid_or_unique_name.to_owned(),
+            })
             .await?;
         Ok(self.channel(Self::parse(v)?))
     }
@@ -297,15 +336,12 @@ impl Client {
         options: CreateChannelOptions,
     ) -> Result<Channel, ClientError> {
         let v = self
-            .request(
-                "createChannel",
-                json!({
-                    "friendlyName": options.friendly_name,
-                    "uniqueName": options.unique_name,
-                    "isPrivate": options.is_private,
-                    "attributes": options.attributes,
-                }),
-            )
+            .send(Request::CreateChannel {
+                friendly_name: options.friendly_name,
+                unique_name: options.unique_name,
+                is_private: options.is_private,
+                attributes: options.attributes,
+            })
             .await?;
         Ok(self.channel(Self::parse(v)?))
     }
@@ -313,7 +349,9 @@ impl Client {
     /// A user by identity.
     pub async fn get_user(&self, identity: &str) -> Result<UserView, ClientError> {
         let v = self
-            .request("getUser", json!({"identity": identity}))
+            .send(Request::GetUser {
+                identity: identity.to_owned(),
+            })
             .await?;
         Self::parse(v)
     }
@@ -325,10 +363,10 @@ impl Client {
         attributes: Option<Value>,
     ) -> Result<UserView, ClientError> {
         let v = self
-            .request(
-                "updateUser",
-                json!({"friendlyName": friendly_name, "attributes": attributes}),
-            )
+            .send(Request::UpdateUser {
+                friendly_name: friendly_name.map(str::to_owned),
+                attributes,
+            })
             .await?;
         Self::parse(v)
     }
@@ -340,7 +378,10 @@ impl Client {
             *lock(&self.shared.token) = token.to_owned();
             return Ok(());
         }
-        self.request("updateToken", json!({"token": token})).await?;
+        self.send(Request::UpdateToken {
+            token: token.to_owned(),
+        })
+        .await?;
         *lock(&self.shared.token) = token.to_owned();
         Ok(())
     }

@@ -12,14 +12,15 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use confab_domain::{
-    ApplyContext, ChannelCommand, ChannelEvent, ChannelEventKind, ChannelSid, ChannelState,
-    CreateChannel, DomainError, Limits, MessageChange, MessageSid, UpdateMessage,
+    policy, ApplyContext, Caller, ChannelCommand, ChannelEvent, ChannelEventKind, ChannelSid,
+    ChannelState, CreateChannel, DomainError, Limits, MessageChange, MessageSid, UpdateMessage,
 };
 use confab_store::{ChannelCommit, Store, StoreError};
 
 use crate::bus::{Bus, EventBatch};
 use crate::cluster::Cluster;
 use crate::error::ChannelError;
+use crate::policy::Policies;
 use crate::runtime::{now, RandomSids, Registry};
 
 /// An operation on a channel, executed by its actor. Serializable: in cluster mode it may travel
@@ -44,11 +45,22 @@ pub enum ChannelOp {
     },
 }
 
+/// An operation with the caller it runs for. Serializable, like the operation: the caller
+/// travels with a forwarded command, and the owner decides.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ChannelRequest {
+    /// Who asks; the channel's actor checks the caller's permissions against the channel's
+    /// state before it applies the operation.
+    pub caller: Caller,
+    /// What to do.
+    pub op: ChannelOp,
+}
+
 /// Executes one operation; replies with the committed events.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Vec<ChannelEvent>, ChannelError>")]
 pub(crate) struct Execute {
-    pub(crate) op: ChannelOp,
+    pub(crate) request: ChannelRequest,
 }
 
 /// Gives the channel up: releases its lease (cluster mode) and stops the actor.
@@ -63,6 +75,7 @@ struct ChannelCore {
     sid: ChannelSid,
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
+    policies: Policies,
     node_limits: Limits,
     /// `None` until loaded; after loading, the channel (`None` inside when it does not exist)
     /// and the limits in force for it.
@@ -184,7 +197,11 @@ impl ChannelCore {
         Ok(())
     }
 
-    async fn execute(&mut self, op: ChannelOp) -> Result<Vec<ChannelEvent>, ChannelError> {
+    async fn execute(
+        &mut self,
+        request: ChannelRequest,
+    ) -> Result<Vec<ChannelEvent>, ChannelError> {
+        let ChannelRequest { caller, op } = request;
         if self.loaded.is_none() {
             let create_in = match &op {
                 ChannelOp::Create(c) => Some(c.service_sid),
@@ -202,7 +219,7 @@ impl ChannelCore {
             }
         }
         self.keep_lease().await?;
-        let result = self.execute_loaded(op).await;
+        let result = self.execute_loaded(&caller, op).await;
         if let Err(ChannelError::Store(StoreError::Fenced)) = &result {
             // Another node took the channel over (this one was paused or cut off): nothing
             // was written; the router sends the command to the new owner.
@@ -218,13 +235,40 @@ impl ChannelCore {
         result
     }
 
-    async fn execute_loaded(&mut self, op: ChannelOp) -> Result<Vec<ChannelEvent>, ChannelError> {
-        let mut client_key = None;
+    /// Authorizes and runs one operation on the loaded channel. The caller's permissions are
+    /// checked here, against the state the write applies to, and nowhere else.
+    async fn execute_loaded(
+        &mut self,
+        caller: &Caller,
+        op: ChannelOp,
+    ) -> Result<Vec<ChannelEvent>, ChannelError> {
+        let resolved = self.policies.resolve(caller).await?;
+        let user = resolved.as_ref().map(|r| r.grants());
         let command = match op {
-            ChannelOp::Create(create) => return self.create(create).await,
-            ChannelOp::Apply(ChannelCommand::PostMessage(post)) if post.client_id.is_some() => {
+            ChannelOp::Create(create) => {
+                policy::authorize_create(user.as_ref(), &create)?;
+                return self.create(create).await;
+            }
+            ChannelOp::Apply(command) => command,
+            // Membership first: a stranger learns nothing about which messages exist.
+            ChannelOp::UpdateMessage { message, change } => {
+                policy::authorize_member(user.as_ref(), self.state()?)?;
+                let current = self.stored_message(message).await?;
+                ChannelCommand::UpdateMessage(UpdateMessage { current, change })
+            }
+            ChannelOp::RemoveMessage { message } => {
+                policy::authorize_member(user.as_ref(), self.state()?)?;
+                ChannelCommand::RemoveMessage {
+                    current: self.stored_message(message).await?,
+                }
+            }
+        };
+        policy::authorize(user.as_ref(), self.state()?, &command)?;
+        let mut client_key = None;
+        let command = match command {
+            ChannelCommand::PostMessage(post) if post.client_id.is_some() => {
                 let key = (
-                    post.author.clone(),
+                    post.author.clone().unwrap_or_default(),
                     post.client_id.clone().unwrap_or_default(),
                 );
                 if let Some(earlier) = self.earlier_post(&key).await? {
@@ -234,14 +278,7 @@ impl ChannelCore {
                 client_key = Some(key);
                 ChannelCommand::PostMessage(post)
             }
-            ChannelOp::Apply(command) => command,
-            ChannelOp::UpdateMessage { message, change } => {
-                let current = self.stored_message(message).await?;
-                ChannelCommand::UpdateMessage(UpdateMessage { current, change })
-            }
-            ChannelOp::RemoveMessage { message } => ChannelCommand::RemoveMessage {
-                current: self.stored_message(message).await?,
-            },
+            command => command,
         };
         let Some((Some(state), limits)) = &mut self.loaded else {
             return Err(DomainError::ChannelNotFound.into());
@@ -365,6 +402,14 @@ impl ChannelCore {
         Ok(())
     }
 
+    /// The loaded channel's state (`ChannelNotFound` when it does not exist).
+    fn state(&self) -> Result<&ChannelState, ChannelError> {
+        match &self.loaded {
+            Some((Some(state), _)) => Ok(state),
+            _ => Err(DomainError::ChannelNotFound.into()),
+        }
+    }
+
     async fn stored_message(
         &self,
         sid: MessageSid,
@@ -397,6 +442,7 @@ impl ChannelActor {
         sid: ChannelSid,
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
+        policies: Policies,
         node_limits: Limits,
         registry: Registry,
         generation: u64,
@@ -411,6 +457,7 @@ impl ChannelActor {
                 sid,
                 store,
                 bus,
+                policies,
                 node_limits,
                 loaded: None,
                 sids: RandomSids,
@@ -530,7 +577,7 @@ impl Handler<Execute> for ChannelActor {
         };
         AtomicResponse::new(Box::pin(
             async move {
-                let result = core.execute(msg.op).await;
+                let result = core.execute(msg.request).await;
                 (core, result)
             }
             .into_actor(self)

@@ -15,12 +15,14 @@ pub mod cluster;
 pub mod error;
 pub mod metrics;
 pub mod placement;
+pub mod policy;
 pub mod runtime;
 
-pub use actor::{ChannelActor, ChannelOp};
+pub use actor::{ChannelActor, ChannelOp, ChannelRequest};
 pub use bus::{Bus, EventBatch, LocalBus, OnlineElsewhere, Topic, TypingSignal, UserSignal};
 pub use cluster::{Cluster, ClusterConfig, RedisBus};
 pub use confab_domain::MessageChange;
 pub use error::ChannelError;
 pub use metrics::RuntimeMetrics;
+pub use policy::{Policies, ResolvedCaller};
 pub use runtime::{now, ChannelRuntime, RandomSids, RuntimeConfig};

@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-use confab_domain::{ChannelEvent, ChannelSid, Limits, SidSource, Timestamp};
+use confab_domain::{Caller, ChannelEvent, ChannelSid, Limits, SidSource, Timestamp};
 use confab_store::{Store, StoreError};
 
-use crate::actor::{ChannelActor, ChannelOp, Execute, Release};
+use crate::actor::{ChannelActor, ChannelOp, ChannelRequest, Execute, Release};
 use crate::bus::Bus;
 use crate::cluster::Cluster;
 use crate::error::ChannelError;
+use crate::policy::Policies;
 
 /// Commands forwarded by other nodes that run at once on this node.
 const FORWARDED_IN_FLIGHT: usize = 4096;
@@ -54,6 +55,9 @@ pub struct RuntimeConfig {
     pub metrics: Option<crate::metrics::RuntimeMetrics>,
     /// Cluster mode: commands go to the node that owns the channel.
     pub cluster: Option<Cluster>,
+    /// How long authorization decisions may use a service's roles and a user's service role
+    /// read earlier (see [`Policies`]): a change made through another node applies within it.
+    pub policy_ttl: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -66,6 +70,7 @@ impl Default for RuntimeConfig {
             client_id_window: 1000,
             metrics: None,
             cluster: None,
+            policy_ttl: Duration::from_millis(500),
         }
     }
 }
@@ -97,6 +102,7 @@ impl Registry {
 struct Inner {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
+    policies: Policies,
     config: RuntimeConfig,
     registry: Registry,
     arbiters: Vec<Arbiter>,
@@ -128,6 +134,7 @@ impl ChannelRuntime {
         let inbound = config.cluster.as_ref().and_then(Cluster::take_inbound);
         let runtime = Self {
             inner: Arc::new(Inner {
+                policies: Policies::new(store.clone(), config.policy_ttl),
                 store,
                 bus,
                 config,
@@ -151,7 +158,9 @@ impl ChannelRuntime {
                     let runtime = runtime.clone();
                     let cluster = cluster.clone();
                     tokio::spawn(async move {
-                        let result = runtime.execute_local(request.channel, request.op).await;
+                        let result = runtime
+                            .execute_local(request.channel, request.request)
+                            .await;
                         cluster.reply(&request.from, request.id, result.into());
                         drop(permit);
                     });
@@ -171,6 +180,11 @@ impl ChannelRuntime {
         &self.inner.store
     }
 
+    /// The node's cache of what authorization decisions read.
+    pub fn policies(&self) -> &Policies {
+        &self.inner.policies
+    }
+
     /// The bus the runtime publishes to.
     pub fn bus(&self) -> &Arc<dyn Bus> {
         &self.inner.bus
@@ -186,8 +200,9 @@ impl ChannelRuntime {
         self.inner.registry.len()
     }
 
-    /// Executes `op` on `channel` through its actor, on whichever node owns the channel;
-    /// returns the committed events in `seq` order.
+    /// Executes `op` for `caller` on `channel` through its actor, on whichever node owns the
+    /// channel; returns the committed events in `seq` order. The actor authorizes the caller
+    /// against the channel's state (`confab_domain::policy`): a refusal is a `DomainError`.
     ///
     /// In cluster mode a command that finds the owner moving (lease changing hands, owner dead
     /// or draining) is sent again until `route_deadline`, with the same idempotency key: a
@@ -197,10 +212,13 @@ impl ChannelRuntime {
     pub async fn execute(
         &self,
         channel: ChannelSid,
+        caller: Caller,
         op: ChannelOp,
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
         let Some(cluster) = self.inner.config.cluster.clone() else {
-            return self.execute_local(channel, op).await;
+            return self
+                .execute_local(channel, ChannelRequest { caller, op })
+                .await;
         };
         let op = match op {
             ChannelOp::Apply(confab_domain::ChannelCommand::PostMessage(mut post))
@@ -211,6 +229,7 @@ impl ChannelRuntime {
             }
             op => op,
         };
+        let request = ChannelRequest { caller, op };
         let deadline = Instant::now() + cluster.config().route_deadline;
         let mut hint: Option<String> = None;
         // Whether an earlier attempt may have run (no answer, or the store failed mid-commit).
@@ -231,9 +250,9 @@ impl ChannelRuntime {
             };
             let remote = target != cluster.node_id();
             let result = if remote {
-                cluster.forward(&target, channel, &op).await
+                cluster.forward(&target, channel, &request).await
             } else {
-                self.execute_local(channel, op.clone()).await
+                self.execute_local(channel, request.clone()).await
             };
             let retry = match &result {
                 Err(ChannelError::NotOwner { holder }) => {
@@ -249,7 +268,7 @@ impl ChannelRuntime {
                 // creation (a repeat finds its own channel).
                 Err(ChannelError::Store(StoreError::Backend(_)))
                     if matches!(
-                        op,
+                        request.op,
                         ChannelOp::Create(_)
                             | ChannelOp::Apply(confab_domain::ChannelCommand::PostMessage(_))
                     ) =>
@@ -265,7 +284,7 @@ impl ChannelRuntime {
                     if let (
                         ChannelOp::Create(_),
                         Err(ChannelError::Domain(confab_domain::DomainError::ChannelExists)),
-                    ) = (&op, &result)
+                    ) = (&request.op, &result)
                     {
                         // The channel's SID is fresh for every request: the channel that
                         // exists is the one an earlier attempt created.
@@ -319,13 +338,16 @@ impl ChannelRuntime {
     pub(crate) async fn execute_local(
         &self,
         channel: ChannelSid,
-        op: ChannelOp,
+        request: ChannelRequest,
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
         // An actor that stopped for idleness between lookup and send drops the command unrun;
         // a fresh actor is then started and the command sent again.
         for _ in 0..3 {
             let addr = self.actor(channel)?;
-            match addr.send(Execute { op: op.clone() }).await {
+            let execute = Execute {
+                request: request.clone(),
+            };
+            match addr.send(execute).await {
                 Ok(result) => {
                     self.record(&result);
                     return result;
@@ -382,6 +404,7 @@ impl ChannelRuntime {
             channel,
             inner.store.clone(),
             inner.bus.clone(),
+            inner.policies.clone(),
             inner.config.limits.clone(),
             inner.registry.clone(),
             generation,

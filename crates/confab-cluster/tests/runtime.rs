@@ -85,7 +85,7 @@ fn create(sid: ChannelSid, service: ServiceSid) -> ChannelOp {
 
 fn post(body: &str) -> ChannelOp {
     ChannelOp::Apply(ChannelCommand::PostMessage(PostMessage {
-        author: "system".into(),
+        author: None,
         require_member: false,
         body: body.into(),
         attributes: None,
@@ -108,11 +108,20 @@ async fn idle_actor_stops_and_is_rebuilt_from_the_store() {
     let f = fixture(Duration::from_millis(50)).await;
     let channel = ChannelSid::from_bits(7);
     f.runtime
-        .execute(channel, create(channel, f.service))
+        .execute(
+            channel,
+            confab_domain::Caller::Account,
+            create(channel, f.service),
+        )
         .await
         .unwrap();
     assert_eq!(
-        index_of(&f.runtime.execute(channel, post("a")).await.unwrap()),
+        index_of(
+            &f.runtime
+                .execute(channel, confab_domain::Caller::Account, post("a"))
+                .await
+                .unwrap()
+        ),
         0
     );
     assert_eq!(f.runtime.active_channels(), 1);
@@ -130,7 +139,12 @@ async fn idle_actor_stops_and_is_rebuilt_from_the_store() {
     );
     // A new actor continues where the old one stopped.
     assert_eq!(
-        index_of(&f.runtime.execute(channel, post("b")).await.unwrap()),
+        index_of(
+            &f.runtime
+                .execute(channel, confab_domain::Caller::Account, post("b"))
+                .await
+                .unwrap()
+        ),
         1
     );
     f.runtime.shutdown();
@@ -142,10 +156,20 @@ async fn committed_events_are_published_in_seq_order() {
     let mut rx = f.bus.subscribe();
     let channel = ChannelSid::from_bits(8);
     f.runtime
-        .execute(channel, create(channel, f.service))
+        .execute(
+            channel,
+            confab_domain::Caller::Account,
+            create(channel, f.service),
+        )
         .await
         .unwrap();
-    let posts = (0..20).map(|i| f.runtime.execute(channel, post(&i.to_string())));
+    let posts = (0..20).map(|i| {
+        f.runtime.execute(
+            channel,
+            confab_domain::Caller::Account,
+            post(&i.to_string()),
+        )
+    });
     for r in futures::future::join_all(posts).await {
         r.unwrap();
     }
@@ -161,16 +185,30 @@ async fn committed_events_are_published_in_seq_order() {
 async fn commands_to_a_missing_channel_are_refused_and_create_twice_is_refused() {
     let f = fixture(Duration::from_secs(60)).await;
     let channel = ChannelSid::from_bits(9);
-    let missing = f.runtime.execute(channel, post("x")).await;
+    let missing = f
+        .runtime
+        .execute(channel, confab_domain::Caller::Account, post("x"))
+        .await;
     assert!(matches!(
         missing,
         Err(ChannelError::Domain(DomainError::ChannelNotFound))
     ));
     f.runtime
-        .execute(channel, create(channel, f.service))
+        .execute(
+            channel,
+            confab_domain::Caller::Account,
+            create(channel, f.service),
+        )
         .await
         .unwrap();
-    let again = f.runtime.execute(channel, create(channel, f.service)).await;
+    let again = f
+        .runtime
+        .execute(
+            channel,
+            confab_domain::Caller::Account,
+            create(channel, f.service),
+        )
+        .await;
     assert!(matches!(
         again,
         Err(ChannelError::Domain(DomainError::ChannelExists))
@@ -183,7 +221,11 @@ async fn service_member_limit_applies_to_its_channels() {
     let f = fixture(Duration::from_secs(60)).await;
     let channel = ChannelSid::from_bits(10);
     f.runtime
-        .execute(channel, create(channel, f.service))
+        .execute(
+            channel,
+            confab_domain::Caller::Account,
+            create(channel, f.service),
+        )
         .await
         .unwrap();
     let add = |i: usize| {
@@ -199,9 +241,15 @@ async fn service_member_limit_applies_to_its_channels() {
         }))
     };
     for i in 0..10 {
-        f.runtime.execute(channel, add(i)).await.unwrap();
+        f.runtime
+            .execute(channel, confab_domain::Caller::Account, add(i))
+            .await
+            .unwrap();
     }
-    let over = f.runtime.execute(channel, add(10)).await;
+    let over = f
+        .runtime
+        .execute(channel, confab_domain::Caller::Account, add(10))
+        .await;
     assert!(matches!(
         over,
         Err(ChannelError::Domain(DomainError::MemberLimitReached {
@@ -216,12 +264,16 @@ async fn a_retried_post_with_the_same_client_id_creates_one_message() {
     let f = fixture(Duration::from_millis(50)).await;
     let channel = ChannelSid::from_bits(11);
     f.runtime
-        .execute(channel, create(channel, f.service))
+        .execute(
+            channel,
+            confab_domain::Caller::Account,
+            create(channel, f.service),
+        )
         .await
         .unwrap();
     let keyed = |body: &str| {
         ChannelOp::Apply(ChannelCommand::PostMessage(PostMessage {
-            author: "alice".into(),
+            author: Some("alice".into()),
             require_member: false,
             body: body.into(),
             attributes: None,
@@ -231,8 +283,18 @@ async fn a_retried_post_with_the_same_client_id_creates_one_message() {
             client_id: Some("c-1".into()),
         }))
     };
-    let first = index_of(&f.runtime.execute(channel, keyed("hi")).await.unwrap());
-    let retry = index_of(&f.runtime.execute(channel, keyed("hi")).await.unwrap());
+    let first = index_of(
+        &f.runtime
+            .execute(channel, confab_domain::Caller::Account, keyed("hi"))
+            .await
+            .unwrap(),
+    );
+    let retry = index_of(
+        &f.runtime
+            .execute(channel, confab_domain::Caller::Account, keyed("hi"))
+            .await
+            .unwrap(),
+    );
     assert_eq!(first, retry);
     // Still recognised after the actor stopped and was rebuilt from the store.
     for _ in 0..100 {
@@ -241,10 +303,20 @@ async fn a_retried_post_with_the_same_client_id_creates_one_message() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let after_restart = index_of(&f.runtime.execute(channel, keyed("hi")).await.unwrap());
+    let after_restart = index_of(
+        &f.runtime
+            .execute(channel, confab_domain::Caller::Account, keyed("hi"))
+            .await
+            .unwrap(),
+    );
     assert_eq!(first, after_restart);
     assert_eq!(
-        index_of(&f.runtime.execute(channel, post("next")).await.unwrap()),
+        index_of(
+            &f.runtime
+                .execute(channel, confab_domain::Caller::Account, post("next"))
+                .await
+                .unwrap()
+        ),
         first + 1
     );
     f.runtime.shutdown();

@@ -14,6 +14,10 @@ use crate::resources::{Channel, ChannelType, Invite, LastMessage, Member, Messag
 use crate::sid::{ChannelSid, InviteSid, MemberSid, MessageSid, RoleSid, ServiceSid, SidSource};
 use crate::time::Timestamp;
 
+/// How the account appears where Twilio names an identity (`created_by`, `author`): a name, not
+/// a user; records keep a flag beside it so that a user with this identity owns none of them.
+pub const ACCOUNT_NAME: &str = "system";
+
 /// What `apply` needs from the outside world.
 #[derive(Debug)]
 pub struct ApplyContext<'a> {
@@ -136,8 +140,9 @@ pub struct UpdateMember {
 /// Appends a message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PostMessage {
-    /// The author's identity.
-    pub author: String,
+    /// The author's identity; `None` when the account posts without naming one (shown as
+    /// `system`, owned by no user).
+    pub author: Option<String>,
     /// Whether the author must be a member (realtime clients) or not (REST, which acts as the account).
     pub require_member: bool,
     /// The text.
@@ -413,12 +418,12 @@ impl ChannelState {
             limits.channel_attributes_bytes,
         )?
         .unwrap_or_default();
-        let created_by = match cmd.created_by {
+        let (created_by, created_by_account) = match cmd.created_by {
             Some(c) if !c.is_empty() => {
                 check_identity("CreatedBy", &c, limits)?;
-                c
+                (c, false)
             }
-            _ => "system".to_owned(),
+            _ => (ACCOUNT_NAME.to_owned(), true),
         };
         let date_created = cmd.date_created.unwrap_or(ctx.now);
         let channel = Channel {
@@ -429,6 +434,7 @@ impl ChannelState {
             attributes,
             kind: cmd.kind,
             created_by,
+            created_by_account,
             date_created,
             date_updated: cmd.date_updated.unwrap_or(date_created),
             members_count: 0,
@@ -623,6 +629,7 @@ impl ChannelState {
         if let Some(created_by) = u.created_by {
             check_identity("CreatedBy", &created_by, limits)?;
             next.created_by = created_by;
+            next.created_by_account = false;
             reasons.push(UpdateReason::CreatedBy);
         }
         if let Some(date) = u.date_created {
@@ -759,8 +766,14 @@ impl ChannelState {
         ctx: &mut ApplyContext<'_>,
     ) -> Result<Vec<ChannelEventKind>, DomainError> {
         check_body(&p.body, ctx.limits)?;
-        check_identity("From", &p.author, ctx.limits)?;
-        let member_sid = self.members.get(&p.author).map(|m| m.sid);
+        if let Some(author) = &p.author {
+            check_identity("From", author, ctx.limits)?;
+        }
+        let member_sid = p
+            .author
+            .as_ref()
+            .and_then(|a| self.members.get(a))
+            .map(|m| m.sid);
         if p.require_member && member_sid.is_none() {
             return Err(DomainError::NotMember);
         }
@@ -776,7 +789,8 @@ impl ChannelState {
             channel_sid: self.channel.sid,
             service_sid: self.channel.service_sid,
             index: self.channel.next_message_index,
-            author: p.author,
+            by_account: p.author.is_none(),
+            author: p.author.unwrap_or_else(|| ACCOUNT_NAME.to_owned()),
             member_sid,
             body: p.body,
             attributes,
@@ -823,6 +837,7 @@ impl ChannelState {
         if let Some(author) = u.author {
             check_identity("From", &author, ctx.limits)?;
             next.author = author;
+            next.by_account = false;
             reasons.push(UpdateReason::Author);
         }
         if let Some(by) = u.last_updated_by {

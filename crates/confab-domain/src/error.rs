@@ -77,4 +77,11 @@ pub enum DomainError {
         /// The permission that was missing.
         permission: Permission,
     },
+    /// What the caller asked for is reserved to the account (or to the target user), whatever
+    /// its roles.
+    #[error("User unauthorized for command: {reason}")]
+    Forbidden {
+        /// What is reserved, for people.
+        reason: Cow<'static, str>,
+    },
 }

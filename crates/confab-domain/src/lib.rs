@@ -12,6 +12,7 @@ pub mod channel;
 pub mod error;
 pub mod limits;
 pub mod permissions;
+pub mod policy;
 pub mod resources;
 pub mod sid;
 pub mod time;
@@ -24,6 +25,7 @@ pub use channel::{
 pub use error::DomainError;
 pub use limits::{Attributes, Limits};
 pub use permissions::{can, Action, DefaultRoles, Permission};
+pub use policy::{Caller, Participation, ServicePolicy, UserGrants};
 pub use resources::*;
 pub use sid::*;
 pub use time::Timestamp;

@@ -11,6 +11,10 @@ use crate::sid::{
 };
 use crate::time::Timestamp;
 
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
 /// A chat service: the container of roles, users and channels, with its settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Service {
@@ -197,6 +201,10 @@ pub struct Channel {
     pub kind: ChannelType,
     /// The identity that created it (`system` for the REST API).
     pub created_by: String,
+    /// Whether the account created it without naming a creator: `created_by` then reads
+    /// `system`, which names no user (a user with that identity is not its creator).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub created_by_account: bool,
     /// When it was created.
     pub date_created: Timestamp,
     /// When it last changed.
@@ -254,6 +262,10 @@ pub struct Message {
     pub index: u64,
     /// The author's identity (`system` for REST posts without `From`).
     pub author: String,
+    /// Whether the account posted it without naming an author: `author` then reads `system`,
+    /// which names no user (a user with that identity does not own it).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub by_account: bool,
     /// The author's membership when it was sent, if the author was a member.
     pub member_sid: Option<MemberSid>,
     /// The text.

@@ -52,6 +52,9 @@ pub struct RuntimeSettings {
     pub bus_capacity: usize,
     /// Recent posts per channel whose client ids are remembered for idempotent retries.
     pub client_id_window: usize,
+    /// Milliseconds an authorization decision may use a service's roles and a user's service
+    /// role read earlier: a change made through another node of a cluster applies within it.
+    pub policy_cache_ms: u64,
 }
 
 impl Default for RuntimeSettings {
@@ -62,6 +65,7 @@ impl Default for RuntimeSettings {
             arbiters: 2,
             bus_capacity: 16_384,
             client_id_window: 1000,
+            policy_cache_ms: 500,
         }
     }
 }

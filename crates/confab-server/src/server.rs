@@ -133,6 +133,7 @@ impl Node {
                 client_id_window: config.runtime.client_id_window,
                 metrics: Some(runtime_metrics),
                 cluster: cluster.clone(),
+                policy_ttl: Duration::from_millis(config.runtime.policy_cache_ms),
             },
         );
 
@@ -168,6 +169,12 @@ impl Node {
             );
         }
         let state = web::Data::new(AppState {
+            app: confab_app::App::new(
+                runtime.clone(),
+                confab_app::AppLimits {
+                    max_page_size: config.http.max_page_size,
+                },
+            ),
             runtime: runtime.clone(),
             store,
             credentials: credentials.clone(),

@@ -153,7 +153,7 @@ impl World {
 
 fn post(body: &str) -> ChannelCommand {
     ChannelCommand::PostMessage(PostMessage {
-        author: "system".into(),
+        author: None,
         require_member: false,
         body: body.into(),
         attributes: None,

@@ -7,6 +7,7 @@
 //! It must not decide chat rules (that is `confab-domain`) nor order writes to a channel (that is
 //! the channel's actor): it stores what it is given, atomically, and reads it back.
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod error;
 pub mod metrics;

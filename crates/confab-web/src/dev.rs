@@ -6,6 +6,7 @@
 //! /dev/config` tells the page whether it is on; when it is off the page asks for a pasted token.
 
 use actix_web::{web, HttpResponse};
+use confab_app::AppError;
 use confab_domain::ServiceSid;
 use confab_store::{PageRequest, PageStart};
 use serde::Deserialize;
@@ -60,11 +61,7 @@ async fn token(
     body: web::Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     if !state.dev_tokens {
-        return Err(ApiError::new(
-            20403,
-            403,
-            "Development tokens are disabled on this node",
-        ));
+        return Err(AppError::forbidden("Development tokens are disabled on this node").into());
     }
     let identity = body.identity.trim().to_owned();
     confab_domain::limits::check_identity("identity", &identity, state.runtime.limits())?;
@@ -72,7 +69,7 @@ async fn token(
     let _guard = state.dev_lock.lock().await;
     let service = dev_service(&state).await?;
     let token = crate::token::mint(&state.credentials, &identity, service, 24 * 3600)
-        .map_err(|e| ApiError::new(20500, 500, e.to_string()))?;
+        .map_err(|e| ApiError(AppError::internal(e)))?;
     Ok(HttpResponse::Ok()
         .json(json!({"token": token, "identity": identity, "serviceSid": service})))
 }

@@ -2,10 +2,9 @@
 //! send them: PascalCase keys, repeated keys for lists, `true`/`false` booleans, ISO 8601 dates.
 
 use actix_web::web;
+use confab_app::AppError;
 use confab_domain::Timestamp;
 use futures::StreamExt;
-
-use crate::error::ApiError;
 
 /// The parameters of one request, in the order they came.
 #[derive(Debug, Clone, Default)]
@@ -22,17 +21,13 @@ impl Form {
     }
 
     /// Reads a request body of at most `limit` bytes and parses it.
-    pub async fn read(mut payload: web::Payload, limit: usize) -> Result<Self, ApiError> {
+    pub async fn read(mut payload: web::Payload, limit: usize) -> Result<Self, AppError> {
         let mut body = web::BytesMut::new();
         while let Some(chunk) = payload.next().await {
             let chunk =
-                chunk.map_err(|e| ApiError::invalid(format!("Cannot read request body: {e}")))?;
+                chunk.map_err(|e| AppError::invalid(format!("Cannot read request body: {e}")))?;
             if body.len() + chunk.len() > limit {
-                return Err(ApiError::new(
-                    20001,
-                    413,
-                    format!("Request body is larger than {limit} bytes"),
-                ));
+                return Err(AppError::body_too_large(limit));
             }
             body.extend_from_slice(&chunk);
         }
@@ -67,56 +62,56 @@ impl Form {
     }
 
     /// A required value.
-    pub fn required(&self, key: &str) -> Result<String, ApiError> {
-        self.string(key).ok_or_else(|| ApiError::missing(key))
+    pub fn required(&self, key: &str) -> Result<String, AppError> {
+        self.string(key).ok_or_else(|| AppError::missing(key))
     }
 
     /// A boolean (`true`/`false`, any case).
-    pub fn bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, AppError> {
         self.get(key)
             .map(|v| match v.to_ascii_lowercase().as_str() {
                 "true" => Ok(true),
                 "false" => Ok(false),
-                _ => Err(ApiError::invalid(format!("{key} must be true or false"))),
+                _ => Err(AppError::invalid(format!("{key} must be true or false"))),
             })
             .transpose()
     }
 
     /// A non-negative integer.
-    pub fn u64(&self, key: &str) -> Result<Option<u64>, ApiError> {
+    pub fn u64(&self, key: &str) -> Result<Option<u64>, AppError> {
         self.get(key)
             .map(|v| {
                 v.trim()
                     .parse::<u64>()
-                    .map_err(|_| ApiError::invalid(format!("{key} must be a non-negative integer")))
+                    .map_err(|_| AppError::invalid(format!("{key} must be a non-negative integer")))
             })
             .transpose()
     }
 
     /// A non-negative integer that fits 32 bits.
-    pub fn u32(&self, key: &str) -> Result<Option<u32>, ApiError> {
+    pub fn u32(&self, key: &str) -> Result<Option<u32>, AppError> {
         self.u64(key)?
-            .map(|v| u32::try_from(v).map_err(|_| ApiError::invalid(format!("{key} is too large"))))
+            .map(|v| u32::try_from(v).map_err(|_| AppError::invalid(format!("{key} is too large"))))
             .transpose()
     }
 
     /// An ISO 8601 date-time.
-    pub fn timestamp(&self, key: &str) -> Result<Option<Timestamp>, ApiError> {
+    pub fn timestamp(&self, key: &str) -> Result<Option<Timestamp>, AppError> {
         self.get(key)
             .map(|v| {
                 confab_protocol::time::parse(v).ok_or_else(|| {
-                    ApiError::invalid(format!("{key} must be an ISO 8601 date-time"))
+                    AppError::invalid(format!("{key} must be an ISO 8601 date-time"))
                 })
             })
             .transpose()
     }
 
     /// A SID of a given kind.
-    pub fn sid<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
+    pub fn sid<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, AppError> {
         self.get(key)
             .map(|v| {
                 v.parse::<T>()
-                    .map_err(|_| ApiError::invalid(format!("{key} is not a valid SID")))
+                    .map_err(|_| AppError::invalid(format!("{key} is not a valid SID")))
             })
             .transpose()
     }

@@ -5,9 +5,10 @@
 //! ([`error`]); the realtime WebSocket gateway ([`realtime`]: sessions, the fan-out hub, the
 //! operations) and Twilio-format access tokens ([`token`]).
 //!
-//! It must not store anything itself or order channel writes: reads go to the store, and every
-//! write to a channel goes through the channel's actor in `confab-cluster`. REST calls act as the
-//! account and are not role-checked (as in Twilio).
+//! It must not store anything itself, order channel writes or decide who may do what: those are
+//! the application layer's use cases (`confab-app`), which every transport here calls with its
+//! caller. REST calls act as the account and are not role-checked (as in Twilio); realtime
+//! sessions act as their user. `realtime` never imports `rest`.
 
 pub mod assets;
 pub mod auth;
@@ -55,6 +56,8 @@ impl Default for WebLimits {
 /// What every request handler works with. Shared by all of a node's HTTP workers.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// The use cases every transport calls.
+    pub app: confab_app::App,
     /// Where channel writes go.
     pub runtime: ChannelRuntime,
     /// Where reads go.

@@ -61,6 +61,7 @@ mod tests {
             attributes: Attributes::default(),
             kind: ChannelType::Public,
             created_by: "system".into(),
+            created_by_account: true,
             date_created: Timestamp(0),
             date_updated: Timestamp(0),
             members_count: 0,

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::wire::{InboxMessage, Published};
 use super::{Cluster, InboundRequest};
+use crate::actor::ChannelRequest;
 use crate::bus::{Bus, EventBatch, Topic};
 
 /// Follows or stops following a topic.
@@ -323,12 +324,13 @@ fn inbox_message(
             from,
             channel,
             op,
+            caller,
         }) => {
             let _ = inbound.send(InboundRequest {
                 id,
                 from,
                 channel,
-                op: *op,
+                request: ChannelRequest { caller, op: *op },
             });
         }
         Ok(InboxMessage::Reply { id, outcome }) => cluster.complete(id, outcome),

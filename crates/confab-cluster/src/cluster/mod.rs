@@ -27,7 +27,7 @@ use confab_store::{RedisStore, StoreError};
 use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::actor::ChannelOp;
+use crate::actor::ChannelRequest;
 use crate::bus::LocalBus;
 use crate::error::ChannelError;
 use crate::metrics::RuntimeMetrics;
@@ -78,7 +78,7 @@ pub(crate) struct InboundRequest {
     pub(crate) id: u64,
     pub(crate) from: String,
     pub(crate) channel: ChannelSid,
-    pub(crate) op: ChannelOp,
+    pub(crate) request: ChannelRequest,
 }
 
 struct Inner {
@@ -538,19 +538,20 @@ impl Cluster {
             .unwrap_or_else(|| me.to_owned())
     }
 
-    /// Sends `op` to `target`'s inbox and waits for the outcome.
+    /// Sends `request` to `target`'s inbox and waits for the outcome.
     pub(crate) async fn forward(
         &self,
         target: &str,
         channel: ChannelSid,
-        op: &ChannelOp,
+        request: &ChannelRequest,
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let payload = serde_json::to_string(&InboxMessage::Request {
             id,
             from: self.node_id().to_owned(),
             channel,
-            op: Box::new(op.clone()),
+            op: Box::new(request.op.clone()),
+            caller: request.caller.clone(),
         })
         .map_err(|e| ChannelError::Unreachable(format!("cannot encode the command: {e}")))?;
         let (tx, rx) = oneshot::channel();

@@ -5,6 +5,8 @@ use confab_domain::{ChannelEvent, ChannelSid, DomainError};
 use confab_store::StoreError;
 use serde::{Deserialize, Serialize};
 
+use confab_domain::Caller;
+
 use crate::actor::ChannelOp;
 use crate::bus::{EventBatch, TypingSignal, UserSignal};
 use crate::error::ChannelError;
@@ -23,6 +25,10 @@ pub(crate) enum InboxMessage {
         channel: ChannelSid,
         /// The operation (boxed: it is far larger than a reply).
         op: Box<ChannelOp>,
+        /// Who asked: the owner authorizes the operation for this caller. A node of an older
+        /// version sends none; it authorized the command itself, so it runs as the account's.
+        #[serde(default = "account")]
+        caller: Caller,
     },
     /// The outcome of a request this node sent.
     Reply {
@@ -31,6 +37,10 @@ pub(crate) enum InboxMessage {
         /// What happened.
         outcome: Outcome,
     },
+}
+
+fn account() -> Caller {
+    Caller::Account
 }
 
 /// The outcome of a forwarded command.

@@ -42,7 +42,7 @@ fn add(identity: &str) -> ChannelCommand {
 
 fn post(author: &str, body: &str, require_member: bool) -> ChannelCommand {
     ChannelCommand::PostMessage(PostMessage {
-        author: author.into(),
+        author: Some(author.into()),
         require_member,
         body: body.into(),
         attributes: None,

@@ -1,8 +1,11 @@
 //! The realtime WebSocket API at `GET /v2/realtime` (`docs/protocol.md`).
 //!
 //! [`hub`] fans committed events out to sessions; [`session`] runs one WebSocket (reader,
-//! writer with gap repair, keepalive, limits); [`ops`] implements the operations.
+//! writer with gap repair, keepalive, limits); [`connection`] decodes a connection's requests
+//! and holds its authentication; [`ops`] turns each request into a call of the application
+//! layer (`confab-app`) and renders the reply.
 
+mod connection;
 pub mod hub;
 mod ops;
 mod session;

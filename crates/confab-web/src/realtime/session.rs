@@ -10,15 +10,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
+use actix_ws::{CloseReason, Message, MessageStream, ProtocolError, Session};
 use bytestring::ByteString;
 use confab_domain::ChannelSid;
-use confab_protocol::realtime as rt;
+use confab_protocol::realtime::{self as rt, CloseCode};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use super::connection::{Connection, Flow};
 use super::hub::{Kick, Outbound, Outbox};
-use super::ops::{Connection, Flow};
 use crate::AppState;
 
 /// Runs a connection until it closes.
@@ -42,7 +42,7 @@ pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageSt
     let client_timeout = Duration::from_secs(cfg.client_timeout_secs.max(1));
     let mut last_heard = Instant::now();
 
-    let close: Option<(u16, &'static str)> = loop {
+    let close: Option<(CloseCode, &'static str)> = loop {
         let token_deadline = conn.next_token_deadline();
         tokio::select! {
             frame = stream.next() => {
@@ -61,14 +61,14 @@ pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageSt
                     }
                     Some(Ok(Message::Pong(_))) | Some(Ok(Message::Nop)) => {}
                     Some(Ok(Message::Binary(_))) | Some(Ok(Message::Continuation(_))) => {
-                        break Some((1003, "text frames only"));
+                        break Some((CloseCode::Unsupported, "text frames only"));
                     }
                     Some(Ok(Message::Close(_))) | None => break None,
-                    Some(Err(ProtocolError::Overflow)) => break Some((1009, "frame too big")),
-                    Some(Err(_)) => break Some((1002, "protocol error")),
+                    Some(Err(ProtocolError::Overflow)) => break Some((CloseCode::TooBig, "frame too big")),
+                    Some(Err(_)) => break Some((CloseCode::ProtocolError, "protocol error")),
                 }
             }
-            _ = &mut init_deadline, if !conn.is_initialized() => break Some((4008, "no init in time")),
+            _ = &mut init_deadline, if !conn.is_initialized() => break Some((CloseCode::InitTimeout, "no init in time")),
             _ = ping.tick() => {
                 if last_heard.elapsed() > client_timeout {
                     break None;
@@ -78,8 +78,8 @@ pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageSt
                 }
             }
             code = kick.kicked() => break Some(match code {
-                4010 => (4010, "draining: reconnect elsewhere"),
-                _ => (4009, "too slow: reconnect and resume"),
+                CloseCode::Draining => (CloseCode::Draining, "draining: reconnect elsewhere"),
+                _ => (CloseCode::TooSlow, "too slow: reconnect and resume"),
             }),
             _ = sleep_until(token_deadline), if token_deadline.is_some() => {
                 if let Flow::Close(code, reason) = conn.token_timer() {
@@ -91,7 +91,7 @@ pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageSt
     conn.shutdown();
     if let Some(m) = &state.metrics {
         m.connections.dec();
-        if close.is_some_and(|(code, _)| code == 4009) {
+        if close.is_some_and(|(code, _)| code == CloseCode::TooSlow) {
             m.slow_consumer_closes.inc();
         }
     }
@@ -101,7 +101,7 @@ pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageSt
         let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
         let _ = ws
             .close(Some(CloseReason {
-                code: CloseCode::Other(code),
+                code: actix_ws::CloseCode::Other(code.code()),
                 description: Some(reason.to_owned()),
             }))
             .await;
@@ -217,7 +217,7 @@ async fn repair(
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(%channel, error = %e, "cannot repair a gap from the store");
-                kick.kick(4009);
+                kick.kick(CloseCode::TooSlow);
                 return false;
             }
         };

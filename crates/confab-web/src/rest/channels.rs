@@ -1,6 +1,7 @@
 //! `/v2/Services/{ServiceSid}/Channels` and a channel's `/Webhooks`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use confab_app::AppError;
 use confab_cluster::{now, ChannelOp, RandomSids};
 use confab_domain::{
     ChannelCommand, ChannelEventKind, ChannelSid, ChannelType, ChannelWebhook, CreateChannel,
@@ -42,13 +43,13 @@ fn channel_type(value: &str) -> Result<ChannelType, ApiError> {
     match value {
         "public" => Ok(ChannelType::Public),
         "private" => Ok(ChannelType::Private),
-        _ => Err(ApiError::invalid("Type must be public or private")),
+        _ => Err(AppError::invalid("Type must be public or private").into()),
     }
 }
 
 fn created_channel(
     events: &[confab_domain::ChannelEvent],
-) -> Result<confab_domain::Channel, ApiError> {
+) -> Result<confab_domain::Channel, AppError> {
     find_event(events, |k| match k {
         ChannelEventKind::ChannelCreated { channel }
         | ChannelEventKind::ChannelUpdated { channel, .. } => Some(channel.clone()),
@@ -71,11 +72,7 @@ async fn create(
     let unique_name = form.string("UniqueName").filter(|n| !n.is_empty());
     if let Some(name) = &unique_name {
         if ChannelSid::is_sid(name) {
-            return Err(ApiError::new(
-                50306,
-                400,
-                "Unique name should not match channel SID pattern",
-            ));
+            return Err(AppError::unique_name_is_sid().into());
         }
     }
     let sid = ChannelSid::generate(&mut RandomSids);
@@ -90,10 +87,7 @@ async fn create(
         date_created: form.timestamp("DateCreated")?,
         date_updated: form.timestamp("DateUpdated")?,
     };
-    let events = state
-        .runtime
-        .execute(sid, ChannelOp::Create(create))
-        .await?;
+    let events = super::execute(&state, sid, ChannelOp::Create(create)).await?;
     Ok(created(json::channel(
         &created_channel(&events)?,
         &state.urls,
@@ -151,11 +145,7 @@ async fn update(
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     if let Some(name) = form.get("UniqueName") {
         if ChannelSid::is_sid(name) {
-            return Err(ApiError::new(
-                50306,
-                400,
-                "Unique name should not match channel SID pattern",
-            ));
+            return Err(AppError::unique_name_is_sid().into());
         }
     }
     let command = ChannelCommand::Update(UpdateChannel {
@@ -166,10 +156,7 @@ async fn update(
         date_created: form.timestamp("DateCreated")?,
         date_updated: form.timestamp("DateUpdated")?,
     });
-    let events = state
-        .runtime
-        .execute(channel.sid, ChannelOp::Apply(command))
-        .await?;
+    let events = super::execute(&state, channel.sid, ChannelOp::Apply(command)).await?;
     Ok(ok(json::channel(&created_channel(&events)?, &state.urls)))
 }
 
@@ -179,17 +166,19 @@ async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let service = load_service(&state, &path.0).await?;
     let channel = load_channel(&state, service.sid, &path.1).await?;
-    state
-        .runtime
-        .execute(channel.sid, ChannelOp::Apply(ChannelCommand::Delete))
-        .await?;
+    super::execute(
+        &state,
+        channel.sid,
+        ChannelOp::Apply(ChannelCommand::Delete),
+    )
+    .await?;
     Ok(no_content())
 }
 
 // === webhooks ===
 
-fn webhook_not_found() -> ApiError {
-    ApiError::new(50320, 404, "Channel webhook not found")
+fn webhook_not_found() -> AppError {
+    AppError::webhook_not_found()
 }
 
 /// Applies the `Configuration.*` parameters to a webhook.
@@ -200,9 +189,7 @@ fn configure(form: &Form, webhook: &mut ChannelWebhook) -> Result<(), ApiError> 
     if let Some(method) = form.string("Configuration.Method") {
         let method = method.to_ascii_uppercase();
         if method != "GET" && method != "POST" {
-            return Err(ApiError::invalid(
-                "Configuration.Method must be GET or POST",
-            ));
+            return Err(AppError::invalid("Configuration.Method must be GET or POST").into());
         }
         webhook.method = Some(method);
     }
@@ -231,7 +218,7 @@ async fn create_webhook(
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let kind = form.required("Type")?;
     if !["webhook", "trigger", "studio"].contains(&kind.as_str()) {
-        return Err(ApiError::invalid("Type must be webhook, trigger or studio"));
+        return Err(AppError::invalid("Type must be webhook, trigger or studio").into());
     }
     let existing = state
         .store
@@ -241,7 +228,7 @@ async fn create_webhook(
         )
         .await?;
     if existing.items.len() >= state.limits.webhooks_per_channel {
-        return Err(ApiError::new(50321, 403, "Too many channel webhooks"));
+        return Err(AppError::too_many_webhooks().into());
     }
     let now = now();
     let mut webhook = ChannelWebhook {
@@ -286,7 +273,7 @@ async fn list_webhooks(
 async fn load_webhook(
     state: &AppState,
     path: &(String, String, String),
-) -> Result<ChannelWebhook, ApiError> {
+) -> Result<ChannelWebhook, AppError> {
     let service = load_service(state, &path.0).await?;
     let channel = load_channel(state, service.sid, &path.1).await?;
     let sid: WebhookSid = path.2.parse().map_err(|_| webhook_not_found())?;

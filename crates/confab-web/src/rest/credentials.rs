@@ -1,6 +1,7 @@
 //! `/v2/Credentials`: push credentials of the account (stored; push delivery is not built).
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use confab_app::AppError;
 use confab_cluster::{now, RandomSids};
 use confab_domain::{limits::check_name, Credential, CredentialSid};
 use confab_protocol::rest as json;
@@ -20,8 +21,8 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-fn not_found(sid: &str) -> ApiError {
-    ApiError::not_found(&format!("/Credentials/{sid}"))
+fn not_found(sid: &str) -> AppError {
+    AppError::not_found(&format!("/Credentials/{sid}"))
 }
 
 /// Applies the optional parameters shared by create and update.
@@ -54,7 +55,7 @@ async fn create(
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let kind = form.required("Type")?;
     if !["apn", "gcm", "fcm"].contains(&kind.as_str()) {
-        return Err(ApiError::invalid("Type must be apn, gcm or fcm"));
+        return Err(AppError::invalid("Type must be apn, gcm or fcm").into());
     }
     let now = now();
     let mut credential = Credential {
@@ -82,7 +83,7 @@ async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespon
     Ok(paging.respond(&req, &state, "credentials", vec![], &page, items))
 }
 
-async fn load(state: &AppState, sid: &str) -> Result<Credential, ApiError> {
+async fn load(state: &AppState, sid: &str) -> Result<Credential, AppError> {
     let parsed: CredentialSid = sid.parse().map_err(|_| not_found(sid))?;
     state
         .store

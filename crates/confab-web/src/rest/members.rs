@@ -1,6 +1,7 @@
 //! A channel's `/Members` and `/Invites`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use confab_app::AppError;
 use confab_cluster::ChannelOp;
 use confab_domain::{
     AddMember, Channel, ChannelCommand, ChannelEventKind, ConsumptionUpdate, InviteMember,
@@ -67,7 +68,7 @@ async fn newcomer(
 ) -> Result<(String, Option<RoleSid>), ApiError> {
     let identity = form
         .string("Identity")
-        .ok_or_else(|| ApiError::new(50204, 400, "Identity not provided"))?;
+        .ok_or_else(AppError::identity_missing)?;
     let role_sid = match form.sid("RoleSid")? {
         Some(sid) => Some(load_role(state, service.sid, sid).await?.sid),
         None => None,
@@ -76,11 +77,11 @@ async fn newcomer(
     Ok((identity, role_sid))
 }
 
-fn member_not_found() -> ApiError {
-    ApiError::new(50402, 404, "Member not found")
+fn member_not_found() -> AppError {
+    AppError::member_not_found()
 }
 
-async fn load_member(state: &AppState, channel: &Channel, key: &str) -> Result<Member, ApiError> {
+async fn load_member(state: &AppState, channel: &Channel, key: &str) -> Result<Member, AppError> {
     let key = match member_ref(key) {
         MemberRef::Sid(sid) => MemberKey::Sid(sid),
         MemberRef::Identity(identity) => MemberKey::Identity(identity),
@@ -92,7 +93,7 @@ async fn load_member(state: &AppState, channel: &Channel, key: &str) -> Result<M
         .ok_or_else(member_not_found)
 }
 
-fn member_from(events: &[confab_domain::ChannelEvent]) -> Result<Member, ApiError> {
+fn member_from(events: &[confab_domain::ChannelEvent]) -> Result<Member, AppError> {
     find_event(events, |k| match k {
         ChannelEventKind::MemberJoined { member }
         | ChannelEventKind::MemberUpdated { member, .. } => Some(member.clone()),
@@ -118,10 +119,7 @@ async fn create(
         date_created: form.timestamp("DateCreated")?,
         date_updated: form.timestamp("DateUpdated")?,
     });
-    let events = state
-        .runtime
-        .execute(channel.sid, ChannelOp::Apply(command))
-        .await?;
+    let events = super::execute(&state, channel.sid, ChannelOp::Apply(command)).await?;
     Ok(created(json::member(&member_from(&events)?, &state.urls)))
 }
 
@@ -189,16 +187,7 @@ async fn update(
         date_created: form.timestamp("DateCreated")?,
         date_updated: form.timestamp("DateUpdated")?,
     });
-    let events = state
-        .runtime
-        .execute(channel.sid, ChannelOp::Apply(command))
-        .await
-        .map_err(|e| match e {
-            confab_cluster::ChannelError::Domain(confab_domain::DomainError::MemberNotFound) => {
-                member_not_found()
-            }
-            other => other.into(),
-        })?;
+    let events = super::execute(&state, channel.sid, ChannelOp::Apply(command)).await?;
     Ok(ok(json::member(&member_from(&events)?, &state.urls)))
 }
 
@@ -210,17 +199,14 @@ async fn delete(
     let command = ChannelCommand::RemoveMember {
         member: member_ref(&path.2),
     };
-    state
-        .runtime
-        .execute(channel.sid, ChannelOp::Apply(command))
-        .await?;
+    super::execute(&state, channel.sid, ChannelOp::Apply(command)).await?;
     Ok(no_content())
 }
 
 // === invites ===
 
-fn invite_not_found() -> ApiError {
-    ApiError::new(50601, 404, "Invite not found")
+fn invite_not_found() -> AppError {
+    AppError::invite_not_found()
 }
 
 async fn create_invite(
@@ -236,10 +222,7 @@ async fn create_invite(
         role_sid: role_sid.unwrap_or(service.default_channel_role_sid),
         created_by: None,
     });
-    let events = state
-        .runtime
-        .execute(channel.sid, ChannelOp::Apply(command))
-        .await?;
+    let events = super::execute(&state, channel.sid, ChannelOp::Apply(command)).await?;
     let invite = find_event(&events, |k| match k {
         ChannelEventKind::InviteCreated { invite } => Some(invite.clone()),
         _ => None,
@@ -294,12 +277,11 @@ async fn delete_invite(
 ) -> Result<HttpResponse, ApiError> {
     let (_, channel) = service_and_channel(&state, &path.0, &path.1).await?;
     let invite: InviteSid = path.2.parse().map_err(|_| invite_not_found())?;
-    state
-        .runtime
-        .execute(
-            channel.sid,
-            ChannelOp::Apply(ChannelCommand::RemoveInvite { invite }),
-        )
-        .await?;
+    super::execute(
+        &state,
+        channel.sid,
+        ChannelOp::Apply(ChannelCommand::RemoveInvite { invite }),
+    )
+    .await?;
     Ok(no_content())
 }

@@ -1,6 +1,7 @@
 //! A channel's `/Messages`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use confab_app::AppError;
 use confab_cluster::{ChannelOp, MessageChange};
 use confab_domain::{ChannelCommand, ChannelEventKind, MessageSid, PostMessage};
 use confab_protocol::rest as json;
@@ -24,11 +25,11 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn message_not_found() -> ApiError {
-    ApiError::new(50500, 404, "Message not found")
+fn message_not_found() -> AppError {
+    AppError::message_not_found()
 }
 
-fn message_sid(text: &str) -> Result<MessageSid, ApiError> {
+fn message_sid(text: &str) -> Result<MessageSid, AppError> {
     text.parse().map_err(|_| message_not_found())
 }
 
@@ -41,10 +42,8 @@ async fn create(
     let channel = load_channel(&state, service.sid, &path.1).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let command = ChannelCommand::PostMessage(PostMessage {
-        author: form
-            .string("From")
-            .filter(|f| !f.is_empty())
-            .unwrap_or_else(|| "system".to_owned()),
+        // Without `From` the account is the author (shown as `system`, owned by no user).
+        author: form.string("From").filter(|f| !f.is_empty()),
         // REST acts as the account: any author may post, member or not (as in Twilio).
         require_member: false,
         body: form.string("Body").unwrap_or_default(),
@@ -54,10 +53,7 @@ async fn create(
         last_updated_by: form.string("LastUpdatedBy"),
         client_id: None,
     });
-    let events = state
-        .runtime
-        .execute(channel.sid, ChannelOp::Apply(command))
-        .await?;
+    let events = super::execute(&state, channel.sid, ChannelOp::Apply(command)).await?;
     let message = find_event(&events, |k| match k {
         ChannelEventKind::MessageAdded { message } => Some(message.clone()),
         _ => None,
@@ -76,7 +72,7 @@ async fn list(
     let descending = match q.get("Order") {
         None | Some("asc") => false,
         Some("desc") => true,
-        Some(_) => return Err(ApiError::invalid("Order must be asc or desc")),
+        Some(_) => return Err(AppError::invalid("Order must be asc or desc").into()),
     };
     let paging = Paging::from_query(&q, &state, descending)?;
     let page = state
@@ -129,10 +125,12 @@ async fn update(
         date_created: form.timestamp("DateCreated")?,
         date_updated: form.timestamp("DateUpdated")?,
     };
-    let events = state
-        .runtime
-        .execute(channel.sid, ChannelOp::UpdateMessage { message, change })
-        .await?;
+    let events = super::execute(
+        &state,
+        channel.sid,
+        ChannelOp::UpdateMessage { message, change },
+    )
+    .await?;
     let message = find_event(&events, |k| match k {
         ChannelEventKind::MessageUpdated { message, .. } => Some(message.clone()),
         _ => None,
@@ -147,9 +145,6 @@ async fn delete(
     let service = load_service(&state, &path.0).await?;
     let channel = load_channel(&state, service.sid, &path.1).await?;
     let message = message_sid(&path.2)?;
-    state
-        .runtime
-        .execute(channel.sid, ChannelOp::RemoveMessage { message })
-        .await?;
+    super::execute(&state, channel.sid, ChannelOp::RemoveMessage { message }).await?;
     Ok(no_content())
 }

@@ -12,13 +12,16 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpRequest, HttpResponse};
+use confab_cluster::ChannelOp;
 use confab_domain::{
-    Channel, ChannelEvent, ChannelEventKind, ChannelSid, Role, RoleSid, Service, ServiceSid, User,
-    UserSid,
+    Caller, Channel, ChannelEvent, ChannelEventKind, ChannelSid, Role, RoleSid, Service,
+    ServiceSid, User,
 };
 use confab_protocol::rest::{self as json, PageMeta};
 use confab_store::{Page, PageRequest, PageStart};
 use serde_json::Value;
+
+use confab_app::AppError;
 
 use crate::error::ApiError;
 use crate::form::Form;
@@ -41,7 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(req.path()))
+    Err(AppError::not_found(req.path()).into())
 }
 
 /// Refuses every request without valid HTTP Basic credentials (Twilio error 20003).
@@ -61,7 +64,8 @@ async fn authenticate(
         .unwrap_or(false);
     if !allowed {
         let (req, _) = req.into_parts();
-        let response = actix_web::ResponseError::error_response(&ApiError::unauthenticated());
+        let response =
+            actix_web::ResponseError::error_response(&ApiError(AppError::unauthenticated()));
         return Ok(ServiceResponse::new(req, response).map_into_right_body());
     }
     next.call(req)
@@ -92,17 +96,18 @@ impl Paging {
             .u64("PageSize")?
             .unwrap_or(state.limits.default_page_size as u64);
         if size == 0 || size > state.limits.max_page_size as u64 {
-            return Err(ApiError::invalid(format!(
+            return Err(AppError::invalid(format!(
                 "PageSize must be between 1 and {}",
                 state.limits.max_page_size
-            )));
+            ))
+            .into());
         }
         let page = q.u64("Page")?.unwrap_or(0);
         let token = q.string("PageToken");
         let start = match &token {
             Some(t) => PageStart::After(
                 t.strip_prefix("PT")
-                    .ok_or_else(|| ApiError::invalid("Invalid PageToken"))?
+                    .ok_or_else(|| AppError::invalid("Invalid PageToken"))?
                     .to_owned(),
             ),
             None if page > 0 => PageStart::Offset(page.saturating_mul(size)),
@@ -146,17 +151,10 @@ impl Paging {
     }
 }
 
-// === lookups shared by the resource modules ===
+// === lookups: the application layer's, with its errors as HTTP errors ===
 
-pub(crate) async fn load_service(state: &AppState, sid: &str) -> Result<Service, ApiError> {
-    let parsed: ServiceSid = sid
-        .parse()
-        .map_err(|_| ApiError::not_found(&format!("/Services/{sid}")))?;
-    state
-        .store
-        .get_service(parsed)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&format!("/Services/{sid}")))
+pub(crate) async fn load_service(state: &AppState, sid: &str) -> Result<Service, AppError> {
+    state.app.load_service(sid).await
 }
 
 /// A channel by SID or unique name (50300 when there is none).
@@ -164,18 +162,8 @@ pub(crate) async fn load_channel(
     state: &AppState,
     service: ServiceSid,
     key: &str,
-) -> Result<Channel, ApiError> {
-    let found = if ChannelSid::is_sid(key) {
-        let sid: ChannelSid = key.parse().map_err(|_| channel_not_found())?;
-        state.store.get_channel(service, sid).await?
-    } else {
-        state.store.get_channel_by_unique_name(service, key).await?
-    };
-    found.ok_or_else(channel_not_found)
-}
-
-pub(crate) fn channel_not_found() -> ApiError {
-    ApiError::new(50300, 404, "Channel not found")
+) -> Result<Channel, AppError> {
+    state.app.load_channel(service, key).await
 }
 
 /// A user by SID or identity (50200 when there is none).
@@ -183,18 +171,8 @@ pub(crate) async fn load_user(
     state: &AppState,
     service: ServiceSid,
     key: &str,
-) -> Result<User, ApiError> {
-    let found = if UserSid::is_sid(key) {
-        let sid: UserSid = key.parse().map_err(|_| user_not_found())?;
-        state.store.get_user(service, sid).await?
-    } else {
-        state.store.get_user_by_identity(service, key).await?
-    };
-    found.ok_or_else(user_not_found)
-}
-
-pub(crate) fn user_not_found() -> ApiError {
-    ApiError::new(50200, 404, "User not found")
+) -> Result<User, AppError> {
+    state.app.load_user(service, key).await
 }
 
 /// A role named by a `RoleSid` parameter (50100 when there is none in the service).
@@ -202,61 +180,34 @@ pub(crate) async fn load_role(
     state: &AppState,
     service: ServiceSid,
     sid: RoleSid,
-) -> Result<Role, ApiError> {
-    state
-        .store
-        .get_role(service, sid)
-        .await?
-        .ok_or_else(|| ApiError::new(50100, 404, "Role not found"))
+) -> Result<Role, AppError> {
+    state.app.load_role(service, sid).await
 }
 
-/// The user with this identity, created with the service's default role if there is none
-/// (adding a member or inviting an unknown identity creates the user, as in Twilio).
+/// The user with this identity, created with the service's default role if there is none.
 pub(crate) async fn ensure_user(
     state: &AppState,
     service: &Service,
     identity: &str,
-) -> Result<User, ApiError> {
-    if let Some(user) = state
-        .store
-        .get_user_by_identity(service.sid, identity)
-        .await?
-    {
-        return Ok(user);
-    }
-    confab_domain::limits::check_identity("Identity", identity, state.runtime.limits())?;
-    let now = confab_cluster::now();
-    let user = User {
-        sid: UserSid::generate(&mut confab_cluster::RandomSids),
-        service_sid: service.sid,
-        identity: identity.to_owned(),
-        friendly_name: None,
-        attributes: Default::default(),
-        role_sid: service.default_service_role_sid,
-        date_created: now,
-        date_updated: now,
-    };
-    match state.store.create_user(&user).await {
-        Ok(()) => Ok(user),
-        // Someone else created it meanwhile: use theirs.
-        Err(confab_store::StoreError::Conflict(_)) => state
-            .store
-            .get_user_by_identity(service.sid, identity)
-            .await?
-            .ok_or_else(user_not_found),
-        Err(e) => Err(e.into()),
-    }
+) -> Result<User, AppError> {
+    state.app.ensure_user(service, identity).await
 }
 
 /// The first event of the given shape among committed events.
 pub(crate) fn find_event<T>(
     events: &[ChannelEvent],
     pick: impl Fn(&ChannelEventKind) -> Option<T>,
-) -> Result<T, ApiError> {
-    events
-        .iter()
-        .find_map(|e| pick(&e.kind))
-        .ok_or_else(|| ApiError::new(20500, 500, "Internal server error: missing event"))
+) -> Result<T, AppError> {
+    confab_app::lookup::find_event(events, pick)
+}
+
+/// Runs a channel operation as the account (REST calls are not role-checked, as in Twilio).
+pub(crate) async fn execute(
+    state: &AppState,
+    channel: ChannelSid,
+    op: ChannelOp,
+) -> Result<Vec<ChannelEvent>, ApiError> {
+    Ok(state.app.execute(&Caller::Account, channel, op).await?)
 }
 
 pub(crate) fn created(body: Value) -> HttpResponse {

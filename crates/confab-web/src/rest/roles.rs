@@ -1,6 +1,7 @@
 //! `/v2/Services/{ServiceSid}/Roles`: named permission sets.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use confab_app::AppError;
 use confab_cluster::{now, RandomSids};
 use confab_domain::{limits::check_name, Permission, Role, RoleSid, RoleType};
 use confab_protocol::rest as json;
@@ -25,16 +26,16 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// The `Permission` values of a request: at least one, each one Twilio knows.
-fn permissions(form: &Form) -> Result<Vec<Permission>, ApiError> {
+fn permissions(form: &Form) -> Result<Vec<Permission>, AppError> {
     let names = form.all("Permission");
     if names.is_empty() {
-        return Err(ApiError::missing("Permission"));
+        return Err(AppError::missing("Permission"));
     }
     let mut permissions = Vec::with_capacity(names.len());
     for name in names {
         let p: Permission = name
             .parse()
-            .map_err(|_| ApiError::new(50104, 400, format!("Permission not found: {name}")))?;
+            .map_err(|_| AppError::unknown_permission(&name))?;
         if !permissions.contains(&p) {
             permissions.push(p);
         }
@@ -42,9 +43,8 @@ fn permissions(form: &Form) -> Result<Vec<Permission>, ApiError> {
     Ok(permissions)
 }
 
-fn role_sid(sid: &str) -> Result<RoleSid, ApiError> {
-    sid.parse()
-        .map_err(|_| ApiError::new(50100, 404, "Role not found"))
+fn role_sid(sid: &str) -> Result<RoleSid, AppError> {
+    sid.parse().map_err(|_| AppError::role_not_found())
 }
 
 async fn create(
@@ -60,11 +60,10 @@ async fn create(
         "channel" => RoleType::Channel,
         "deployment" => RoleType::Deployment,
         _ => {
-            return Err(ApiError::new(
-                50105,
-                400,
+            return Err(AppError::role_type_mismatch(
                 "Invalid role type: must be channel or deployment",
-            ))
+            )
+            .into())
         }
     };
     let permissions = permissions(&form)?;
@@ -79,6 +78,7 @@ async fn create(
         date_updated: now,
     };
     state.store.create_role(&role).await?;
+    state.app.policies().forget_service(service.sid);
     Ok(created(json::role(&role, &state.urls)))
 }
 
@@ -121,6 +121,9 @@ async fn update(
     role.permissions = permissions(&form)?;
     role.date_updated = now();
     state.store.update_role(&role).await?;
+    // Open sessions act on the new permissions at once on this node, within the policy cache's
+    // lifetime on the others.
+    state.app.policies().forget_service(role.service_sid);
     Ok(ok(json::role(&role, &state.urls)))
 }
 
@@ -137,12 +140,11 @@ async fn delete(
     ]
     .contains(&sid)
     {
-        return Err(ApiError::invalid(
-            "A default role of the service cannot be deleted",
-        ));
+        return Err(AppError::invalid("A default role of the service cannot be deleted").into());
     }
     if !state.store.delete_role(service.sid, sid).await? {
-        return Err(ApiError::new(50100, 404, "Role not found"));
+        return Err(AppError::role_not_found().into());
     }
+    state.app.policies().forget_service(service.sid);
     Ok(no_content())
 }

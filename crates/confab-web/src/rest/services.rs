@@ -1,6 +1,7 @@
 //! `/v2/Services`: services with their settings.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use confab_app::AppError;
 use confab_cluster::{now, ChannelOp, RandomSids};
 use confab_domain::{
     limits::check_name, ChannelCommand, DefaultRoles, NotificationSetting, Service, ServiceLimits,
@@ -72,7 +73,7 @@ async fn create(
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let friendly_name = form
         .string("FriendlyName")
-        .ok_or_else(|| ApiError::new(50000, 400, "FriendlyName not provided"))?;
+        .ok_or_else(AppError::friendly_name_missing)?;
     check_name("FriendlyName", &friendly_name, state.runtime.limits())?;
     let service = create_service(&state, friendly_name, false).await?;
     Ok(created(json::service(&service, &state.urls)))
@@ -155,19 +156,21 @@ async fn update(
     }
     if let Some(v) = form.u32("Limits.ChannelMembers")? {
         if v == 0 || v as usize > node.members_per_channel {
-            return Err(ApiError::invalid(format!(
+            return Err(AppError::invalid(format!(
                 "Limits.ChannelMembers must be between 1 and {}",
                 node.members_per_channel
-            )));
+            ))
+            .into());
         }
         service.limits.channel_members = v;
     }
     if let Some(v) = form.u32("Limits.UserChannels")? {
         if v == 0 || v as usize > node.channels_per_user {
-            return Err(ApiError::invalid(format!(
+            return Err(AppError::invalid(format!(
                 "Limits.UserChannels must be between 1 and {}",
                 node.channels_per_user
-            )));
+            ))
+            .into());
         }
         service.limits.user_channels = v;
     }
@@ -203,7 +206,7 @@ async fn update(
     }
     if let Some(v) = form.string("WebhookMethod") {
         if v != "GET" && v != "POST" {
-            return Err(ApiError::invalid("WebhookMethod must be GET or POST"));
+            return Err(AppError::invalid("WebhookMethod must be GET or POST").into());
         }
         w.method = Some(v);
     }
@@ -221,6 +224,7 @@ async fn update(
     }
     service.date_updated = now();
     state.store.update_service(&service).await?;
+    state.app.policies().forget_service(service.sid);
     Ok(ok(json::service(&service, &state.urls)))
 }
 
@@ -240,13 +244,16 @@ async fn delete(
             break;
         }
         for channel in page.items {
-            state
-                .runtime
-                .execute(channel.sid, ChannelOp::Apply(ChannelCommand::Delete))
-                .await?;
+            super::execute(
+                &state,
+                channel.sid,
+                ChannelOp::Apply(ChannelCommand::Delete),
+            )
+            .await?;
         }
     }
     state.store.delete_service(service.sid).await?;
+    state.app.policies().forget_service(service.sid);
     Ok(no_content())
 }
 

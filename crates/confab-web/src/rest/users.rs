@@ -1,6 +1,7 @@
 //! `/v2/Services/{ServiceSid}/Users` and a user's channels (`/Users/{UserSid}/Channels`).
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use confab_app::AppError;
 use confab_cluster::{now, ChannelOp, RandomSids};
 use confab_domain::{
     limits::{check_identity, check_name},
@@ -56,14 +57,12 @@ async fn create(
     let limits = state.runtime.limits();
     let identity = form
         .string("Identity")
-        .ok_or_else(|| ApiError::new(50204, 400, "Identity not provided"))?;
+        .ok_or_else(AppError::identity_missing)?;
     check_identity("Identity", &identity, limits)?;
     if UserSid::is_sid(&identity) {
-        return Err(ApiError::new(
-            50206,
-            400,
-            "Identity should not match user SID pattern",
-        ));
+        return Err(
+            AppError::invalid_identity("Identity should not match user SID pattern").into(),
+        );
     }
     let role_sid = match form.sid("RoleSid")? {
         Some(sid) => load_role(&state, service.sid, sid).await?.sid,
@@ -89,6 +88,11 @@ async fn create(
         date_updated: now,
     };
     state.store.create_user(&user).await?;
+    // A decision may have cached that the identity had no user (and so no role).
+    state
+        .app
+        .policies()
+        .forget_user(service.sid, &user.identity);
     Ok(created(render(&state, &user).await?))
 }
 
@@ -140,6 +144,11 @@ async fn update(
     }
     user.date_updated = now();
     state.store.update_user(&user).await?;
+    // A new role applies to the user's open sessions at once on this node.
+    state
+        .app
+        .policies()
+        .forget_user(user.service_sid, &user.identity);
     Ok(ok(render(&state, &user).await?))
 }
 
@@ -162,13 +171,14 @@ async fn delete(
             let command = ChannelCommand::RemoveMember {
                 member: MemberRef::Sid(member.sid),
             };
-            state
-                .runtime
-                .execute(member.channel_sid, ChannelOp::Apply(command))
-                .await?;
+            super::execute(&state, member.channel_sid, ChannelOp::Apply(command)).await?;
         }
     }
     state.store.delete_user(service.sid, user.sid).await?;
+    state
+        .app
+        .policies()
+        .forget_user(user.service_sid, &user.identity);
     Ok(no_content())
 }
 
@@ -222,7 +232,7 @@ async fn membership(
         .store
         .get_member(channel.sid, &MemberKey::Identity(user.identity.clone()))
         .await?
-        .ok_or_else(|| ApiError::new(50400, 404, "User not member of channel"))?;
+        .ok_or_else(AppError::member_identity_not_found)?;
     Ok((user, member))
 }
 
@@ -253,10 +263,7 @@ async fn update_channel(
         date_created: None,
         date_updated: None,
     });
-    let events = state
-        .runtime
-        .execute(member.channel_sid, ChannelOp::Apply(command))
-        .await?;
+    let events = super::execute(&state, member.channel_sid, ChannelOp::Apply(command)).await?;
     let member = find_event(&events, |k| match k {
         confab_domain::ChannelEventKind::MemberUpdated { member, .. } => Some(member.clone()),
         _ => None,
@@ -272,9 +279,6 @@ async fn delete_channel(
     let command = ChannelCommand::RemoveMember {
         member: MemberRef::Sid(member.sid),
     };
-    state
-        .runtime
-        .execute(member.channel_sid, ChannelOp::Apply(command))
-        .await?;
+    super::execute(&state, member.channel_sid, ChannelOp::Apply(command)).await?;
     Ok(no_content())
 }

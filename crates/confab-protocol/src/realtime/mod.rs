@@ -1,7 +1,15 @@
 //! The realtime WebSocket protocol (`docs/protocol.md`): resource views, frames, and the one
 //! function that turns a channel event into the frame every member receives.
 //!
-//! Everything here is shared by the server and the Rust SDK, so both sides read the same shapes.
+//! Everything here is shared by the server and the Rust SDK, so both sides read the same shapes:
+//! the requests a client sends ([`request`]), the close codes ([`close`]), and the views, replies
+//! and event frames the server sends (here).
+
+pub mod close;
+pub mod request;
+
+pub use close::CloseCode;
+pub use request::{Request, RequestFrame};
 
 use confab_domain::{Channel, ChannelEvent, ChannelEventKind, Member, Message, UpdateReason, User};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,100 @@
+//! `confab-app`: the application layer. Every transport (the Twilio REST API, the realtime
+//! WebSocket API, and those to come) parses its input, calls one function here, and renders
+//! what it returns; so a behaviour lives in one place and is tested once.
+//!
+//! It owns the use cases ([`channels`], [`messages`], [`users`]), the lookups they share
+//! ([`lookup`]) and the one error type with every Twilio code ([`error`]). Each use case takes a
+//! [`Caller`]: the account (REST, server-side calls) or a user of a service (realtime). Writes go
+//! to the channel's actor with the caller, and the actor decides (`confab_domain::policy`)
+//! against the channel's current state; reads apply the same visibility rule to what the store
+//! holds now. Nothing here keeps a copy of a user's rights.
+//!
+//! It must not speak HTTP, WebSocket or any wire format (that is `confab-web` and
+//! `confab-protocol`), nor order writes (that is the actor in `confab-cluster`).
+
+pub mod channels;
+pub mod error;
+pub mod lookup;
+pub mod messages;
+pub mod users;
+
+use std::sync::Arc;
+
+use confab_cluster::{ChannelOp, ChannelRuntime, Policies};
+use confab_domain::{ChannelEvent, ChannelSid, Limits};
+use confab_store::Store;
+
+pub use confab_domain::{Caller, Participation};
+pub use error::AppError;
+
+/// What every use case returns.
+pub type AppResult<T> = Result<T, AppError>;
+
+/// Limits the use cases apply to what one call may ask for.
+#[derive(Debug, Clone)]
+pub struct AppLimits {
+    /// Largest page a list may return.
+    pub max_page_size: usize,
+}
+
+impl Default for AppLimits {
+    fn default() -> Self {
+        Self {
+            max_page_size: 1000,
+        }
+    }
+}
+
+/// The application: the runtime that writes, the store that reads. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct App {
+    runtime: ChannelRuntime,
+    store: Arc<dyn Store>,
+    limits: AppLimits,
+}
+
+impl App {
+    /// The application over a node's runtime (and its store).
+    pub fn new(runtime: ChannelRuntime, limits: AppLimits) -> Self {
+        Self {
+            store: runtime.store().clone(),
+            runtime,
+            limits,
+        }
+    }
+
+    /// The channel runtime.
+    pub fn runtime(&self) -> &ChannelRuntime {
+        &self.runtime
+    }
+
+    /// The store reads go to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The domain limits in force on this node.
+    pub fn domain_limits(&self) -> &Limits {
+        self.runtime.limits()
+    }
+
+    /// The limits of one call.
+    pub fn limits(&self) -> &AppLimits {
+        &self.limits
+    }
+
+    /// The node's cache of roles and service settings that decisions read.
+    pub fn policies(&self) -> &Policies {
+        self.runtime.policies()
+    }
+
+    /// Runs `op` on `channel` for `caller` through the channel's actor, which authorizes it.
+    pub async fn execute(
+        &self,
+        caller: &Caller,
+        channel: ChannelSid,
+        op: ChannelOp,
+    ) -> AppResult<Vec<ChannelEvent>> {
+        Ok(self.runtime.execute(channel, caller.clone(), op).await?)
+    }
+}

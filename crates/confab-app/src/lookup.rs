@@ -1,0 +1,100 @@
+//! Lookups every transport shares: a service, channel, user or role named by SID or name, the
+//! user a new member or invite needs, and the event a write produced.
+
+use confab_domain::{
+    Channel, ChannelEvent, ChannelEventKind, ChannelSid, Role, RoleSid, Service, ServiceSid, User,
+    UserSid,
+};
+
+use crate::{App, AppError, AppResult};
+
+impl App {
+    /// A service by its SID as a client wrote it (20404 naming `/Services/{key}` when none).
+    pub async fn load_service(&self, key: &str) -> AppResult<Service> {
+        let not_found = || AppError::not_found(&format!("/Services/{key}"));
+        let sid: ServiceSid = key.parse().map_err(|_| not_found())?;
+        self.store.get_service(sid).await?.ok_or_else(not_found)
+    }
+
+    /// A channel of `service` by SID or unique name (50300 when there is none).
+    pub async fn load_channel(&self, service: ServiceSid, key: &str) -> AppResult<Channel> {
+        let found = if ChannelSid::is_sid(key) {
+            let sid: ChannelSid = key.parse().map_err(|_| AppError::channel_not_found())?;
+            self.store.get_channel(service, sid).await?
+        } else {
+            self.store.get_channel_by_unique_name(service, key).await?
+        };
+        found.ok_or_else(AppError::channel_not_found)
+    }
+
+    /// The SID of a channel of `service` named by SID or unique name (50300 when there is
+    /// none). Read from the store, so that no actor (and, in a cluster, no lease) is started
+    /// for a channel that does not exist.
+    pub async fn channel_sid(&self, service: ServiceSid, key: &str) -> AppResult<ChannelSid> {
+        Ok(self.load_channel(service, key).await?.sid)
+    }
+
+    /// A user by SID or identity (50200 when there is none).
+    pub async fn load_user(&self, service: ServiceSid, key: &str) -> AppResult<User> {
+        let found = if UserSid::is_sid(key) {
+            let sid: UserSid = key.parse().map_err(|_| AppError::user_not_found())?;
+            self.store.get_user(service, sid).await?
+        } else {
+            self.store.get_user_by_identity(service, key).await?
+        };
+        found.ok_or_else(AppError::user_not_found)
+    }
+
+    /// A role of the service (50100 when there is none).
+    pub async fn load_role(&self, service: ServiceSid, sid: RoleSid) -> AppResult<Role> {
+        self.store
+            .get_role(service, sid)
+            .await?
+            .ok_or_else(AppError::role_not_found)
+    }
+
+    /// The user with this identity, created with the service's default role if there is none
+    /// (adding a member or inviting an unknown identity creates the user, as in Twilio).
+    pub async fn ensure_user(&self, service: &Service, identity: &str) -> AppResult<User> {
+        if let Some(user) = self
+            .store
+            .get_user_by_identity(service.sid, identity)
+            .await?
+        {
+            return Ok(user);
+        }
+        confab_domain::limits::check_identity("Identity", identity, self.domain_limits())?;
+        let now = confab_cluster::now();
+        let user = User {
+            sid: UserSid::generate(&mut confab_cluster::RandomSids),
+            service_sid: service.sid,
+            identity: identity.to_owned(),
+            friendly_name: None,
+            attributes: Default::default(),
+            role_sid: service.default_service_role_sid,
+            date_created: now,
+            date_updated: now,
+        };
+        match self.store.create_user(&user).await {
+            Ok(()) => Ok(user),
+            // Someone else created it meanwhile: use theirs.
+            Err(confab_store::StoreError::Conflict(_)) => self
+                .store
+                .get_user_by_identity(service.sid, identity)
+                .await?
+                .ok_or_else(AppError::user_not_found),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The first event of the given shape among committed events.
+pub fn find_event<T>(
+    events: &[ChannelEvent],
+    pick: impl Fn(&ChannelEventKind) -> Option<T>,
+) -> AppResult<T> {
+    events
+        .iter()
+        .find_map(|e| pick(&e.kind))
+        .ok_or_else(|| AppError::internal("a committed write produced no event of its kind"))
+}

@@ -1,0 +1,249 @@
+//! The use cases without sockets: an application over a real `SqliteStore` on a temporary file
+//! and the node-local bus, called as the account and as users.
+
+// Test code fails by panicking; that is its job.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_app::channels::{NewChannel, UserRef};
+use confab_app::messages::{Direction, NewMessage};
+use confab_app::users::UserChange;
+use confab_app::{App, AppLimits, Caller, Participation};
+use confab_cluster::{ChannelRuntime, LocalBus, RuntimeConfig};
+use confab_domain::{
+    CountingSids, DefaultRoles, Service, ServiceLimits, ServiceSid, Timestamp, UpdateChannel,
+};
+use confab_store::{SqliteOptions, SqliteStore, Store};
+
+struct Fixture {
+    app: App,
+    service: Service,
+    roles: DefaultRoles,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path().join("t.db"), SqliteOptions::default()).unwrap());
+    let sid = ServiceSid::from_bits(1);
+    let roles = DefaultRoles::new(sid, &mut CountingSids(0), Timestamp(0));
+    let service = Service {
+        sid,
+        friendly_name: "t".into(),
+        date_created: Timestamp(0),
+        date_updated: Timestamp(0),
+        default_service_role_sid: roles.service_user.sid,
+        default_channel_role_sid: roles.channel_user.sid,
+        default_channel_creator_role_sid: roles.channel_admin.sid,
+        read_status_enabled: true,
+        reachability_enabled: false,
+        typing_indicator_timeout: 5,
+        consumption_report_interval: 10,
+        limits: ServiceLimits {
+            channel_members: 100,
+            user_channels: 100,
+        },
+        webhooks: Default::default(),
+        notifications: Default::default(),
+        media_compatibility_message: None,
+    };
+    store
+        .create_service(&service, &roles.clone().into_vec())
+        .await
+        .unwrap();
+    let runtime = ChannelRuntime::new(
+        store,
+        Arc::new(LocalBus::new(1024)),
+        RuntimeConfig {
+            // Long enough that only explicit invalidation can explain a fresh decision.
+            policy_ttl: Duration::from_secs(3600),
+            ..RuntimeConfig::default()
+        },
+    );
+    Fixture {
+        app: App::new(runtime, AppLimits::default()),
+        service,
+        roles,
+        _dir: dir,
+    }
+}
+
+impl Fixture {
+    fn user(&self, identity: &str) -> Caller {
+        Caller::user(self.service.sid, identity)
+    }
+
+    async fn ensure(&self, identity: &str) {
+        self.app.ensure_user(&self.service, identity).await.unwrap();
+    }
+}
+
+fn code<T: std::fmt::Debug>(result: Result<T, confab_app::AppError>) -> u32 {
+    result.expect_err("refused").code
+}
+
+#[actix_rt::test]
+async fn a_creator_joins_its_private_channel_as_admin_and_others_do_not_see_it() {
+    let f = fixture().await;
+    for who in ["alice", "bob"] {
+        f.ensure(who).await;
+    }
+    let alice = f.user("alice");
+    let channel = f
+        .app
+        .create_channel(
+            &alice,
+            NewChannel {
+                unique_name: Some("secret".into()),
+                private: true,
+                ..NewChannel::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(channel.created_by, "alice");
+    let (_, member) = f.app.join(&alice, "secret").await.unwrap();
+    assert_eq!(member.role_sid, f.roles.channel_admin.sid);
+    let bob = UserRef {
+        service: f.service.sid,
+        identity: "bob",
+    };
+    assert_eq!(code(f.app.visible_channel(bob, "secret").await), 50300);
+    assert_eq!(code(f.app.join(&f.user("bob"), "secret").await), 50300);
+    // Invited, bob sees it and joins with the default role.
+    f.app.invite(&alice, "secret", "bob", false).await.unwrap();
+    let seen = f.app.visible_channel(bob, "secret").await.unwrap();
+    assert_eq!(seen.participation, Participation::Invited);
+    let (_, member) = f.app.join(&f.user("bob"), "secret").await.unwrap();
+    assert_eq!(member.role_sid, f.roles.channel_user.sid);
+}
+
+#[actix_rt::test]
+async fn messages_need_membership_and_the_own_or_any_permission() {
+    let f = fixture().await;
+    for who in ["alice", "bob", "eve"] {
+        f.ensure(who).await;
+    }
+    let (alice, bob, eve) = (f.user("alice"), f.user("bob"), f.user("eve"));
+    f.app
+        .create_channel(
+            &alice,
+            NewChannel {
+                unique_name: Some("room".into()),
+                ..NewChannel::default()
+            },
+        )
+        .await
+        .unwrap();
+    f.app.join(&alice, "room").await.unwrap();
+    f.app.join(&bob, "room").await.unwrap();
+    let send = |body: &str| NewMessage {
+        body: body.into(),
+        ..NewMessage::default()
+    };
+    let first = f.app.send_message(&alice, "room", send("a")).await.unwrap();
+    let second = f.app.send_message(&bob, "room", send("b")).await.unwrap();
+    assert_eq!(
+        code(f.app.send_message(&eve, "room", send("e")).await),
+        50400
+    );
+    assert_eq!(
+        code(
+            f.app
+                .update_message(&bob, "room", first.index, Some("x".into()), None)
+                .await
+        ),
+        50107
+    );
+    f.app
+        .update_message(&bob, "room", second.index, Some("edited".into()), None)
+        .await
+        .unwrap();
+    f.app
+        .remove_message(&alice, "room", second.index)
+        .await
+        .unwrap();
+    let me = UserRef {
+        service: f.service.sid,
+        identity: "bob",
+    };
+    let page = f
+        .app
+        .history(me, "room", 10, None, Direction::Backwards)
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = page.items.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["a"]);
+}
+
+#[actix_rt::test]
+async fn a_role_change_through_this_node_applies_to_the_next_decision() {
+    let f = fixture().await;
+    f.ensure("boss").await;
+    let boss = f.user("boss");
+    let store = f.app.store().clone();
+    let mut user = store
+        .get_user_by_identity(f.service.sid, "boss")
+        .await
+        .unwrap()
+        .unwrap();
+    // Refused as a service user, then promoted: allowed at once (the REST layer forgets the
+    // cached role after it writes, as here).
+    f.app
+        .create_channel(
+            &f.user("boss"),
+            NewChannel {
+                unique_name: Some("target".into()),
+                ..NewChannel::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(f.app.delete_channel(&boss, "target").await), 50107);
+    user.role_sid = f.roles.service_admin.sid;
+    store.update_user(&user).await.unwrap();
+    f.app.policies().forget_user(f.service.sid, "boss");
+    f.app
+        .update_channel(
+            &boss,
+            "target",
+            UpdateChannel {
+                friendly_name: Some("renamed by an admin".into()),
+                ..UpdateChannel::default()
+            },
+        )
+        .await
+        .unwrap();
+    f.app.delete_channel(&boss, "target").await.unwrap();
+}
+
+#[actix_rt::test]
+async fn a_user_edits_its_own_info_only_as_its_role_allows() {
+    let f = fixture().await;
+    f.ensure("alice").await;
+    let alice = f.user("alice");
+    let (user, reasons) = f
+        .app
+        .update_own_user(
+            &alice,
+            UserChange {
+                friendly_name: Some("Alice".into()),
+                attributes: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(user.friendly_name.as_deref(), Some("Alice"));
+    assert_eq!(reasons, ["friendlyName"]);
+    assert_eq!(
+        code(
+            f.app
+                .update_own_user(&Caller::Account, UserChange::default())
+                .await
+        ),
+        20001
+    );
+}

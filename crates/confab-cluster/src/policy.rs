@@ -1,0 +1,191 @@
+//! `Policies`: the node's short-lived copies of what authorization decisions read, each
+//! service's settings and roles and each user's service role.
+//!
+//! Contract: a decision reads values at most `ttl` old (500 ms by default). A change made through
+//! this node (`forget_*`, called by the REST layer after it writes) applies to the next decision
+//! at once; a change made through another node of a cluster applies within `ttl`. So a demoted
+//! user's open sessions lose their rights within a second everywhere, while a command pays a
+//! store read only when its entry expired.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use confab_domain::{Caller, RoleSid, ServicePolicy, ServiceSid, UserGrants};
+use confab_store::{PageRequest, PageStart, Store};
+
+use crate::error::ChannelError;
+
+/// Entries kept per kind before the oldest half is dropped: a bound on the cache's memory,
+/// whatever the number of users that act.
+const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Debug)]
+struct Entry<T> {
+    at: Instant,
+    value: T,
+}
+
+#[derive(Debug, Default)]
+struct Caches {
+    services: HashMap<ServiceSid, Entry<Arc<ServicePolicy>>>,
+    users: HashMap<(ServiceSid, String), Entry<Option<RoleSid>>>,
+}
+
+/// The node's policy cache. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Policies {
+    store: Arc<dyn Store>,
+    ttl: Duration,
+    caches: Arc<Mutex<Caches>>,
+}
+
+/// What a caller's decisions need, resolved: `None` for the account.
+#[derive(Debug, Clone)]
+pub struct ResolvedCaller {
+    identity: String,
+    service_role: Option<RoleSid>,
+    policy: Arc<ServicePolicy>,
+}
+
+impl ResolvedCaller {
+    /// The grants to hand to `confab_domain::policy`.
+    pub fn grants(&self) -> UserGrants<'_> {
+        UserGrants {
+            identity: &self.identity,
+            service_role: self.service_role,
+            policy: &self.policy,
+        }
+    }
+
+    /// The service's settings and roles as the decision saw them.
+    pub fn policy(&self) -> &ServicePolicy {
+        &self.policy
+    }
+}
+
+impl Policies {
+    /// A cache over `store` whose entries live `ttl`.
+    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
+        Self {
+            store,
+            ttl,
+            caches: Arc::new(Mutex::new(Caches::default())),
+        }
+    }
+
+    /// The service's settings and every one of its roles.
+    pub async fn service(&self, sid: ServiceSid) -> Result<Arc<ServicePolicy>, ChannelError> {
+        if let Some(hit) = self.cached(|c| c.services.get(&sid).map(|e| (e.at, e.value.clone()))) {
+            return Ok(hit);
+        }
+        let service = self
+            .store
+            .get_service(sid)
+            .await?
+            .ok_or(ChannelError::ServiceNotFound)?;
+        let mut roles = Vec::new();
+        let mut page = PageRequest::first(1000);
+        loop {
+            let got = self.store.list_roles(sid, &page).await?;
+            roles.extend(got.items);
+            match got.next {
+                Some(cursor) => page.start = PageStart::After(cursor),
+                None => break,
+            }
+        }
+        let policy = Arc::new(ServicePolicy { service, roles });
+        self.insert(|c| {
+            c.services.insert(
+                sid,
+                Entry {
+                    at: Instant::now(),
+                    value: policy.clone(),
+                },
+            );
+            trim(&mut c.services);
+        });
+        Ok(policy)
+    }
+
+    /// The service role of the user with this identity (`None`: no such user).
+    pub async fn user_role(
+        &self,
+        service: ServiceSid,
+        identity: &str,
+    ) -> Result<Option<RoleSid>, ChannelError> {
+        let key = (service, identity.to_owned());
+        if let Some(hit) = self.cached(|c| c.users.get(&key).map(|e| (e.at, e.value))) {
+            return Ok(hit);
+        }
+        let role = self
+            .store
+            .get_user_by_identity(service, identity)
+            .await?
+            .map(|u| u.role_sid);
+        self.insert(|c| {
+            c.users.insert(
+                key,
+                Entry {
+                    at: Instant::now(),
+                    value: role,
+                },
+            );
+            trim(&mut c.users);
+        });
+        Ok(role)
+    }
+
+    /// Resolves a caller for decisions: `None` for the account.
+    pub async fn resolve(&self, caller: &Caller) -> Result<Option<ResolvedCaller>, ChannelError> {
+        let Caller::User { service, identity } = caller else {
+            return Ok(None);
+        };
+        let policy = self.service(*service).await?;
+        let service_role = self.user_role(*service, identity).await?;
+        Ok(Some(ResolvedCaller {
+            identity: identity.clone(),
+            service_role,
+            policy,
+        }))
+    }
+
+    /// Drops the service's settings and roles (after a change to either through this node).
+    pub fn forget_service(&self, sid: ServiceSid) {
+        self.insert(|c| {
+            c.services.remove(&sid);
+        });
+    }
+
+    /// Drops the user's service role (after a change to the user through this node).
+    pub fn forget_user(&self, service: ServiceSid, identity: &str) {
+        let key = (service, identity.to_owned());
+        self.insert(|c| {
+            c.users.remove(&key);
+        });
+    }
+
+    fn cached<T>(&self, get: impl FnOnce(&Caches) -> Option<(Instant, T)>) -> Option<T> {
+        let caches = self.caches.lock().ok()?;
+        get(&caches)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, value)| value)
+    }
+
+    fn insert(&self, change: impl FnOnce(&mut Caches)) {
+        if let Ok(mut caches) = self.caches.lock() {
+            change(&mut caches);
+        }
+    }
+}
+
+/// Keeps a cache within `MAX_ENTRIES`: past it, the entries older than the newest half go.
+fn trim<K: Clone + Eq + std::hash::Hash, T>(map: &mut HashMap<K, Entry<T>>) {
+    if map.len() <= MAX_ENTRIES {
+        return;
+    }
+    let mut ages: Vec<Instant> = map.values().map(|e| e.at).collect();
+    ages.sort_unstable();
+    let cutoff = ages[ages.len() / 2];
+    map.retain(|_, e| e.at >= cutoff);
+}

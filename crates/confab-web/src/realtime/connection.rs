@@ -1,0 +1,475 @@
+//! One connection's protocol state: decoding request frames, rate limits, `init` (token,
+//! registration with the hub, resume) and token renewal. The operations themselves are in
+//! [`super::ops`]; this file holds no rule about who may do what (the application layer and the
+//! channel actors decide, on current state).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytestring::ByteString;
+use confab_app::channels::UserRef;
+use confab_app::{AppError, Caller};
+use confab_domain::{Channel, ChannelSid, Member, ServiceSid};
+use confab_protocol::realtime::{
+    self as rt, CloseCode, ErrorBody, Request, RequestFrame, UserView,
+};
+use serde_json::{json, Value};
+
+use super::hub::{Outbound, Outbox, SessionId};
+use crate::token::{self, TokenError};
+use crate::AppState;
+
+/// What the reader loop does after a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    /// Keep reading.
+    Continue,
+    /// Close with this code and reason.
+    Close(CloseCode, &'static str),
+}
+
+/// The authenticated side of a connection: who it acts for, and until when.
+pub(super) struct Auth {
+    pub(super) caller: Caller,
+    pub(super) service: ServiceSid,
+    pub(super) identity: String,
+    expires_at: u64,
+    warned: bool,
+}
+
+impl Auth {
+    /// The user this connection acts for.
+    pub(super) fn user(&self) -> UserRef<'_> {
+        UserRef {
+            service: self.service,
+            identity: &self.identity,
+        }
+    }
+}
+
+/// A connection's state and its operations.
+pub(super) struct Connection {
+    pub(super) state: Arc<AppState>,
+    pub(super) id: SessionId,
+    outbox: Outbox,
+    pub(super) auth: Option<Auth>,
+    bucket: TokenBucket,
+    refusals_in_row: u32,
+}
+
+/// Ops per second with a burst allowance.
+struct TokenBucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub(super) fn error_body(e: &AppError) -> ErrorBody {
+    ErrorBody {
+        code: e.code,
+        message: e.message.clone(),
+        status: e.status,
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn token_error(e: TokenError) -> (AppError, CloseCode) {
+    match e {
+        TokenError::Expired => (AppError::token_expired(), CloseCode::TokenExpired),
+        TokenError::Invalid(why) => (AppError::token_rejected(why), CloseCode::BadToken),
+    }
+}
+
+/// Why a frame could not be decoded into a request.
+enum Undecodable {
+    /// Not a request at all: close.
+    Close(&'static str),
+    /// A request with an `id` whose operation or parameters are wrong: answer it (and close,
+    /// for a malformed `init`: a session without a token has nothing to go on with).
+    Refuse {
+        id: u64,
+        init: bool,
+        error: AppError,
+    },
+}
+
+/// Sorts out a frame that did not decode, so that the client learns what was wrong.
+fn classify(text: &str, error: &serde_json::Error) -> Undecodable {
+    let Ok(frame) = serde_json::from_str::<Value>(text) else {
+        return Undecodable::Close("frame is not JSON");
+    };
+    let Some(id) = frame.get("id").and_then(Value::as_u64) else {
+        return Undecodable::Close("frame is not a request");
+    };
+    let op = frame.get("type").and_then(Value::as_str);
+    let error = match op {
+        Some(op) if Request::is_operation(op) => {
+            AppError::invalid(format!("Invalid parameters: {error}"))
+        }
+        Some(op) => AppError::unknown_operation(format!("Unknown operation {op:?}")),
+        None => AppError::unknown_operation("Unknown or malformed operation"),
+    };
+    Undecodable::Refuse {
+        id,
+        init: op == Some("init"),
+        error,
+    }
+}
+
+impl Connection {
+    pub(super) fn new(state: Arc<AppState>, outbox: Outbox) -> Self {
+        let cfg = &state.realtime;
+        let bucket = TokenBucket {
+            tokens: f64::from(cfg.ops_burst),
+            rate: f64::from(cfg.ops_per_sec),
+            burst: f64::from(cfg.ops_burst.max(1)),
+            last: Instant::now(),
+        };
+        Self {
+            id: state.hub.next_session_id(),
+            state,
+            outbox,
+            auth: None,
+            bucket,
+            refusals_in_row: 0,
+        }
+    }
+
+    pub(super) fn is_initialized(&self) -> bool {
+        self.auth.is_some()
+    }
+
+    /// Forgets the session in the hub.
+    pub(super) fn shutdown(&mut self) {
+        if self.auth.is_some() {
+            self.state.hub.unregister(self.id);
+            if let Some(m) = &self.state.metrics {
+                m.sessions.dec();
+            }
+        }
+    }
+
+    /// The authenticated side (51007 before `init`).
+    pub(super) fn auth(&self) -> Result<&Auth, AppError> {
+        self.auth
+            .as_ref()
+            .ok_or_else(|| AppError::token_rejected("send init first"))
+    }
+
+    /// When the token timer should next fire.
+    pub(super) fn next_token_deadline(&self) -> Option<Instant> {
+        let auth = self.auth.as_ref()?;
+        let now = now_secs();
+        let warn_at = auth
+            .expires_at
+            .saturating_sub(self.state.realtime.token_warning_secs);
+        let at = if auth.warned {
+            auth.expires_at
+        } else {
+            warn_at
+        };
+        // Capped: a token valid for centuries must not overflow the clock.
+        let wait = at.saturating_sub(now).min(365 * 24 * 3600);
+        Some(Instant::now() + Duration::from_secs(wait))
+    }
+
+    /// Sends `tokenAboutToExpire` or, at expiry, `tokenExpired` and closes.
+    pub(super) fn token_timer(&mut self) -> Flow {
+        let now = now_secs();
+        let Some(auth) = self.auth.as_mut() else {
+            return Flow::Continue;
+        };
+        if now >= auth.expires_at {
+            self.push(json!({"type": "tokenExpired"}).to_string());
+            return Flow::Close(CloseCode::TokenExpired, "token expired");
+        }
+        if !auth.warned {
+            auth.warned = true;
+            let ttl = auth.expires_at.saturating_sub(now);
+            self.push(json!({"type": "tokenAboutToExpire", "ttl": ttl}).to_string());
+        }
+        Flow::Continue
+    }
+
+    /// Queues a frame for the client; a full outbox is the slow-consumer case.
+    pub(super) fn push(&self, frame: String) -> bool {
+        match self
+            .outbox
+            .tx
+            .try_send(Outbound::Frame(ByteString::from(frame)))
+        {
+            Ok(()) => true,
+            Err(_) => {
+                self.outbox.kick.kick(CloseCode::TooSlow);
+                false
+            }
+        }
+    }
+
+    fn refuse(&self, id: u64, e: &AppError) -> bool {
+        self.push(rt::reply_err(id, &error_body(e)))
+    }
+
+    /// Handles one text frame.
+    pub(super) async fn handle_text(&mut self, text: &str) -> Flow {
+        let (id, decoded) = match serde_json::from_str::<RequestFrame>(text) {
+            Ok(frame) => (frame.id, Ok(frame.request)),
+            Err(e) => match classify(text, &e) {
+                Undecodable::Close(why) => return Flow::Close(CloseCode::Unsupported, why),
+                Undecodable::Refuse { id, init, error } => (id, Err((init, error))),
+            },
+        };
+        // Refused frames count against the rate too: a flood of bad frames costs a decode each.
+        if !self.bucket.take() {
+            self.refusals_in_row += 1;
+            if let Some(m) = &self.state.metrics {
+                m.rate_limited.inc();
+            }
+            if self.refusals_in_row >= self.state.realtime.close_after_refusals {
+                return Flow::Close(CloseCode::RateLimited, "rate limited");
+            }
+            self.refuse(id, &AppError::too_many_requests());
+            return Flow::Continue;
+        }
+        self.refusals_in_row = 0;
+        let request = match decoded {
+            Err((true, error)) => {
+                self.refuse(id, &error);
+                return Flow::Close(CloseCode::BadToken, "bad token");
+            }
+            Ok(Request::Init { token, resume }) => return self.init(id, &token, resume).await,
+            _ if self.auth.is_none() => {
+                self.refuse(id, &AppError::token_rejected("send init first"));
+                return Flow::Continue;
+            }
+            Err((false, error)) => Err(error),
+            Ok(Request::UpdateToken { token }) => return self.update_token(id, &token),
+            Ok(request) => Ok(request),
+        };
+        let result = match request {
+            Ok(request) => self.dispatch(request).await,
+            Err(e) => Err(e),
+        };
+        let sent = match result {
+            Ok(value) => self.push(rt::reply_ok(id, &value)),
+            Err(e) => self.refuse(id, &e),
+        };
+        if sent {
+            Flow::Continue
+        } else {
+            Flow::Close(CloseCode::TooSlow, "too slow: reconnect and resume")
+        }
+    }
+
+    // === init and tokens ===
+
+    async fn init(&mut self, id: u64, token: &str, resume: HashMap<String, u64>) -> Flow {
+        if self.auth.is_some() {
+            self.refuse(id, &AppError::invalid("Already initialized"));
+            return Flow::Continue;
+        }
+        let grant = match token::verify(&self.state.credentials, token) {
+            Ok(grant) => grant,
+            Err(e) => {
+                let (e, close) = token_error(e);
+                self.refuse(id, &e);
+                return Flow::Close(close, "bad token");
+            }
+        };
+        match self.start_session(grant, resume).await {
+            Ok((reply, markers, follow)) => {
+                self.push(rt::reply_ok(id, &reply));
+                // Awaited, not offered: a user in many channels queues more markers than the
+                // outbox holds, and the writer drains them meanwhile.
+                for item in markers {
+                    if self.outbox.tx.send(item).await.is_err() {
+                        return Flow::Close(CloseCode::ServerError, "session ended");
+                    }
+                }
+                for (channel, as_of) in follow {
+                    self.state.hub.subscribe(self.id, channel, as_of);
+                }
+                self.state.hub.announce(self.id);
+                Flow::Continue
+            }
+            Err(e) => {
+                self.refuse(id, &e);
+                if e.is_token_rejection() {
+                    Flow::Close(CloseCode::BadToken, "bad token")
+                } else {
+                    Flow::Close(CloseCode::ServerError, "cannot start the session")
+                }
+            }
+        }
+    }
+
+    /// Registers the session and works out its channels; returns the reply, the writer markers
+    /// (subscriptions, catch-ups) and the channels the hub must subscribe it to.
+    async fn start_session(
+        &mut self,
+        grant: token::Grant,
+        resume: HashMap<String, u64>,
+    ) -> Result<(Value, Vec<Outbound>, Vec<(ChannelSid, u64)>), AppError> {
+        let state = self.state.clone();
+        let app = &state.app;
+        let service = app
+            .store()
+            .get_service(grant.service_sid)
+            .await?
+            .ok_or_else(|| AppError::token_rejected("unknown service"))?;
+        let user = app.ensure_user(&service, &grant.identity).await?;
+        // Registered before the channels are read, so that no membership change in between is
+        // missed: the hub subscribes it to channels joined from now on (in cluster mode, once
+        // the user's topic is subscribed; the wait is bounded so that a Redis outage delays
+        // the init, not blocks it).
+        state
+            .hub
+            .register(
+                self.id,
+                service.sid,
+                grant.identity.clone(),
+                UserView::new(&user, true),
+                self.outbox.clone(),
+                Duration::from_secs(5),
+            )
+            .await;
+        if let Some(m) = &state.metrics {
+            m.sessions.inc();
+        }
+        self.auth = Some(Auth {
+            caller: Caller::user(service.sid, grant.identity.clone()),
+            service: service.sid,
+            identity: grant.identity.clone(),
+            expires_at: grant.expires_at,
+            warned: false,
+        });
+        let me = self.auth()?.user();
+        let max = state.realtime.max_subscribed;
+        let memberships = app.memberships(me, max).await?;
+        let mut channels = Vec::new();
+        let mut markers = Vec::new();
+        let mut follow = Vec::new();
+        let mut resumed = serde_json::Map::new();
+        for (channel, member) in &memberships {
+            channels.push(rt::ChannelView::new(
+                channel,
+                "joined",
+                member.last_consumed_message_index,
+            ));
+            let sid = channel.sid;
+            let from = match resume.get(&sid.to_string()) {
+                Some(last) if *last <= channel.last_seq => {
+                    let whole = self.replay_possible(channel, member, *last).await?;
+                    resumed.insert(sid.to_string(), json!(whole));
+                    if whole {
+                        *last
+                    } else {
+                        channel.last_seq
+                    }
+                }
+                Some(_) => {
+                    resumed.insert(sid.to_string(), json!(false));
+                    channel.last_seq
+                }
+                None => channel.last_seq,
+            };
+            markers.push(Outbound::Subscribed {
+                channel: sid,
+                after: from,
+            });
+            markers.push(Outbound::Catchup {
+                channel: sid,
+                upto: channel.last_seq,
+            });
+            follow.push((sid, channel.last_seq));
+        }
+        for key in resume.keys() {
+            if !resumed.contains_key(key) {
+                resumed.insert(key.clone(), json!(false));
+            }
+        }
+        for (channel, _) in app.invitations(me, max).await? {
+            channels.push(rt::ChannelView::new(&channel, "invited", None));
+        }
+        let reply = json!({
+            "identity": grant.identity,
+            "user": UserView::new(&user, true),
+            "channels": channels,
+            "resumed": resumed,
+            "protocolVersion": rt::PROTOCOL_VERSION,
+        });
+        Ok((reply, markers, follow))
+    }
+
+    /// Whether every event after `last` is still retained, and all of them happened while the
+    /// user was a member (a client that left and was re-added while offline must reload, not
+    /// receive what happened in between).
+    async fn replay_possible(
+        &self,
+        channel: &Channel,
+        member: &Member,
+        last: u64,
+    ) -> Result<bool, AppError> {
+        if channel.last_seq == last {
+            return Ok(true);
+        }
+        if channel.last_seq - last > self.state.realtime.max_replay as u64 {
+            return Ok(false);
+        }
+        let first = self
+            .state
+            .app
+            .store()
+            .events_after(channel.sid, last, 1)
+            .await?;
+        Ok(first
+            .first()
+            .is_some_and(|e| e.seq == last + 1 && e.at >= member.date_created))
+    }
+
+    fn update_token(&mut self, id: u64, token: &str) -> Flow {
+        let result = token::verify(&self.state.credentials, token).map_err(|e| token_error(e).0);
+        match (result, self.auth.as_mut()) {
+            (Ok(grant), Some(auth))
+                if grant.identity == auth.identity && grant.service_sid == auth.service =>
+            {
+                auth.expires_at = grant.expires_at;
+                auth.warned = false;
+                self.push(rt::reply_ok(id, &json!({})));
+            }
+            (Ok(_), _) => {
+                self.refuse(
+                    id,
+                    &AppError::token_rejected("the token is for another identity or service"),
+                );
+            }
+            (Err(e), _) => {
+                self.refuse(id, &e);
+            }
+        }
+        Flow::Continue
+    }
+}
