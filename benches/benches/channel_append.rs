@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confab_cluster::{ChannelOp, ChannelRuntime, LocalBus, RuntimeConfig};
+use confab_cluster::{ChannelOp, ChannelRuntime, LocalBroker, RuntimeConfig};
 use confab_domain::{
     ChannelCommand, ChannelSid, ChannelType, CreateChannel, DefaultRoles, PostMessage, Service,
     ServiceLimits, ServiceSid, Timestamp,
@@ -65,7 +65,7 @@ async fn setup(channels: u128) -> (ChannelRuntime, Vec<ChannelSid>, tempfile::Te
         .expect("service");
     let runtime = ChannelRuntime::new(
         store,
-        Arc::new(LocalBus::new(1024)),
+        Arc::new(LocalBroker::new(1024)),
         RuntimeConfig::default(),
     );
     let mut sids = Vec::new();

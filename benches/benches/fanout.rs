@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confab_cluster::{Bus, EventBatch, LocalBus};
+use confab_cluster::{Broker, EventBatch, LocalBroker, LocalPresence, Presence};
 use confab_domain::{
     Attributes, Channel, ChannelEvent, ChannelEventKind, ChannelSid, ChannelType, Message,
     MessageSid, ServiceSid, Timestamp,
@@ -41,7 +41,7 @@ fn batch(seq: u64) -> Arc<EventBatch> {
         attributes: Attributes::default(),
         kind: ChannelType::Public,
         created_by: "system".into(),
-        created_by_account: true,
+        created_by_account: Some(true),
         date_created: Timestamp(0),
         date_updated: Timestamp(0),
         members_count: SESSIONS as u64,
@@ -56,7 +56,7 @@ fn batch(seq: u64) -> Arc<EventBatch> {
         service_sid: channel.service_sid,
         index: seq,
         author: "bench".into(),
-        by_account: false,
+        by_account: Some(false),
         member_sid: None,
         body: "a message of ordinary chat length, fanned out to everyone".into(),
         attributes: Attributes::default(),
@@ -83,11 +83,12 @@ fn hub_fanout(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(1024));
+    let bus: Arc<dyn Broker> = Arc::new(LocalBroker::new(1024));
+    let presence: Arc<dyn Presence> = Arc::new(LocalPresence);
     let delivered = Arc::new(AtomicU64::new(0));
     let all_done = Arc::new(Notify::new());
     let hub = runtime.block_on(async {
-        let hub = Hub::start(&bus, None);
+        let hub = Hub::start(&bus, &presence, None);
         let channel = ChannelSid::from_bits(1);
         for i in 0..SESSIONS {
             let (tx, mut rx) = mpsc::channel(1024);

@@ -11,7 +11,7 @@ use confab_app::channels::{NewChannel, UserRef};
 use confab_app::messages::{Direction, NewMessage};
 use confab_app::users::UserChange;
 use confab_app::{App, AppLimits, Caller, Participation};
-use confab_cluster::{ChannelRuntime, LocalBus, RuntimeConfig};
+use confab_cluster::{ChannelRuntime, LocalBroker, RuntimeConfig};
 use confab_domain::{
     CountingSids, DefaultRoles, Service, ServiceLimits, ServiceSid, Timestamp, UpdateChannel,
 };
@@ -56,7 +56,7 @@ async fn fixture() -> Fixture {
         .unwrap();
     let runtime = ChannelRuntime::new(
         store,
-        Arc::new(LocalBus::new(1024)),
+        Arc::new(LocalBroker::new(1024)),
         RuntimeConfig {
             // Long enough that only explicit invalidation can explain a fresh decision.
             policy_ttl: Duration::from_secs(3600),

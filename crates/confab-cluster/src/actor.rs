@@ -17,7 +17,7 @@ use confab_domain::{
 };
 use confab_store::{ChannelCommit, Store, StoreError};
 
-use crate::bus::{Bus, EventBatch};
+use crate::broker::{Broker, EventBatch};
 use crate::cluster::Cluster;
 use crate::error::ChannelError;
 use crate::policy::Policies;
@@ -68,13 +68,17 @@ pub(crate) struct Execute {
 #[rtype(result = "()")]
 pub(crate) struct Release;
 
+/// What makes a post a repeat: its author (`None` for the account, which is nobody's
+/// identity) and the client id it carried.
+type ClientKey = (Option<String>, String);
+
 /// The state an actor works on, moved out of the actor while a command is in flight (no other
 /// message is handled meanwhile, so nothing else can need it).
 #[derive(Debug)]
 struct ChannelCore {
     sid: ChannelSid,
     store: Arc<dyn Store>,
-    bus: Arc<dyn Bus>,
+    broker: Arc<dyn Broker>,
     policies: Policies,
     node_limits: Limits,
     /// `None` until loaded; after loading, the channel (`None` inside when it does not exist)
@@ -82,9 +86,9 @@ struct ChannelCore {
     loaded: Option<(Option<ChannelState>, Limits)>,
     sids: RandomSids,
     /// (author, client id) -> (seq, message) of recent posts that carried a client id.
-    client_ids: HashMap<(String, String), (u64, MessageSid)>,
+    client_ids: HashMap<ClientKey, (u64, MessageSid)>,
     /// Keys of `client_ids`, oldest first, for eviction.
-    client_order: VecDeque<(String, String)>,
+    client_order: VecDeque<ClientKey>,
     client_ids_loaded: bool,
     client_id_window: usize,
     /// Cluster mode: the cluster, and the epoch of the channel's lease while this node holds it.
@@ -212,7 +216,7 @@ impl ChannelCore {
         }
         if std::mem::take(&mut self.announce) {
             if let Some((Some(state), _)) = &self.loaded {
-                self.bus.publish(Arc::new(EventBatch {
+                self.broker.publish(Arc::new(EventBatch {
                     channel: state.channel().clone(),
                     events: Vec::new(),
                 }));
@@ -242,14 +246,35 @@ impl ChannelCore {
         caller: &Caller,
         op: ChannelOp,
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
-        let resolved = self.policies.resolve(caller).await?;
+        // A store failure here says nothing about the channel's state: keep it loaded.
+        let resolved = self.policies.resolve(caller).await.map_err(|e| match e {
+            ChannelError::Store(e) => {
+                tracing::warn!(channel = %self.sid, error = %e, "cannot read the caller's roles");
+                ChannelError::Unavailable("the caller's roles cannot be read")
+            }
+            other => other,
+        })?;
         let user = resolved.as_ref().map(|r| r.grants());
         let command = match op {
             ChannelOp::Create(create) => {
                 policy::authorize_create(user.as_ref(), &create)?;
                 return self.create(create).await;
             }
-            ChannelOp::Apply(command) => command,
+            // A user names a message by SID; the stored message is read here, never taken from
+            // the request (its author decides the "own" permissions).
+            ChannelOp::Apply(
+                ChannelCommand::UpdateMessage(_) | ChannelCommand::RemoveMessage { .. },
+            ) if user.is_some() => {
+                return Err(DomainError::Forbidden {
+                    reason: "messages are changed by SID".into(),
+                }
+                .into())
+            }
+            ChannelOp::Apply(command) => match &user {
+                // The roles a user's command assigns are the service's, as its owner reads them.
+                Some(user) => policy::with_service_roles(user, self.state()?, command),
+                None => command,
+            },
             // Membership first: a stranger learns nothing about which messages exist.
             ChannelOp::UpdateMessage { message, change } => {
                 policy::authorize_member(user.as_ref(), self.state()?)?;
@@ -268,7 +293,7 @@ impl ChannelCore {
         let command = match command {
             ChannelCommand::PostMessage(post) if post.client_id.is_some() => {
                 let key = (
-                    post.author.clone().unwrap_or_default(),
+                    post.author.clone(),
                     post.client_id.clone().unwrap_or_default(),
                 );
                 if let Some(earlier) = self.earlier_post(&key).await? {
@@ -333,13 +358,13 @@ impl ChannelCore {
             channel: commit.channel,
             events: commit.events,
         });
-        self.bus.publish(batch.clone());
+        self.broker.publish(batch.clone());
         // Clones the events only when a listener still holds the batch.
         Arc::try_unwrap(batch).map_or_else(|b| b.events.clone(), |b| b.events)
     }
 
     /// Records the message a client id produced, evicting the oldest beyond the window.
-    fn remember_client_id(&mut self, key: (String, String), events: &[ChannelEvent]) {
+    fn remember_client_id(&mut self, key: ClientKey, events: &[ChannelEvent]) {
         let added = events.iter().find_map(|e| match &e.kind {
             ChannelEventKind::MessageAdded { message } => Some((e.seq, message.sid)),
             _ => None,
@@ -359,7 +384,7 @@ impl ChannelCore {
     /// The `MessageAdded` of an earlier post with the same (author, client id), if any.
     async fn earlier_post(
         &mut self,
-        key: &(String, String),
+        key: &ClientKey,
     ) -> Result<Option<ChannelEvent>, ChannelError> {
         if !self.client_ids_loaded {
             self.load_client_ids().await?;
@@ -392,8 +417,9 @@ impl ChannelCore {
         self.client_ids.clear();
         self.client_order.clear();
         for message in newest.items.into_iter().rev() {
+            let by_account = message.is_by_account();
             if let Some(client_id) = message.client_id {
-                let key = (message.author, client_id);
+                let key = ((!by_account).then_some(message.author), client_id);
                 self.client_ids.insert(key.clone(), (0, message.sid));
                 self.client_order.push_back(key);
             }
@@ -441,7 +467,7 @@ impl ChannelActor {
     pub(crate) fn new(
         sid: ChannelSid,
         store: Arc<dyn Store>,
-        bus: Arc<dyn Bus>,
+        broker: Arc<dyn Broker>,
         policies: Policies,
         node_limits: Limits,
         registry: Registry,
@@ -456,7 +482,7 @@ impl ChannelActor {
             core: Some(ChannelCore {
                 sid,
                 store,
-                bus,
+                broker,
                 policies,
                 node_limits,
                 loaded: None,

@@ -30,6 +30,9 @@ struct Entry<T> {
 struct Caches {
     services: HashMap<ServiceSid, Entry<Arc<ServicePolicy>>>,
     users: HashMap<(ServiceSid, String), Entry<Option<RoleSid>>>,
+    /// Bumped by every `forget_*`: a value read from the store before a change was forgotten
+    /// is not cached after it (it may be the value the change replaced).
+    generation: u64,
 }
 
 /// The node's policy cache. Cheap to clone.
@@ -79,6 +82,7 @@ impl Policies {
         if let Some(hit) = self.cached(|c| c.services.get(&sid).map(|e| (e.at, e.value.clone()))) {
             return Ok(hit);
         }
+        let generation = self.generation();
         let service = self
             .store
             .get_service(sid)
@@ -95,7 +99,7 @@ impl Policies {
             }
         }
         let policy = Arc::new(ServicePolicy { service, roles });
-        self.insert(|c| {
+        self.insert_since(generation, |c| {
             c.services.insert(
                 sid,
                 Entry {
@@ -118,12 +122,13 @@ impl Policies {
         if let Some(hit) = self.cached(|c| c.users.get(&key).map(|e| (e.at, e.value))) {
             return Ok(hit);
         }
+        let generation = self.generation();
         let role = self
             .store
             .get_user_by_identity(service, identity)
             .await?
             .map(|u| u.role_sid);
-        self.insert(|c| {
+        self.insert_since(generation, |c| {
             c.users.insert(
                 key,
                 Entry {
@@ -152,7 +157,8 @@ impl Policies {
 
     /// Drops the service's settings and roles (after a change to either through this node).
     pub fn forget_service(&self, sid: ServiceSid) {
-        self.insert(|c| {
+        self.change(|c| {
+            c.generation += 1;
             c.services.remove(&sid);
         });
     }
@@ -160,7 +166,8 @@ impl Policies {
     /// Drops the user's service role (after a change to the user through this node).
     pub fn forget_user(&self, service: ServiceSid, identity: &str) {
         let key = (service, identity.to_owned());
-        self.insert(|c| {
+        self.change(|c| {
+            c.generation += 1;
             c.users.remove(&key);
         });
     }
@@ -172,7 +179,20 @@ impl Policies {
             .map(|(_, value)| value)
     }
 
-    fn insert(&self, change: impl FnOnce(&mut Caches)) {
+    fn generation(&self) -> u64 {
+        self.caches.lock().map(|c| c.generation).unwrap_or(0)
+    }
+
+    /// Caches what was read since `generation`, unless something was forgotten meanwhile.
+    fn insert_since(&self, generation: u64, insert: impl FnOnce(&mut Caches)) {
+        self.change(|c| {
+            if c.generation == generation {
+                insert(c);
+            }
+        });
+    }
+
+    fn change(&self, change: impl FnOnce(&mut Caches)) {
         if let Ok(mut caches) = self.caches.lock() {
             change(&mut caches);
         }

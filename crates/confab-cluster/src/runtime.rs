@@ -10,7 +10,7 @@ use confab_domain::{Caller, ChannelEvent, ChannelSid, Limits, SidSource, Timesta
 use confab_store::{Store, StoreError};
 
 use crate::actor::{ChannelActor, ChannelOp, ChannelRequest, Execute, Release};
-use crate::bus::Bus;
+use crate::broker::Broker;
 use crate::cluster::Cluster;
 use crate::error::ChannelError;
 use crate::policy::Policies;
@@ -101,7 +101,7 @@ impl Registry {
 
 struct Inner {
     store: Arc<dyn Store>,
-    bus: Arc<dyn Bus>,
+    broker: Arc<dyn Broker>,
     policies: Policies,
     config: RuntimeConfig,
     registry: Registry,
@@ -127,7 +127,7 @@ impl std::fmt::Debug for ChannelRuntime {
 impl ChannelRuntime {
     /// Starts the runtime's arbiters (and, in cluster mode, serves commands other nodes
     /// forward here). Must be called inside an actix system.
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, config: RuntimeConfig) -> Self {
+    pub fn new(store: Arc<dyn Store>, broker: Arc<dyn Broker>, config: RuntimeConfig) -> Self {
         let arbiters = (0..config.arbiters.max(1))
             .map(|_| Arbiter::new())
             .collect();
@@ -136,7 +136,7 @@ impl ChannelRuntime {
             inner: Arc::new(Inner {
                 policies: Policies::new(store.clone(), config.policy_ttl),
                 store,
-                bus,
+                broker,
                 config,
                 registry: Registry::default(),
                 arbiters,
@@ -185,9 +185,9 @@ impl ChannelRuntime {
         &self.inner.policies
     }
 
-    /// The bus the runtime publishes to.
-    pub fn bus(&self) -> &Arc<dyn Bus> {
-        &self.inner.bus
+    /// The broker the runtime publishes to.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.inner.broker
     }
 
     /// The limits in force on this node.
@@ -403,7 +403,7 @@ impl ChannelRuntime {
         let actor = ChannelActor::new(
             channel,
             inner.store.clone(),
-            inner.bus.clone(),
+            inner.broker.clone(),
             inner.policies.clone(),
             inner.config.limits.clone(),
             inner.registry.clone(),

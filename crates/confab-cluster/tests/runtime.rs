@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab_cluster::{Bus, ChannelError, ChannelOp, ChannelRuntime, LocalBus, RuntimeConfig};
+use confab_cluster::{Broker, ChannelError, ChannelOp, ChannelRuntime, LocalBroker, RuntimeConfig};
 use confab_domain::{
     ChannelCommand, ChannelEventKind, ChannelSid, ChannelType, CountingSids, CreateChannel,
     DefaultRoles, DomainError, PostMessage, Service, ServiceLimits, ServiceSid, Timestamp,
@@ -15,7 +15,7 @@ use confab_store::{SqliteOptions, SqliteStore, Store};
 
 struct Fixture {
     runtime: ChannelRuntime,
-    bus: Arc<LocalBus>,
+    bus: Arc<LocalBroker>,
     service: ServiceSid,
     _dir: tempfile::TempDir,
 }
@@ -52,7 +52,7 @@ async fn fixture(idle_timeout: Duration) -> Fixture {
         )
         .await
         .unwrap();
-    let bus = Arc::new(LocalBus::new(1024));
+    let bus = Arc::new(LocalBroker::new(1024));
     let runtime = ChannelRuntime::new(
         store,
         bus.clone(),

@@ -434,7 +434,7 @@ impl ChannelState {
             attributes,
             kind: cmd.kind,
             created_by,
-            created_by_account,
+            created_by_account: Some(created_by_account),
             date_created,
             date_updated: cmd.date_updated.unwrap_or(date_created),
             members_count: 0,
@@ -629,7 +629,7 @@ impl ChannelState {
         if let Some(created_by) = u.created_by {
             check_identity("CreatedBy", &created_by, limits)?;
             next.created_by = created_by;
-            next.created_by_account = false;
+            next.created_by_account = Some(false);
             reasons.push(UpdateReason::CreatedBy);
         }
         if let Some(date) = u.date_created {
@@ -789,7 +789,7 @@ impl ChannelState {
             channel_sid: self.channel.sid,
             service_sid: self.channel.service_sid,
             index: self.channel.next_message_index,
-            by_account: p.author.is_none(),
+            by_account: Some(p.author.is_none()),
             author: p.author.unwrap_or_else(|| ACCOUNT_NAME.to_owned()),
             member_sid,
             body: p.body,
@@ -837,7 +837,7 @@ impl ChannelState {
         if let Some(author) = u.author {
             check_identity("From", &author, ctx.limits)?;
             next.author = author;
-            next.by_account = false;
+            next.by_account = Some(false);
             reasons.push(UpdateReason::Author);
         }
         if let Some(by) = u.last_updated_by {

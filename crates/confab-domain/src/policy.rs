@@ -103,7 +103,7 @@ impl Participation {
 
 /// Whether `identity` is the user who created `channel` (never true for the account's channels).
 pub fn is_creator(channel: &Channel, identity: &str) -> bool {
-    !channel.created_by_account && channel.created_by == identity
+    !channel.by_account() && channel.created_by == identity
 }
 
 /// How a user stands with a channel, or `ChannelNotFound` when the user may not see it: a
@@ -136,17 +136,39 @@ pub fn authorize_create(
     if user.policy.service.sid != cmd.service_sid {
         return Err(DomainError::ChannelNotFound);
     }
-    if cmd
-        .created_by
-        .as_deref()
-        .is_some_and(|c| c != user.identity)
-    {
+    // A user's channel names it as its creator; only the account creates channels of nobody.
+    if cmd.created_by.as_deref() != Some(user.identity) {
         return Err(forbidden("a user creates channels as itself"));
     }
     if cmd.date_created.is_some() || cmd.date_updated.is_some() {
         return Err(forbidden("only the account may set a channel's dates"));
     }
     check(user, None, Action::CreateChannel, None)
+}
+
+/// A user's command with the roles it assigns set as the service defines them now: the
+/// service's default channel role for a new member or invitee, its creator role for a channel's
+/// creator joining it. Users never choose roles; whatever the request carried is replaced, so
+/// that the node that built the command and the owner that applies it cannot disagree.
+pub fn with_service_roles(
+    user: &UserGrants<'_>,
+    state: &ChannelState,
+    cmd: ChannelCommand,
+) -> ChannelCommand {
+    let service = &user.policy.service;
+    match cmd {
+        ChannelCommand::AddMember(mut a) => {
+            let creator = a.identity == user.identity && is_creator(state.channel(), user.identity);
+            a.default_role = service.default_channel_role_sid;
+            a.role_sid = creator.then_some(service.default_channel_creator_role_sid);
+            ChannelCommand::AddMember(a)
+        }
+        ChannelCommand::Invite(mut i) => {
+            i.role_sid = service.default_channel_role_sid;
+            ChannelCommand::Invite(i)
+        }
+        other => other,
+    }
 }
 
 /// Decides whether the caller may apply `cmd` to the channel in `state`. `user` is `None` for
@@ -201,6 +223,9 @@ pub fn authorize(
             if (a.role_sid.is_some() && a.role_sid != creator_role)
                 || a.default_role != service.default_channel_role_sid
                 || has_overrides(a.date_created, a.date_updated)
+                || a.attributes.is_some()
+                || a.last_consumed_message_index.is_some()
+                || a.last_consumption_timestamp.is_some()
             {
                 return Err(forbidden(
                     "only the account may choose a member's role or dates",
@@ -218,6 +243,9 @@ pub fn authorize(
             if a.role_sid.is_some()
                 || a.default_role != user.policy.service.default_channel_role_sid
                 || has_overrides(a.date_created, a.date_updated)
+                || a.attributes.is_some()
+                || a.last_consumed_message_index.is_some()
+                || a.last_consumption_timestamp.is_some()
             {
                 return Err(forbidden(
                     "only the account may choose a member's role or dates",
@@ -288,7 +316,10 @@ pub fn authorize(
         }
         ChannelCommand::PostMessage(p) => {
             need_member()?;
-            if p.author.as_deref() != Some(me) || has_overrides(p.date_created, p.date_updated) {
+            if p.author.as_deref() != Some(me)
+                || p.last_updated_by.is_some()
+                || has_overrides(p.date_created, p.date_updated)
+            {
                 return Err(forbidden("a user sends messages as itself, now"));
             }
             check(user, my_role, Action::SendMessage, None)
@@ -323,7 +354,7 @@ pub fn authorize(
 /// The identity that owns a message for the "own" permissions: its author, unless the account
 /// posted it.
 fn message_owner(message: &crate::resources::Message) -> Option<&str> {
-    (!message.by_account).then_some(message.author.as_str())
+    (!message.is_by_account()).then_some(message.author.as_str())
 }
 
 fn has_overrides<T>(created: Option<T>, updated: Option<T>) -> bool {

@@ -11,10 +11,6 @@ use crate::sid::{
 };
 use crate::time::Timestamp;
 
-fn is_false(value: &bool) -> bool {
-    !*value
-}
-
 /// A chat service: the container of roles, users and channels, with its settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Service {
@@ -202,9 +198,10 @@ pub struct Channel {
     /// The identity that created it (`system` for the REST API).
     pub created_by: String,
     /// Whether the account created it without naming a creator: `created_by` then reads
-    /// `system`, which names no user (a user with that identity is not its creator).
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub created_by_account: bool,
+    /// `system`, which names no user (a user with that identity is not its creator). `None` on
+    /// records written before the flag existed: see [`Channel::by_account`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by_account: Option<bool>,
     /// When it was created.
     pub date_created: Timestamp,
     /// When it last changed.
@@ -219,6 +216,16 @@ pub struct Channel {
     pub next_message_index: u64,
     /// The `seq` of the newest channel event.
     pub last_seq: u64,
+}
+
+impl Channel {
+    /// Whether the account created it. A record from before the flag was kept is the
+    /// account's when it names `system`, which the account wrote when it named nobody (a user
+    /// with that identity loses the channels it created before, never gains the account's).
+    pub fn by_account(&self) -> bool {
+        self.created_by_account
+            .unwrap_or(self.created_by == crate::channel::ACCOUNT_NAME)
+    }
 }
 
 /// A user's membership of a channel, with its read horizon.
@@ -263,9 +270,10 @@ pub struct Message {
     /// The author's identity (`system` for REST posts without `From`).
     pub author: String,
     /// Whether the account posted it without naming an author: `author` then reads `system`,
-    /// which names no user (a user with that identity does not own it).
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub by_account: bool,
+    /// which names no user (a user with that identity does not own it). `None` on records
+    /// written before the flag existed: see [`Message::is_by_account`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_account: Option<bool>,
     /// The author's membership when it was sent, if the author was a member.
     pub member_sid: Option<MemberSid>,
     /// The text.
@@ -283,6 +291,15 @@ pub struct Message {
     pub date_created: Timestamp,
     /// When it last changed.
     pub date_updated: Timestamp,
+}
+
+impl Message {
+    /// Whether the account posted it (for records from before the flag was kept: whether it
+    /// names `system` as its author; see [`Channel::by_account`]).
+    pub fn is_by_account(&self) -> bool {
+        self.by_account
+            .unwrap_or(self.author == crate::channel::ACCOUNT_NAME)
+    }
 }
 
 /// An invitation of an identity to a channel. Joining accepts it; declining removes it.

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use confab_cluster::{ChannelRuntime, Cluster, ClusterConfig, LocalBus, RuntimeConfig};
+use confab_cluster::{
+    ChannelRuntime, Cluster, ClusterConfig, LocalBroker, LocalPresence, Presence, RuntimeConfig,
+};
 use confab_protocol::rest::Urls;
 use confab_store::{RedisOptions, RedisStore, SqliteStore, Store};
 use confab_web::{AppState, Credentials, WebLimits};
@@ -116,15 +118,19 @@ impl Node {
             .unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>()));
         let (store, cluster) =
             open_store(&config, &node_id, store_metrics, &runtime_metrics).await?;
-        let bus: Arc<dyn confab_cluster::Bus> = match &cluster {
-            Some(cluster) => Arc::new(cluster.bus()),
-            None => Arc::new(LocalBus::new(config.runtime.bus_capacity)),
-        };
-        let hub = confab_web::realtime::Hub::start(&bus, Some(web_metrics.clone()));
+        let (broker, presence): (Arc<dyn confab_cluster::Broker>, Arc<dyn Presence>) =
+            match &cluster {
+                Some(cluster) => (Arc::new(cluster.broker()), Arc::new(cluster.presence())),
+                None => (
+                    Arc::new(LocalBroker::new(config.runtime.bus_capacity)),
+                    Arc::new(LocalPresence),
+                ),
+            };
+        let hub = confab_web::realtime::Hub::start(&broker, &presence, Some(web_metrics.clone()));
         let drain_hub = hub.clone();
         let runtime = ChannelRuntime::new(
             store.clone(),
-            bus,
+            broker,
             RuntimeConfig {
                 limits: config.limits.clone(),
                 idle_timeout: config.idle_timeout(),

@@ -6,15 +6,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confab_domain::{ChannelSid, ServiceSid};
+use confab_domain::ChannelSid;
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
+use super::keys::{inbox_topic, topic_name, users_topic};
 use super::wire::{InboxMessage, Published};
 use super::{Cluster, InboundRequest};
 use crate::actor::ChannelRequest;
-use crate::bus::{Bus, EventBatch, Topic};
+use crate::broker::{Broker, EventBatch, Topic};
 
 /// Follows or stops following a topic.
 #[derive(Debug)]
@@ -40,26 +41,6 @@ const PUBLISH_RETRY: Duration = Duration::from_secs(5);
 
 /// How long a stopping node keeps flushing queued publishes (replies, last batches).
 const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(2);
-
-pub(crate) fn inbox_topic(prefix: &str, node: &str) -> String {
-    format!("{prefix}:inbox:{node}")
-}
-
-/// Where user signals go: every node follows it.
-pub(crate) fn users_topic(prefix: &str) -> String {
-    format!("{prefix}:users")
-}
-
-pub(crate) fn topic_name(prefix: &str, topic: &Topic) -> String {
-    match topic {
-        Topic::Channel(sid) => format!("{prefix}:ch:{sid}"),
-        Topic::User(service, identity) => user_topic(prefix, *service, identity),
-    }
-}
-
-pub(crate) fn user_topic(prefix: &str, service: ServiceSid, identity: &str) -> String {
-    format!("{prefix}:user:{service}:{identity}")
-}
 
 /// Sends queued publishes, pipelined, in the order they were queued (so a channel's batches
 /// leave in `seq` order). A failed pipeline is sent again (Redis may be restarting; the

@@ -10,9 +10,13 @@
 //! - Routing: a command goes to the lease holder if it is live, else to the placement owner
 //!   among live nodes, which takes the lease. A command that finds no owner is retried (with its
 //!   idempotency key) until `route_deadline`; then it fails with `Unreachable`.
-//! - Events: see [`RedisBus`].
+//! - Events: see [`RedisBroker`]; who is online: [`RedisPresence`].
 
-mod bus;
+mod broker;
+mod keys;
+mod presence;
+
+use presence::Presence;
 mod link;
 pub(crate) mod wire;
 
@@ -21,14 +25,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-pub use bus::RedisBus;
+pub use broker::{RedisBroker, RedisPresence};
 use confab_domain::{ChannelEvent, ChannelSid};
 use confab_store::{RedisStore, StoreError};
 use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::actor::ChannelRequest;
-use crate::bus::LocalBus;
+use crate::broker::LocalBroker;
 use crate::error::ChannelError;
 use crate::metrics::RuntimeMetrics;
 use wire::{InboxMessage, Outcome};
@@ -53,25 +57,6 @@ pub struct ClusterConfig {
     pub bus_capacity: usize,
 }
 
-/// A presence change of a local user (`service/identity`).
-#[derive(Debug)]
-pub(crate) enum Presence {
-    /// Their first session here began.
-    Arrived(String),
-    /// Their last session here ended; the answer: whether another live node has one.
-    Left(String, oneshot::Sender<bool>),
-}
-
-/// Removes a user from this node's presence set and tells whether another node's set has them.
-/// ARGV: this node's set, the member, then the other live nodes' sets.
-const USER_LEFT: &str = r#"
-redis.call('SREM', ARGV[1], ARGV[2])
-for i = 3, #ARGV do
-  if redis.call('SISMEMBER', ARGV[i], ARGV[2]) == 1 then return 1 end
-end
-return 0
-"#;
-
 /// A command forwarded to this node by another.
 #[derive(Debug)]
 pub(crate) struct InboundRequest {
@@ -91,9 +76,9 @@ struct Inner {
     /// Bumped after each resubscription following a lost Redis connection.
     resets: watch::Sender<u64>,
     /// Typing signals from other nodes.
-    typing: tokio::sync::broadcast::Sender<Arc<crate::bus::TypingSignal>>,
+    typing: tokio::sync::broadcast::Sender<Arc<crate::broker::TypingSignal>>,
     /// User signals from other nodes.
-    users: tokio::sync::broadcast::Sender<Arc<crate::bus::UserSignal>>,
+    users: tokio::sync::broadcast::Sender<Arc<crate::presence::UserSignal>>,
     /// Nodes seen leaving the live set.
     departures: tokio::sync::broadcast::Sender<Arc<Vec<String>>>,
     /// Presence changes of local users, in order, for the presence task.
@@ -104,7 +89,7 @@ struct Inner {
     draining: AtomicBool,
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
-    local: LocalBus,
+    local: LocalBroker,
     link: mpsc::UnboundedSender<link::LinkCommand>,
     publisher: mpsc::UnboundedSender<link::Publish>,
     inbound: Mutex<Option<mpsc::UnboundedReceiver<InboundRequest>>>,
@@ -162,7 +147,7 @@ impl Cluster {
         let (presence_tx, presence_rx) = mpsc::unbounded_channel();
         let cluster = Cluster {
             inner: Arc::new(Inner {
-                local: LocalBus::new(config.bus_capacity),
+                local: LocalBroker::new(config.bus_capacity),
                 instance: format!("{}#{:016x}", config.node_id, rand::random::<u64>()),
                 beat_lock: tokio::sync::Mutex::new(()),
                 resets,
@@ -224,9 +209,14 @@ impl Cluster {
             .unwrap_or_default()
     }
 
-    /// The bus that publishes this node's channel events to the cluster.
-    pub fn bus(&self) -> RedisBus {
-        RedisBus::new(self.clone())
+    /// The broker that publishes this node's channel events to the cluster.
+    pub fn broker(&self) -> RedisBroker {
+        RedisBroker::new(self.clone())
+    }
+
+    /// The presence service that tells the cluster who is online here.
+    pub fn presence(&self) -> RedisPresence {
+        RedisPresence::new(self.clone())
     }
 
     /// The store the cluster coordinates through.
@@ -288,7 +278,7 @@ impl Cluster {
         self.inner.shutdown.subscribe()
     }
 
-    pub(crate) fn local(&self) -> &LocalBus {
+    pub(crate) fn local(&self) -> &LocalBroker {
         &self.inner.local
     }
 
@@ -304,17 +294,17 @@ impl Cluster {
 
     pub(crate) fn typing_signals(
         &self,
-    ) -> tokio::sync::broadcast::Receiver<Arc<crate::bus::TypingSignal>> {
+    ) -> tokio::sync::broadcast::Receiver<Arc<crate::broker::TypingSignal>> {
         self.inner.typing.subscribe()
     }
 
-    pub(crate) fn typing_from_elsewhere(&self, typing: crate::bus::TypingSignal) {
+    pub(crate) fn typing_from_elsewhere(&self, typing: crate::broker::TypingSignal) {
         let _ = self.inner.typing.send(Arc::new(typing));
     }
 
     pub(crate) fn user_signals(
         &self,
-    ) -> tokio::sync::broadcast::Receiver<Arc<crate::bus::UserSignal>> {
+    ) -> tokio::sync::broadcast::Receiver<Arc<crate::presence::UserSignal>> {
         self.inner.users.subscribe()
     }
 
@@ -322,143 +312,8 @@ impl Cluster {
         self.inner.departures.subscribe()
     }
 
-    pub(crate) fn user_from_elsewhere(&self, user: crate::bus::UserSignal) {
+    pub(crate) fn user_from_elsewhere(&self, user: crate::presence::UserSignal) {
         let _ = self.inner.users.send(Arc::new(user));
-    }
-
-    fn presence_key(&self, node: &str) -> String {
-        format!("{}:online:{node}", self.inner.config.prefix)
-    }
-
-    /// The user's first session on this node began.
-    pub(crate) fn user_arrived(&self, service: confab_domain::ServiceSid, identity: &str) {
-        let _ = self
-            .inner
-            .presence
-            .send(Presence::Arrived(format!("{service}/{identity}")));
-    }
-
-    /// The user's last session on this node ended: resolves whether another live node still
-    /// has one, decided in Redis in the same script that removes this node's entry (of two
-    /// nodes losing the user at once, the second sees the first's removal).
-    pub(crate) fn user_left(
-        &self,
-        service: confab_domain::ServiceSid,
-        identity: &str,
-    ) -> oneshot::Receiver<bool> {
-        let (tx, rx) = oneshot::channel();
-        let _ = self
-            .inner
-            .presence
-            .send(Presence::Left(format!("{service}/{identity}"), tx));
-        rx
-    }
-
-    /// Whether `identity` has a session on another live node (Redis unreachable: no).
-    pub async fn online_elsewhere(
-        &self,
-        service: confab_domain::ServiceSid,
-        identity: &str,
-    ) -> bool {
-        let member = format!("{service}/{identity}");
-        let others = self.other_presence_keys();
-        if others.is_empty() {
-            return false;
-        }
-        let mut pipe = redis::pipe();
-        for key in &others {
-            pipe.cmd("SISMEMBER").arg(key).arg(&member);
-        }
-        let mut conn = self.inner.conn.clone();
-        let found = self
-            .timed(async {
-                pipe.query_async::<Vec<bool>>(&mut conn)
-                    .await
-                    .map_err(|e| StoreError::Backend(e.to_string()))
-            })
-            .await;
-        found.map(|f| f.into_iter().any(|b| b)).unwrap_or(false)
-    }
-
-    fn other_presence_keys(&self) -> Vec<String> {
-        self.live_nodes()
-            .into_iter()
-            .filter(|n| n != self.node_id())
-            .map(|n| self.presence_key(&n))
-            .collect()
-    }
-
-    /// Keeps this node's set of present users in Redis, in the order the hub reported them;
-    /// arrivals queued together go in one round trip. The set expires (3 × `node_ttl`) unless
-    /// the heartbeat extends it; others only read the sets of live nodes anyway.
-    async fn presence_loop(self, mut changes: mpsc::UnboundedReceiver<Presence>) {
-        let key = self.presence_key(self.node_id());
-        let mut conn = self.inner.conn.clone();
-        // An earlier process under this node id may have left its users behind.
-        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&key).query_async(&mut conn).await;
-        let ttl = (self.inner.config.node_ttl * 3).as_millis() as u64;
-        let leave = redis::Script::new(USER_LEFT);
-        let mut shutdown = self.shutdown_signal();
-        let mut next: Option<Presence> = None;
-        loop {
-            let change = match next.take() {
-                Some(change) => change,
-                None => tokio::select! {
-                    _ = shutdown.changed() => return,
-                    change = changes.recv() => match change {
-                        Some(change) => change,
-                        None => return,
-                    },
-                },
-            };
-            let result = match change {
-                Presence::Arrived(member) => {
-                    let mut pipe = redis::pipe();
-                    pipe.cmd("SADD").arg(&key).arg(member).ignore();
-                    loop {
-                        match changes.try_recv() {
-                            Ok(Presence::Arrived(member)) => {
-                                pipe.cmd("SADD").arg(&key).arg(member).ignore();
-                            }
-                            Ok(other) => {
-                                next = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
-                    self.timed(async {
-                        pipe.query_async::<()>(&mut conn)
-                            .await
-                            .map_err(|e| StoreError::Backend(e.to_string()))
-                    })
-                    .await
-                }
-                Presence::Left(member, answer) => {
-                    let mut invocation = leave.prepare_invoke();
-                    invocation.arg(&key).arg(&member);
-                    for other in self.other_presence_keys() {
-                        invocation.arg(other);
-                    }
-                    let elsewhere = self
-                        .timed(async {
-                            invocation
-                                .invoke_async::<i64>(&mut conn)
-                                .await
-                                .map_err(|e| StoreError::Backend(e.to_string()))
-                        })
-                        .await;
-                    // Redis unreachable: say "not elsewhere"; a node that still has the user
-                    // answers an offline announcement with an online one.
-                    let _ = answer.send(matches!(elsewhere, Ok(1)));
-                    elsewhere.map(|_| ())
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "presence not recorded");
-            }
-        }
     }
 
     pub(crate) fn reset_happened(&self) {
@@ -563,7 +418,7 @@ impl Cluster {
             inner: &self.inner,
             id,
         };
-        let topic = link::inbox_topic(&self.inner.config.prefix, target);
+        let topic = keys::inbox_topic(&self.inner.config.prefix, target);
         let mut conn = self.inner.conn.clone();
         let receivers = self
             .timed(async {
@@ -596,7 +451,7 @@ impl Cluster {
         match serde_json::to_string(&InboxMessage::Reply { id, outcome }) {
             Ok(payload) => {
                 let _ = self.inner.publisher.send(link::Publish {
-                    topics: vec![link::inbox_topic(&self.inner.config.prefix, to)],
+                    topics: vec![keys::inbox_topic(&self.inner.config.prefix, to)],
                     payload,
                 });
             }

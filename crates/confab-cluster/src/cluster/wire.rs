@@ -8,14 +8,20 @@ use serde::{Deserialize, Serialize};
 use confab_domain::Caller;
 
 use crate::actor::ChannelOp;
-use crate::bus::{EventBatch, TypingSignal, UserSignal};
+use crate::broker::{EventBatch, TypingSignal};
 use crate::error::ChannelError;
+use crate::presence::UserSignal;
 
 /// A message in a node's inbox.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub(crate) enum InboxMessage {
-    /// Run `op` on `channel` if you own it (or can take it).
+    /// Run `op` on `channel` for `caller` if you own it (or can take it). Tagged apart from
+    /// the `request` of versions before callers travelled (which authorized before forwarding
+    /// and whose owners authorize nothing): a node of such a version drops it as undecodable,
+    /// so a user's command never runs unchecked during a rolling upgrade; the sender's retries
+    /// then find another owner or time out.
+    #[serde(rename = "callerRequest")]
     Request {
         /// Correlation id, unique per sending node.
         id: u64,
@@ -25,9 +31,7 @@ pub(crate) enum InboxMessage {
         channel: ChannelSid,
         /// The operation (boxed: it is far larger than a reply).
         op: Box<ChannelOp>,
-        /// Who asked: the owner authorizes the operation for this caller. A node of an older
-        /// version sends none; it authorized the command itself, so it runs as the account's.
-        #[serde(default = "account")]
+        /// Who asked: the owner authorizes the operation for this caller.
         caller: Caller,
     },
     /// The outcome of a request this node sent.
@@ -37,10 +41,6 @@ pub(crate) enum InboxMessage {
         /// What happened.
         outcome: Outcome,
     },
-}
-
-fn account() -> Caller {
-    Caller::Account
 }
 
 /// The outcome of a forwarded command.
@@ -121,3 +121,36 @@ pub(crate) enum Published<B> {
 
 /// The published form, borrowed for serialization.
 pub(crate) type PublishedRef<'a> = Published<&'a EventBatch>;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use confab_domain::ChannelCommand;
+    use serde_json::json;
+
+    #[test]
+    fn a_forwarded_command_carries_its_caller_and_fails_closed_without_one() {
+        let request = InboxMessage::Request {
+            id: 1,
+            from: "a".into(),
+            channel: ChannelSid::from_bits(1),
+            op: Box::new(ChannelOp::Apply(ChannelCommand::Delete)),
+            caller: Caller::user(confab_domain::ServiceSid::from_bits(2), "alice"),
+        };
+        let mut value = serde_json::to_value(&request).unwrap();
+        assert_eq!(value["kind"], "callerRequest");
+        match serde_json::from_value::<InboxMessage>(value.clone()).unwrap() {
+            InboxMessage::Request { caller, .. } => {
+                assert_eq!(caller.identity(), Some("alice"))
+            }
+            InboxMessage::Reply { .. } => panic!("decoded as a reply"),
+        }
+        // Without a caller (an older node's shape) it is not run as anyone.
+        value.as_object_mut().unwrap().remove("caller");
+        assert!(serde_json::from_value::<InboxMessage>(value.clone()).is_err());
+        value["kind"] = json!("request");
+        assert!(serde_json::from_value::<InboxMessage>(value).is_err());
+    }
+}

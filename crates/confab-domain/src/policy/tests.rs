@@ -118,7 +118,7 @@ fn message(author: &str, by_account: bool) -> Message {
         service_sid: ServiceSid::from_bits(2),
         index: 0,
         author: author.into(),
-        by_account,
+        by_account: Some(by_account),
         member_sid: None,
         body: "hi".into(),
         attributes: Default::default(),
@@ -314,4 +314,23 @@ fn another_service_sees_nothing() {
         authorize(Some(&grants), &w.state, &ChannelCommand::Delete),
         Err(DomainError::ChannelNotFound)
     );
+}
+
+#[test]
+fn records_from_before_the_flag_name_the_account_by_system() {
+    let w = world(ChannelType::Private, Some("alice"));
+    let mut legacy = serde_json::to_value(w.state.channel()).unwrap();
+    legacy.as_object_mut().unwrap().remove("created_by_account");
+    legacy["created_by"] = "system".into();
+    let channel: crate::resources::Channel = serde_json::from_value(legacy.clone()).unwrap();
+    assert!(channel.by_account());
+    assert!(!is_creator(&channel, "system"));
+    legacy["created_by"] = "alice".into();
+    let channel: crate::resources::Channel = serde_json::from_value(legacy).unwrap();
+    assert!(!channel.by_account());
+    assert!(is_creator(&channel, "alice"));
+    let mut message = serde_json::to_value(message("system", false)).unwrap();
+    message.as_object_mut().unwrap().remove("by_account");
+    let message: Message = serde_json::from_value(message).unwrap();
+    assert!(message.is_by_account());
 }

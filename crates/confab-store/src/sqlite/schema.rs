@@ -9,8 +9,7 @@ use crate::error::StoreError;
 ///
 /// Rows keep their lookup and ordering columns in the clear and the rest of the record as JSON
 /// in `data`. Lists page by `rowid`, which upserts (`ON CONFLICT DO UPDATE`) keep stable.
-const MIGRATIONS: &[&str] = &[
-    r#"
+const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE services (
     sid TEXT PRIMARY KEY,
     data TEXT NOT NULL
@@ -78,16 +77,7 @@ CREATE TABLE webhooks (
     data TEXT NOT NULL
 );
 CREATE INDEX webhooks_by_channel ON webhooks(channel_sid);
-"#,
-    // 2: what the account created without naming a user is marked as the account's, so that a user
-    // whose identity is `system` (the name shown for the account) owns none of it.
-    r#"
-UPDATE channels SET data = json_set(data, '$.created_by_account', json('true'))
-    WHERE json_extract(data, '$.created_by') = 'system';
-UPDATE messages SET data = json_set(data, '$.by_account', json('true'))
-    WHERE json_extract(data, '$.author') = 'system';
-"#,
-];
+"#];
 
 /// Brings the database up to the newest schema.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -105,38 +95,4 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit()?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn the_accounts_legacy_records_are_marked_as_the_accounts() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
-        conn.execute_batch("PRAGMA user_version = 1").unwrap();
-        conn.execute_batch(
-            r#"
-            INSERT INTO channels (sid, service_sid, kind, data) VALUES
-                ('CH1', 'IS1', 'private', '{"created_by": "system"}'),
-                ('CH2', 'IS1', 'private', '{"created_by": "alice"}');
-            INSERT INTO messages (channel_sid, idx, sid, data) VALUES
-                ('CH1', 0, 'IM1', '{"author": "system"}'),
-                ('CH1', 1, 'IM2', '{"author": "alice"}');
-            "#,
-        )
-        .unwrap();
-        migrate(&mut conn).unwrap();
-        let flag = |sql: &str| -> Option<i64> { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
-        let channel =
-            "SELECT json_extract(data, '$.created_by_account') FROM channels WHERE sid = ";
-        assert_eq!(flag(&format!("{channel}'CH1'")), Some(1));
-        assert_eq!(flag(&format!("{channel}'CH2'")), None);
-        let message = "SELECT json_extract(data, '$.by_account') FROM messages WHERE sid = ";
-        assert_eq!(flag(&format!("{message}'IM1'")), Some(1));
-        assert_eq!(flag(&format!("{message}'IM2'")), None);
-    }
 }

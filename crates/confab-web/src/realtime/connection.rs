@@ -112,8 +112,19 @@ enum Undecodable {
     Refuse {
         id: u64,
         init: bool,
+        known: bool,
         error: AppError,
     },
+}
+
+/// A request frame (it has an `id`) that did not decode into a request.
+struct Malformed {
+    /// Its `type` is `init`.
+    init: bool,
+    /// Its `type` names an operation (its parameters are wrong).
+    known: bool,
+    /// What the client is told.
+    error: AppError,
 }
 
 /// Sorts out a frame that did not decode, so that the client learns what was wrong.
@@ -135,6 +146,7 @@ fn classify(text: &str, error: &serde_json::Error) -> Undecodable {
     Undecodable::Refuse {
         id,
         init: op == Some("init"),
+        known: op.is_some_and(Request::is_operation),
         error,
     }
 }
@@ -239,7 +251,12 @@ impl Connection {
             Ok(frame) => (frame.id, Ok(frame.request)),
             Err(e) => match classify(text, &e) {
                 Undecodable::Close(why) => return Flow::Close(CloseCode::Unsupported, why),
-                Undecodable::Refuse { id, init, error } => (id, Err((init, error))),
+                Undecodable::Refuse {
+                    id,
+                    init,
+                    known,
+                    error,
+                } => (id, Err(Malformed { init, known, error })),
             },
         };
         // Refused frames count against the rate too: a flood of bad frames costs a decode each.
@@ -256,7 +273,16 @@ impl Connection {
         }
         self.refusals_in_row = 0;
         let request = match decoded {
-            Err((true, error)) => {
+            // An unknown operation is refused as such, before or after init.
+            Err(Malformed {
+                known: false,
+                error,
+                ..
+            }) => Err(error),
+            // A malformed first init ends the session: there is no token to go on with.
+            Err(Malformed {
+                init: true, error, ..
+            }) if self.auth.is_none() => {
                 self.refuse(id, &error);
                 return Flow::Close(CloseCode::BadToken, "bad token");
             }
@@ -265,7 +291,8 @@ impl Connection {
                 self.refuse(id, &AppError::token_rejected("send init first"));
                 return Flow::Continue;
             }
-            Err((false, error)) => Err(error),
+            Err(Malformed { init: true, .. }) => Err(AppError::invalid("Already initialized")),
+            Err(Malformed { error, .. }) => Err(error),
             Ok(Request::UpdateToken { token }) => return self.update_token(id, &token),
             Ok(request) => Ok(request),
         };

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytestring::ByteString;
-use confab_cluster::Bus;
+use confab_cluster::{Broker, Presence};
 use confab_domain::{ChannelSid, ServiceSid};
 use confab_protocol::realtime::UserView;
 use tokio::sync::{mpsc, Notify};
@@ -182,6 +182,7 @@ enum Command {
 pub struct Hub {
     commands: mpsc::UnboundedSender<Command>,
     next_id: Arc<AtomicU64>,
+    presence: Arc<dyn Presence>,
 }
 
 impl std::fmt::Debug for Command {
@@ -191,13 +192,19 @@ impl std::fmt::Debug for Command {
 }
 
 impl Hub {
-    /// Starts the hub task on the current runtime, fed by `bus`.
-    pub fn start(bus: &Arc<dyn Bus>, metrics: Option<crate::metrics::WebMetrics>) -> Self {
+    /// Starts the hub task on the current runtime, fed by `broker`, telling `presence` who is
+    /// online here.
+    pub fn start(
+        broker: &Arc<dyn Broker>,
+        presence: &Arc<dyn Presence>,
+        metrics: Option<crate::metrics::WebMetrics>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let events = bus.subscribe();
+        let events = broker.subscribe();
         let task = HubTask {
             metrics,
-            bus: Some(bus.clone()),
+            bus: Some(broker.clone()),
+            presence: Some(presence.clone()),
             commands: Some(tx.downgrade()),
             ..HubTask::default()
         };
@@ -205,6 +212,7 @@ impl Hub {
         Self {
             commands: tx,
             next_id: Arc::new(AtomicU64::new(1)),
+            presence: presence.clone(),
         }
     }
 
@@ -265,7 +273,7 @@ impl Hub {
         self.send(Command::Announce { id });
     }
 
-    /// Whether `identity` has a session on this node.
+    /// Whether `identity` has a session on this node or, in a cluster, on another live node.
     pub async fn is_online(&self, service: ServiceSid, identity: &str) -> bool {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.send(Command::IsOnline {
@@ -273,7 +281,13 @@ impl Hub {
             identity: identity.to_owned(),
             reply,
         });
-        rx.await.unwrap_or(false)
+        if rx.await.unwrap_or(false) {
+            return true;
+        }
+        match self.presence.online_elsewhere(service, identity) {
+            Some(elsewhere) => elsewhere.await,
+            None => false,
+        }
     }
 
     /// `identity` is typing in `channel`.

@@ -1,5 +1,6 @@
 //! Presence: users going online and offline (here, on other nodes, on nodes that left the
-//! cluster), profile updates (`userUpdated`) and the user signals exchanged over the bus.
+//! cluster), profile updates (`userUpdated`) and the user signals exchanged with other nodes
+//! through the presence service. This is the one place of the presence policy.
 
 use std::collections::HashSet;
 
@@ -51,8 +52,8 @@ impl HubTask {
         channels: Vec<ChannelSid>,
         online: Option<bool>,
     ) {
-        if let Some(bus) = &self.bus {
-            bus.signal_user(&UserSignal {
+        if let Some(presence) = &self.presence {
+            presence.signal_user(&UserSignal {
                 service: key.0,
                 identity: key.1.clone(),
                 frame: frame.to_string(),
@@ -126,7 +127,8 @@ impl HubTask {
     /// Nodes left the cluster: users they announced online are checked (after the offline
     /// grace, so that their clients may reconnect elsewhere first).
     pub(super) fn departed(&mut self, nodes: &[String]) {
-        let (Some(bus), Some(commands)) = (self.bus.clone(), self.commands.clone()) else {
+        let (Some(presence), Some(commands)) = (self.presence.clone(), self.commands.clone())
+        else {
             return;
         };
         for (key, remote) in &self.remote_online {
@@ -135,11 +137,11 @@ impl HubTask {
             }
             let key = key.clone();
             let node = remote.node.clone();
-            let bus = bus.clone();
+            let presence = presence.clone();
             let commands = commands.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(OFFLINE_GRACE).await;
-                let elsewhere = match bus.online_elsewhere(key.0, &key.1) {
+                let elsewhere = match presence.online_elsewhere(key.0, &key.1) {
                     Some(check) => check.await,
                     None => false,
                 };

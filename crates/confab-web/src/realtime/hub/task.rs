@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytestring::ByteString;
-use confab_cluster::{Bus, EventBatch, Topic, TypingSignal};
+use confab_cluster::{Broker, EventBatch, Presence, Topic, TypingSignal};
 use confab_domain::{ChannelSid, ServiceSid};
 use confab_protocol::realtime::UserView;
 use serde_json::json;
@@ -42,8 +42,10 @@ pub(super) struct HubTask {
     pub(super) announced: HashSet<UserKey>,
     pub(super) typing: HashMap<(ChannelSid, String), Typist>,
     pub(super) metrics: Option<crate::metrics::WebMetrics>,
-    /// Told which channels and users have listeners here (a cluster bus subscribes to them).
-    pub(super) bus: Option<Arc<dyn Bus>>,
+    /// Told which channels and users have listeners here (a cluster broker subscribes to them).
+    pub(super) bus: Option<Arc<dyn Broker>>,
+    /// Told who is online here; asked who is online elsewhere.
+    pub(super) presence: Option<Arc<dyn Presence>>,
     /// The hub's own command queue, for answers of tasks it spawns (weak: the hub ends when
     /// the last handle is dropped).
     pub(super) commands: Option<mpsc::WeakUnboundedSender<Command>>,
@@ -61,8 +63,8 @@ impl HubTask {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut resets = self.bus.as_ref().and_then(|b| b.resets());
         let mut typing = self.bus.as_ref().and_then(|b| b.typing_signals());
-        let mut users = self.bus.as_ref().and_then(|b| b.user_signals());
-        let mut departures = self.bus.as_ref().and_then(|b| b.departures());
+        let mut users = self.presence.as_ref().and_then(|p| p.user_signals());
+        let mut departures = self.presence.as_ref().and_then(|p| p.departures());
         loop {
             // Commands first: a session's registration must be in place before the batches
             // published after it registered, or it would miss its own memberships.
@@ -120,8 +122,8 @@ impl HubTask {
                 let key = (service, identity.clone());
                 let sessions = self.by_user.entry(key.clone()).or_default();
                 if sessions.is_empty() {
-                    if let Some(bus) = &self.bus {
-                        bus.user_arrived(service, &identity);
+                    if let Some(presence) = &self.presence {
+                        presence.user_arrived(service, &identity);
                     }
                 }
                 sessions.insert(id);
@@ -263,7 +265,10 @@ impl HubTask {
             self.by_user.remove(&key);
             self.unfollow(Topic::User(key.0, key.1.clone()));
             // Recorded now, in order with arrivals; answered once Redis decided.
-            let elsewhere = self.bus.as_ref().and_then(|b| b.user_left(key.0, &key.1));
+            let elsewhere = self
+                .presence
+                .as_ref()
+                .and_then(|p| p.user_left(key.0, &key.1));
             self.left_at.retain(|(user, _), _| *user != key);
             let announced = self.announced.remove(&key);
             if let Some(mut user) = self.users.remove(&key).filter(|_| announced) {

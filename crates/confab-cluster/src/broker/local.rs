@@ -1,27 +1,27 @@
-//! `LocalBus`: the node-local bus, a bounded broadcast channel.
+//! `LocalBroker`: the node-local broker, a bounded broadcast channel.
 
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use super::{Bus, EventBatch};
+use super::{Broker, EventBatch};
 
-/// In-process bus. Each subscriber has a bounded backlog (`capacity` batches); one that falls
+/// In-process broker. Each subscriber has a bounded backlog (`capacity` batches); one that falls
 /// further behind gets `RecvError::Lagged` and must repair from the store. Publishing never waits.
 #[derive(Debug, Clone)]
-pub struct LocalBus {
+pub struct LocalBroker {
     sender: broadcast::Sender<Arc<EventBatch>>,
 }
 
-impl LocalBus {
-    /// A bus keeping at most `capacity` undelivered events per subscriber.
+impl LocalBroker {
+    /// A broker keeping at most `capacity` undelivered events per subscriber.
     pub fn new(capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(1));
         Self { sender }
     }
 }
 
-impl Bus for LocalBus {
+impl Broker for LocalBroker {
     fn publish(&self, batch: Arc<EventBatch>) {
         // An error only means that nobody listens right now, which is fine.
         let _ = self.sender.send(batch);
@@ -61,7 +61,7 @@ mod tests {
             attributes: Attributes::default(),
             kind: ChannelType::Public,
             created_by: "system".into(),
-            created_by_account: true,
+            created_by_account: Some(true),
             date_created: Timestamp(0),
             date_updated: Timestamp(0),
             members_count: 0,
@@ -83,10 +83,10 @@ mod tests {
 
     #[tokio::test]
     async fn subscribers_get_events_in_publish_order() {
-        let bus = LocalBus::new(16);
-        let mut rx = bus.subscribe();
-        bus.publish(batch(&[1, 2]));
-        bus.publish(batch(&[3]));
+        let broker = LocalBroker::new(16);
+        let mut rx = broker.subscribe();
+        broker.publish(batch(&[1, 2]));
+        broker.publish(batch(&[3]));
         let mut seqs = Vec::new();
         for _ in 0..2 {
             seqs.extend(rx.recv().await.unwrap().events.iter().map(|e| e.seq));
@@ -96,11 +96,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_lagging_subscriber_is_told_it_missed_events() {
-        let bus = LocalBus::new(2);
-        let mut rx = bus.subscribe();
-        bus.publish(batch(&[1]));
-        bus.publish(batch(&[2]));
-        bus.publish(batch(&[3]));
+        let broker = LocalBroker::new(2);
+        let mut rx = broker.subscribe();
+        broker.publish(batch(&[1]));
+        broker.publish(batch(&[2]));
+        broker.publish(batch(&[3]));
         assert!(matches!(
             rx.recv().await,
             Err(broadcast::error::RecvError::Lagged(1))

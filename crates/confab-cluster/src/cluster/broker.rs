@@ -1,38 +1,41 @@
-//! `RedisBus`: the bus of a cluster node.
+//! `RedisBroker` and `RedisPresence`: the broker and the presence service of a cluster node,
+//! both over the node's Redis link.
 
 use std::sync::Arc;
 
 use confab_domain::ChannelEventKind;
 use tokio::sync::{broadcast, oneshot, watch};
 
-use super::link::{topic_name, user_topic, users_topic, LinkCommand, Publish};
+use super::keys::{topic_name, user_topic, users_topic};
+use super::link::{LinkCommand, Publish};
 use super::wire::PublishedRef;
 use super::Cluster;
 use confab_domain::ServiceSid;
 
-use crate::bus::{Bus, EventBatch, OnlineElsewhere, Topic, TypingSignal, UserSignal};
+use crate::broker::{Broker, EventBatch, Topic, TypingSignal};
+use crate::presence::{OnlineElsewhere, Presence, UserSignal};
 
-/// The cluster bus. The owner of a channel delivers each committed batch to its own listeners
+/// The cluster broker. The owner of a channel delivers each committed batch to its own listeners
 /// directly and publishes it once to the channel's Redis topic, and to the topic of each user
 /// whose membership or invitation it changes (so that the user's sessions on other nodes learn
 /// of channels they do not follow yet). A node subscribes to a channel's topic only while a
 /// local session follows the channel, and to a user's topic while the user has a session there.
 ///
 /// Delivery is at most once (Redis pub/sub); after each (re)subscription to a channel topic the
-/// bus emits a synchronisation mark (an empty batch with the stored channel), and listeners
-/// repair any `seq` gap from the store: see [`Bus`].
+/// broker emits a synchronisation mark (an empty batch with the stored channel), and listeners
+/// repair any `seq` gap from the store: see [`Broker`].
 #[derive(Debug, Clone)]
-pub struct RedisBus {
+pub struct RedisBroker {
     cluster: Cluster,
 }
 
-impl RedisBus {
+impl RedisBroker {
     pub(super) fn new(cluster: Cluster) -> Self {
         Self { cluster }
     }
 }
 
-impl Bus for RedisBus {
+impl Broker for RedisBroker {
     fn publish(&self, batch: Arc<EventBatch>) {
         self.cluster.local().publish(batch.clone());
         let prefix = &self.cluster.config().prefix;
@@ -93,6 +96,26 @@ impl Bus for RedisBus {
         Some(self.cluster.typing_signals())
     }
 
+    fn resets(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.cluster.resets())
+    }
+}
+
+/// The cluster's presence service: each node keeps its users in a Redis set
+/// (`{prefix}:online:{node}`), and user signals go on one topic every node follows
+/// (`{prefix}:users`).
+#[derive(Debug, Clone)]
+pub struct RedisPresence {
+    cluster: Cluster,
+}
+
+impl RedisPresence {
+    pub(super) fn new(cluster: Cluster) -> Self {
+        Self { cluster }
+    }
+}
+
+impl Presence for RedisPresence {
     fn signal_user(&self, signal: &UserSignal) {
         let mut signal = signal.clone();
         signal.node = self.cluster.node_id().to_owned();
@@ -131,9 +154,5 @@ impl Bus for RedisBus {
 
     fn departures(&self) -> Option<broadcast::Receiver<Arc<Vec<String>>>> {
         Some(self.cluster.departures())
-    }
-
-    fn resets(&self) -> Option<watch::Receiver<u64>> {
-        Some(self.cluster.resets())
     }
 }
