@@ -2,6 +2,7 @@
 //! owns) and `GET /cluster/channels/{ChannelSid}` (`{"owner": node_id, "epoch": n}`).
 
 use actix_web::{web, HttpResponse};
+use confab_app::AppError;
 use confab_cluster::ChannelRuntime;
 use confab_domain::ChannelSid;
 use serde_json::json;
@@ -40,11 +41,7 @@ async fn cluster(view: web::Data<ClusterView>) -> HttpResponse {
 
 async fn channel(view: web::Data<ClusterView>, sid: web::Path<String>) -> HttpResponse {
     let Ok(sid) = sid.parse::<ChannelSid>() else {
-        return HttpResponse::BadRequest().json(json!({
-            "code": 20001,
-            "message": format!("Invalid channel SID {sid:?}"),
-            "status": 400,
-        }));
+        return error(AppError::invalid(format!("Invalid channel SID {sid:?}")));
     };
     let Some(cluster) = view.runtime.cluster() else {
         return HttpResponse::Ok().json(json!({"owner": view.node_id, "epoch": 0}));
@@ -55,10 +52,17 @@ async fn channel(view: web::Data<ClusterView>, sid: web::Path<String>) -> HttpRe
         }
         // Nobody holds it: the next command makes placement's choice take it.
         Ok(None) => HttpResponse::Ok().json(json!({"owner": null, "epoch": null})),
-        Err(e) => HttpResponse::ServiceUnavailable().json(json!({
-            "code": 20503,
-            "message": format!("Redis unavailable: {e}"),
-            "status": 503,
-        })),
+        Err(e) => error(AppError::unavailable(format!("Redis unavailable: {e}"))),
     }
+}
+
+/// A Twilio error body with its status.
+fn error(e: AppError) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(e.status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status).json(json!({
+        "code": e.code,
+        "message": e.message,
+        "status": e.status,
+    }))
 }

@@ -9,7 +9,7 @@ pub async fn run(url: &str, token: &str, channel: &str) -> Result<(), ClientErro
     let (client, mut events) = Client::connect(url, token).await?;
     let mut ch = match client.get_channel(channel).await {
         Ok(ch) => ch,
-        Err(e) if e.code() == Some(50300) => {
+        Err(e) if e.code() == Some(confab_app::AppError::channel_not_found().code) => {
             client
                 .create_channel(CreateChannelOptions {
                     unique_name: Some(channel.to_owned()),

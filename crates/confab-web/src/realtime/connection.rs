@@ -11,13 +11,14 @@ use bytestring::ByteString;
 use confab_app::channels::UserRef;
 use confab_app::{AppError, Caller};
 use confab_domain::{Channel, ChannelSid, Member, ServiceSid};
-use confab_protocol::realtime::{
-    self as rt, CloseCode, ErrorBody, Request, RequestFrame, UserView,
-};
+use confab_protocol::realtime::{self as rt, CloseCode, Request, RequestFrame, UserView};
 use serde_json::{json, Value};
 
+use super::frames::{
+    classify, error_body, now_secs, token_error, Malformed, TokenBucket, Undecodable,
+};
 use super::hub::{Outbound, Outbox, SessionId};
-use crate::token::{self, TokenError};
+use crate::token;
 use crate::AppState;
 
 /// What the reader loop does after a frame.
@@ -58,108 +59,10 @@ pub(super) struct Connection {
     refusals_in_row: u32,
 }
 
-/// Ops per second with a burst allowance.
-struct TokenBucket {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-pub(super) fn error_body(e: &AppError) -> ErrorBody {
-    ErrorBody {
-        code: e.code,
-        message: e.message.clone(),
-        status: e.status,
-    }
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn token_error(e: TokenError) -> (AppError, CloseCode) {
-    match e {
-        TokenError::Expired => (AppError::token_expired(), CloseCode::TokenExpired),
-        TokenError::Invalid(why) => (AppError::token_rejected(why), CloseCode::BadToken),
-    }
-}
-
-/// Why a frame could not be decoded into a request.
-enum Undecodable {
-    /// Not a request at all: close.
-    Close(&'static str),
-    /// A request with an `id` whose operation or parameters are wrong: answer it (and close,
-    /// for a malformed `init`: a session without a token has nothing to go on with).
-    Refuse {
-        id: u64,
-        init: bool,
-        known: bool,
-        error: AppError,
-    },
-}
-
-/// A request frame (it has an `id`) that did not decode into a request.
-struct Malformed {
-    /// Its `type` is `init`.
-    init: bool,
-    /// Its `type` names an operation (its parameters are wrong).
-    known: bool,
-    /// What the client is told.
-    error: AppError,
-}
-
-/// Sorts out a frame that did not decode, so that the client learns what was wrong.
-fn classify(text: &str, error: &serde_json::Error) -> Undecodable {
-    let Ok(frame) = serde_json::from_str::<Value>(text) else {
-        return Undecodable::Close("frame is not JSON");
-    };
-    let Some(id) = frame.get("id").and_then(Value::as_u64) else {
-        return Undecodable::Close("frame is not a request");
-    };
-    let op = frame.get("type").and_then(Value::as_str);
-    let error = match op {
-        Some(op) if Request::is_operation(op) => {
-            AppError::invalid(format!("Invalid parameters: {error}"))
-        }
-        Some(op) => AppError::unknown_operation(format!("Unknown operation {op:?}")),
-        None => AppError::unknown_operation("Unknown or malformed operation"),
-    };
-    Undecodable::Refuse {
-        id,
-        init: op == Some("init"),
-        known: op.is_some_and(Request::is_operation),
-        error,
-    }
-}
-
 impl Connection {
     pub(super) fn new(state: Arc<AppState>, outbox: Outbox) -> Self {
         let cfg = &state.realtime;
-        let bucket = TokenBucket {
-            tokens: f64::from(cfg.ops_burst),
-            rate: f64::from(cfg.ops_per_sec),
-            burst: f64::from(cfg.ops_burst.max(1)),
-            last: Instant::now(),
-        };
+        let bucket = TokenBucket::new(cfg.ops_per_sec, cfg.ops_burst);
         Self {
             id: state.hub.next_session_id(),
             state,

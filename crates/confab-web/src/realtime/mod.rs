@@ -6,6 +6,7 @@
 //! layer (`confab-app`) and renders the reply.
 
 mod connection;
+mod frames;
 pub mod hub;
 mod ops;
 mod session;

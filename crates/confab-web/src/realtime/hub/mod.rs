@@ -325,3 +325,6 @@ impl Hub {
 }
 
 type UserKey = (ServiceSid, String);
+
+#[cfg(test)]
+mod tests;
