@@ -153,3 +153,49 @@ async fn the_dashboard_and_alerts_query_only_metrics_the_node_exports() {
         "the dashboard and rules should query the node's metrics"
     );
 }
+
+#[tokio::test]
+async fn hostile_methods_and_paths_add_no_series() {
+    let node = TestNode::start().unwrap();
+    let client = reqwest::Client::new();
+    let series = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("confab_http_request"))
+            .map(|l| l.rsplit_once(' ').unwrap().0.to_owned())
+            .collect()
+    };
+    // Warm the series a well-behaved client creates, then count them.
+    let ordinary = reqwest::Method::from_bytes(b"FETCHME").unwrap();
+    client
+        .request(ordinary, node.base_url())
+        .send()
+        .await
+        .unwrap();
+    let before = series(&scrape(&node).await);
+    let long = "Z".repeat(200);
+    for method in ["ZZSECA1", "ZZSECA2", long.as_str()] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        for path in [
+            "/",
+            "/v2/Services/IS00000000000000000000000000000000",
+            "/nowhere/at/all",
+        ] {
+            let _ = client
+                .request(method.clone(), format!("{}{path}", node.base_url()))
+                .send()
+                .await;
+        }
+    }
+    let text = scrape(&node).await;
+    assert!(!text.contains("ZZSECA") && !text.contains(&long));
+    let after = series(&text);
+    let new: Vec<&String> = after.iter().filter(|s| !before.contains(s)).collect();
+    // Only routes the node knows (or `unmatched`) with `method="other"` may appear.
+    for s in &new {
+        assert!(
+            s.contains("method=\"other\""),
+            "a hostile request created {s}"
+        );
+    }
+    node.stop().await;
+}

@@ -18,6 +18,9 @@ const screenshotDir = () =>
 const WAIT = { timeout: 20000 };
 let node;
 let browser;
+// Console messages about the Content-Security-Policy: the page and the SDK must need no
+// exception to the policy the node sends.
+const cspViolations = [];
 
 before(async () => {
   node = await new Node().start();
@@ -44,6 +47,11 @@ async function signIn(identity) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
   const page = await context.newPage();
   page.on("pageerror", (e) => console.error(`[${identity}] page error:`, e));
+  page.on("console", (m) => {
+    if (/Content[- ]Security[- ]Policy|Refused to (load|execute|apply|connect)/i.test(m.text())) {
+      cspViolations.push(`[${identity}] ${m.text()}`);
+    }
+  });
   await page.goto(node.url);
   await page.fill("#identity", identity);
   await page.click("#signin-button");
@@ -139,4 +147,14 @@ test("two users chat, type, read, invite, edit and delete, and survive a node re
   await message(bob, "after the restart").waitFor(WAIT);
   await channelItem(bob, "#my-channels", "lobby").click();
   for (const text of ["hi bob", "hi alice", "ping"]) await message(bob, text).waitFor(WAIT);
+});
+
+test("the page and the SDK run under the node's Content-Security-Policy", async () => {
+  const response = await fetch(node.url);
+  const policy = response.headers.get("content-security-policy");
+  assert.match(policy ?? "", /default-src 'self'/);
+  assert.match(policy ?? "", /frame-ancestors 'none'/);
+  assert.equal(response.headers.get("x-content-type-options"), "nosniff");
+  // Every page of the tests above ran under it.
+  assert.deepEqual(cspViolations, []);
 });

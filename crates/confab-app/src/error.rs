@@ -70,6 +70,15 @@ impl AppError {
         )
     }
 
+    /// 20157: the access token is valid for longer than the node accepts.
+    pub fn token_lifetime_too_long(max_secs: u64) -> Self {
+        Self::new(
+            20157,
+            401,
+            format!("Access Token expiration time exceeds the maximum of {max_secs} seconds"),
+        )
+    }
+
     /// 20403: the caller may not use this endpoint.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(20403, 403, message)
@@ -266,6 +275,7 @@ impl From<DomainError> for AppError {
             DomainError::AlreadyMember => (50404, 409),
             DomainError::NotMember => (50400, 403),
             DomainError::MemberLimitReached { .. } => (50403, 403),
+            DomainError::UserChannelLimitReached { .. } => (50208, 403),
             DomainError::MessageNotFound => (50500, 404),
             DomainError::InviteNotFound => (50601, 404),
             DomainError::AlreadyInvited => (50212, 409),

@@ -289,6 +289,9 @@ impl ChannelCore {
             }
         };
         policy::authorize(user.as_ref(), self.state()?, &command)?;
+        if let ChannelCommand::AddMember(add) = &command {
+            self.check_user_channels(&add.identity).await?;
+        }
         let mut client_key = None;
         let command = match command {
             ChannelCommand::PostMessage(post) if post.client_id.is_some() => {
@@ -425,6 +428,27 @@ impl ChannelCore {
             }
         }
         self.client_ids_loaded = true;
+        Ok(())
+    }
+
+    /// Refuses a new membership of a user who belongs to as many channels as the service's
+    /// `Limits.UserChannels` (and the node's `channels_per_user`) allow, for every caller: a
+    /// join, an accepted invite, an add, a REST member creation. Counted from the store, so two
+    /// joins of one user to different channels at the same moment may both pass.
+    async fn check_user_channels(&self, identity: &str) -> Result<(), ChannelError> {
+        let state = self.state()?;
+        if state.member(identity).is_some() {
+            // The domain answers AlreadyMember.
+            return Ok(());
+        }
+        let service = state.channel().service_sid;
+        let policy = self.policies.service(service).await?;
+        let limit =
+            (policy.service.limits.user_channels as usize).min(self.node_limits.channels_per_user);
+        let joined = self.store.count_memberships(service, identity).await?;
+        if joined >= limit as u64 {
+            return Err(DomainError::UserChannelLimitReached { limit }.into());
+        }
         Ok(())
     }
 

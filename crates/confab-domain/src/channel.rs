@@ -766,6 +766,16 @@ impl ChannelState {
         ctx: &mut ApplyContext<'_>,
     ) -> Result<Vec<ChannelEventKind>, DomainError> {
         check_body(&p.body, ctx.limits)?;
+        if p.client_id
+            .as_ref()
+            .is_some_and(|c| c.len() > ctx.limits.client_id_bytes)
+        {
+            return Err(DomainError::TooLong {
+                field: "clientId".into(),
+                limit: ctx.limits.client_id_bytes,
+                unit: "bytes".into(),
+            });
+        }
         if let Some(author) = &p.author {
             check_identity("From", author, ctx.limits)?;
         }

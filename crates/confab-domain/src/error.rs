@@ -62,6 +62,12 @@ pub enum DomainError {
         /// The limit in force.
         limit: usize,
     },
+    /// The user belongs to as many channels as its limit allows.
+    #[error("User channel limit of {limit} reached")]
+    UserChannelLimitReached {
+        /// The limit in force.
+        limit: usize,
+    },
     /// The message does not exist in this channel.
     #[error("Message not found")]
     MessageNotFound,

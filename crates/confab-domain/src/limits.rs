@@ -25,6 +25,9 @@ pub struct Limits {
     pub members_per_channel: usize,
     /// Most channels one user may belong to (a service may set a lower figure).
     pub channels_per_user: usize,
+    /// Longest `clientId` (a message's idempotency key), in bytes: it is stored with the
+    /// message and its event and kept in the channel owner's memory.
+    pub client_id_bytes: usize,
 }
 
 impl Default for Limits {
@@ -38,6 +41,7 @@ impl Default for Limits {
             name_chars: 256,
             members_per_channel: 1000,
             channels_per_user: 1000,
+            client_id_bytes: 64,
         }
     }
 }
@@ -107,7 +111,53 @@ pub fn check_identity(
             reason: "must not contain control characters".to_owned(),
         });
     }
+    if value.chars().any(is_invisible) {
+        return Err(DomainError::InvalidParameter {
+            field: field.into(),
+            reason: "must not contain invisible or direction-changing characters".to_owned(),
+        });
+    }
     check_name(field, value, limits)
+}
+
+/// Unicode's format characters (general category Cf, as of Unicode 15.1: zero-width joiners
+/// and spaces, direction marks, embeddings, overrides and isolates, the byte order mark, tags,
+/// ...) and the other characters that draw nothing (variation selectors, fillers): in an
+/// identity they make two different names look alike.
+const INVISIBLE: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{034F}', '\u{034F}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180F}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FE00}', '\u{FE0F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+    ('\u{E0100}', '\u{E01EF}'),
+];
+
+/// Whether `c` draws nothing or changes the direction of what follows.
+fn is_invisible(c: char) -> bool {
+    INVISIBLE.iter().any(|&(from, to)| (from..=to).contains(&c))
 }
 
 /// Checks a message body against the body limit.
@@ -159,5 +209,28 @@ mod tests {
         assert!(check_identity("Identity", "", &Limits::default()).is_err());
         assert!(check_identity("Identity", "a\nb", &Limits::default()).is_err());
         assert!(check_identity("Identity", "alice", &Limits::default()).is_ok());
+    }
+
+    #[test]
+    fn identities_with_invisible_characters_are_refused() {
+        let limits = Limits::default();
+        for bad in [
+            "ali\u{200B}ce",
+            "\u{202E}ecila",
+            "bob\u{FEFF}",
+            "e\u{2066}ve",
+            "x\u{E0041}",
+        ] {
+            assert!(
+                check_identity("Identity", bad, &limits).is_err(),
+                "{bad:?} was accepted"
+            );
+        }
+        for good in ["alice", "Zoë", "王小明", "user@example.com", "emoji 😀"] {
+            assert!(
+                check_identity("Identity", good, &limits).is_ok(),
+                "{good:?}"
+            );
+        }
     }
 }

@@ -277,6 +277,34 @@ fn overlay(
     Ok(())
 }
 
+/// `url` with its password (and user) replaced by `***`, for logs and error messages: a Redis
+/// URL may carry the password (`redis://:secret@host:6379`).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Creates the data directory readable by this user only (it holds every message and the
+/// account's credentials); an existing directory is narrowed to that too.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -365,5 +393,21 @@ mod tests {
         let path = dir.path().join("confab.toml");
         std::fs::write(&path, "lissen = \"x\"\n").unwrap();
         assert!(Config::load(Some(&path), env(&[])).is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("redis://:s3cret@10.0.0.5:6379/0"),
+            "redis://***@10.0.0.5:6379/0"
+        );
+        assert_eq!(
+            redact_url("rediss://user:pw@redis.example.com"),
+            "rediss://***@redis.example.com"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 }

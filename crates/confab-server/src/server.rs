@@ -70,7 +70,12 @@ async fn open_store(
         },
     )
     .await
-    .map_err(|e| ServerError::Config(format!("cannot reach Redis at {url}: {e}")))?
+    .map_err(|e| {
+        ServerError::Config(format!(
+            "cannot reach Redis at {}: {e}",
+            crate::config::redact_url(url)
+        ))
+    })?
     .with_metrics(store_metrics);
     let cluster = Cluster::start(
         url,
@@ -87,14 +92,19 @@ async fn open_store(
         Some(runtime_metrics.clone()),
     )
     .await
-    .map_err(|e| ServerError::Config(format!("cannot join the cluster at {url}: {e}")))?;
+    .map_err(|e| {
+        ServerError::Config(format!(
+            "cannot join the cluster at {}: {e}",
+            crate::config::redact_url(url)
+        ))
+    })?;
     Ok((Arc::new(store), Some(cluster)))
 }
 
 impl Node {
     /// Starts a node. Must run inside an actix system (`actix_web::rt::System`).
     pub async fn start(config: Config) -> Result<Node, ServerError> {
-        std::fs::create_dir_all(&config.data_dir)?;
+        crate::config::create_private_dir(&config.data_dir)?;
         let (credentials, credentials_generated) = credentials::resolve(&config, &config.data_dir)?;
         // One registry per node: several nodes can run in one process.
         let registry = prometheus::Registry::new();
@@ -197,6 +207,7 @@ impl Node {
             realtime: config.realtime.clone(),
             hub,
             dev_tokens,
+            dev_tokens_loopback_only: config.dev_tokens == crate::config::DevTokens::Auto,
             dev_lock: Arc::new(tokio::sync::Mutex::new(())),
             metrics: Some(web_metrics),
         });
@@ -212,6 +223,7 @@ impl Node {
                     confab_web::metrics::record_http,
                 ))
                 .wrap(actix_web::middleware::Compress::default())
+                .wrap(actix_web::middleware::from_fn(confab_web::headers::secure))
                 .configure(confab_web::realtime::configure)
                 .configure(confab_web::assets::configure)
                 .configure(confab_web::dev::configure)

@@ -2,10 +2,12 @@
 //! development service, so that the chat page works within a minute of `cargo run`.
 //!
 //! Anyone who can reach it can act as anyone, so it is only on when the node allows it: by
-//! default only when the node listens on a loopback address (`dev_tokens = "auto"`). `GET
+//! default only when the node listens on a loopback address (`dev_tokens = "auto"`), and then
+//! only for requests straight from this host (loopback peer, loopback `Host`, no forwarding
+//! header), so that a reverse proxy on the same host or DNS rebinding cannot reach it. `GET
 //! /dev/config` tells the page whether it is on; when it is off the page asks for a pasted token.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use confab_app::AppError;
 use confab_domain::ServiceSid;
 use confab_store::{PageRequest, PageStart};
@@ -24,8 +26,66 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/dev/token", web::post().to(token));
 }
 
-async fn config(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"devTokens": state.dev_tokens}))
+async fn config(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let on = state.dev_tokens && refusal(&state, &req).is_none();
+    HttpResponse::Ok().json(json!({"devTokens": on}))
+}
+
+/// Headers a proxy adds: a request carrying one did not come straight from this host.
+const FORWARDING_HEADERS: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "via",
+];
+
+/// Whether a `Host` header names this machine: `localhost` or a loopback address, with or
+/// without a port.
+fn loopback_host(host: &str) -> bool {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
+    let name = match host.strip_prefix('[') {
+        // `[::1]:8080`
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        },
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Why this request may not have a development token, if it may not.
+fn refusal(state: &AppState, req: &HttpRequest) -> Option<&'static str> {
+    if !state.dev_tokens {
+        return Some("development tokens are off on this node");
+    }
+    if !state.dev_tokens_loopback_only {
+        return None;
+    }
+    if !req.peer_addr().is_some_and(|a| a.ip().is_loopback()) {
+        return Some("the client is not on this host");
+    }
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if !host.is_some_and(loopback_host) {
+        return Some("the Host header does not name this host");
+    }
+    if FORWARDING_HEADERS
+        .iter()
+        .any(|h| req.headers().contains_key(*h))
+    {
+        return Some("the request came through a proxy");
+    }
+    None
 }
 
 #[derive(Deserialize)]
@@ -58,10 +118,19 @@ async fn dev_service(state: &AppState) -> Result<ServiceSid, ApiError> {
 
 async fn token(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    if !state.dev_tokens {
-        return Err(AppError::forbidden("Development tokens are disabled on this node").into());
+    if let Some(why) = refusal(&state, &req) {
+        tracing::warn!(
+            peer = ?req.peer_addr(),
+            reason = why,
+            "development token refused"
+        );
+        return Err(AppError::forbidden(format!(
+            "Development tokens are served only to clients on this host, directly: {why}"
+        ))
+        .into());
     }
     let identity = body.identity.trim().to_owned();
     confab_domain::limits::check_identity("identity", &identity, state.runtime.limits())?;
@@ -72,4 +141,32 @@ async fn token(
         .map_err(|e| ApiError(AppError::internal(e)))?;
     Ok(HttpResponse::Ok()
         .json(json!({"token": token, "identity": identity, "serviceSid": service})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_host;
+
+    #[test]
+    fn only_loopback_hosts_are_this_host() {
+        for host in [
+            "localhost",
+            "LOCALHOST:8080",
+            "127.0.0.1",
+            "127.0.0.1:80",
+            "[::1]:9",
+            "::1",
+        ] {
+            assert!(loopback_host(host), "{host}");
+        }
+        for host in [
+            "chat.example.com",
+            "203.0.113.7",
+            "localhost.example.com",
+            "10.0.0.1:80",
+            "",
+        ] {
+            assert!(!loopback_host(host), "{host}");
+        }
+    }
 }

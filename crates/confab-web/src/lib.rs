@@ -15,6 +15,7 @@ pub mod auth;
 pub mod dev;
 pub mod error;
 pub mod form;
+pub mod headers;
 pub mod metrics;
 pub mod realtime;
 pub mod rest;
@@ -74,6 +75,10 @@ pub struct AppState {
     pub hub: realtime::Hub,
     /// Whether `POST /dev/token` hands out tokens (see [`dev`]).
     pub dev_tokens: bool,
+    /// Whether each `/dev/token` request must also come from this host, directly: a loopback
+    /// peer, a loopback `Host`, and no forwarding header (`dev_tokens = "auto"`; a reverse
+    /// proxy on the same host, or DNS rebinding, must not turn the endpoint on for the world).
+    pub dev_tokens_loopback_only: bool,
     /// Serializes the creation of the development service.
     pub dev_lock: Arc<tokio::sync::Mutex<()>>,
     /// Where to record metrics, if anywhere.

@@ -109,6 +109,24 @@ impl WebMetrics {
     }
 }
 
+/// A request's method as a label value: one of the methods HTTP defines, or `other`. The
+/// method is the client's to choose; taken as it is, every new string would be a new series.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Records every HTTP request by its route pattern (never the raw path, which would give each
 /// SID its own series), method and status.
 pub async fn record_http(
@@ -121,7 +139,7 @@ pub async fn record_http(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let started = std::time::Instant::now();
     let response = next.call(req).await;
     if let Some(m) = metrics {
@@ -130,10 +148,10 @@ pub async fn record_http(
             Err(e) => e.as_response_error().status_code().as_u16(),
         };
         m.http_requests
-            .with_label_values(&[&route, &method, &status.to_string()])
+            .with_label_values(&[&route, method, &status.to_string()])
             .inc();
         m.http_seconds
-            .with_label_values(&[&route, &method])
+            .with_label_values(&[&route, method])
             .observe(started.elapsed().as_secs_f64());
     }
     response

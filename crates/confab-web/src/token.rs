@@ -29,6 +29,12 @@ pub enum TokenError {
     /// Past its expiry.
     #[error("token expired")]
     Expired,
+    /// Valid for longer than the node accepts (Twilio's limit, and the default, is 24 hours).
+    #[error("token lifetime exceeds {max_secs} seconds")]
+    TooLong {
+        /// The longest lifetime accepted.
+        max_secs: u64,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -50,6 +56,8 @@ struct Claims {
     exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
     grants: Grants,
 }
 
@@ -76,6 +84,7 @@ pub fn mint(
         sub: credentials.account_sid.to_string(),
         exp: now + ttl_secs,
         nbf: None,
+        iat: Some(now),
         grants: Grants {
             identity: Some(identity.to_owned()),
             chat: Some(ChatGrant {
@@ -91,8 +100,14 @@ pub fn mint(
     .map_err(|e| TokenError::Invalid(e.to_string()))
 }
 
-/// Checks a token's signature, issuer, account, expiry and chat grant.
-pub fn verify(credentials: &Credentials, token: &str) -> Result<Grant, TokenError> {
+/// Checks a token's signature, issuer, account, expiry, lifetime and chat grant. The lifetime
+/// runs from the token's start (`nbf`, else `iat`, else now) to `exp`, and may be at most
+/// `max_lifetime_secs`: a leaked token must not stay good for years.
+pub fn verify(
+    credentials: &Credentials,
+    token: &str,
+    max_lifetime_secs: u64,
+) -> Result<Grant, TokenError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 5;
     validation.validate_nbf = true;
@@ -108,6 +123,12 @@ pub fn verify(credentials: &Credentials, token: &str) -> Result<Grant, TokenErro
         _ => TokenError::Invalid(e.to_string()),
     })?;
     let claims = data.claims;
+    let start = claims.nbf.or(claims.iat).unwrap_or_else(now_secs);
+    if claims.exp.saturating_sub(start) > max_lifetime_secs {
+        return Err(TokenError::TooLong {
+            max_secs: max_lifetime_secs,
+        });
+    }
     if claims.sub != credentials.account_sid.to_string() {
         return Err(TokenError::Invalid("token is for another account".into()));
     }
@@ -134,6 +155,8 @@ mod tests {
 
     use super::*;
 
+    const DAY: u64 = 24 * 3600;
+
     fn creds() -> Credentials {
         Credentials {
             account_sid: AccountSid::from_bits(1),
@@ -147,7 +170,7 @@ mod tests {
     fn minted_tokens_verify() {
         let c = creds();
         let token = mint(&c, "alice", ServiceSid::from_bits(3), 60).unwrap();
-        let grant = verify(&c, &token).unwrap();
+        let grant = verify(&c, &token, DAY).unwrap();
         assert_eq!(grant.identity, "alice");
         assert_eq!(grant.service_sid, ServiceSid::from_bits(3));
         let header = jsonwebtoken::decode_header(&token).unwrap();
@@ -160,13 +183,19 @@ mod tests {
         let mut other = creds();
         other.api_key_secret = "other".into();
         let forged = mint(&other, "alice", ServiceSid::from_bits(3), 60).unwrap();
-        assert!(matches!(verify(&c, &forged), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            verify(&c, &forged, DAY),
+            Err(TokenError::Invalid(_))
+        ));
         let mut foreign = creds();
         foreign.account_sid = AccountSid::from_bits(9);
         let foreign = mint(&foreign, "alice", ServiceSid::from_bits(3), 60).unwrap();
-        assert!(matches!(verify(&c, &foreign), Err(TokenError::Invalid(_))));
         assert!(matches!(
-            verify(&c, "not.a.jwt"),
+            verify(&c, &foreign, DAY),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            verify(&c, "not.a.jwt", DAY),
             Err(TokenError::Invalid(_))
         ));
     }
@@ -182,6 +211,7 @@ mod tests {
             sub: c.account_sid.to_string(),
             exp: now_secs() - 3600,
             nbf: None,
+            iat: None,
             grants: Grants {
                 identity: Some("a".into()),
                 chat: Some(ChatGrant {
@@ -191,6 +221,19 @@ mod tests {
         };
         let token =
             jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(b"secret")).unwrap();
-        assert_eq!(verify(&c, &token), Err(TokenError::Expired));
+        assert_eq!(verify(&c, &token, DAY), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn tokens_valid_for_longer_than_allowed_are_refused() {
+        let c = creds();
+        let century = mint(&c, "alice", ServiceSid::from_bits(3), 100 * 365 * DAY).unwrap();
+        assert_eq!(
+            verify(&c, &century, DAY),
+            Err(TokenError::TooLong { max_secs: DAY })
+        );
+        let day = mint(&c, "alice", ServiceSid::from_bits(3), DAY).unwrap();
+        assert!(verify(&c, &day, DAY).is_ok());
+        assert!(verify(&c, &day, DAY - 60).is_err());
     }
 }

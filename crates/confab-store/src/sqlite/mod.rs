@@ -97,6 +97,26 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Creates the database file readable by this user only, if it does not exist: SQLite gives
+/// the `-wal` and `-shm` files it creates beside it the same permissions.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        match created {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::Backend(format!("cannot create {path:?}: {e}"))),
+        }
+    }
+    Ok(())
+}
+
 fn open_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
@@ -134,6 +154,7 @@ impl SqliteStore {
         metrics: Option<crate::StoreMetrics>,
     ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
+        create_private_file(&path)?;
         let mut conn = open_connection(&path, &options)?;
         schema::migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel(options.write_queue.max(1));

@@ -221,7 +221,8 @@ impl Connection {
             self.refuse(id, &AppError::invalid("Already initialized"));
             return Flow::Continue;
         }
-        let grant = match token::verify(&self.state.credentials, token) {
+        let max = self.state.realtime.max_token_lifetime_secs;
+        let grant = match token::verify(&self.state.credentials, token, max) {
             Ok(grant) => grant,
             Err(e) => {
                 let (e, close) = token_error(e);
@@ -381,7 +382,9 @@ impl Connection {
     }
 
     fn update_token(&mut self, id: u64, token: &str) -> Flow {
-        let result = token::verify(&self.state.credentials, token).map_err(|e| token_error(e).0);
+        let max = self.state.realtime.max_token_lifetime_secs;
+        let result =
+            token::verify(&self.state.credentials, token, max).map_err(|e| token_error(e).0);
         match (result, self.auth.as_mut()) {
             (Ok(grant), Some(auth))
                 if grant.identity == auth.identity && grant.service_sid == auth.service =>

@@ -61,6 +61,10 @@ pub(super) fn token_error(e: TokenError) -> (AppError, CloseCode) {
     match e {
         TokenError::Expired => (AppError::token_expired(), CloseCode::TokenExpired),
         TokenError::Invalid(why) => (AppError::token_rejected(why), CloseCode::BadToken),
+        TokenError::TooLong { max_secs } => (
+            AppError::token_lifetime_too_long(max_secs),
+            CloseCode::BadToken,
+        ),
     }
 }
 

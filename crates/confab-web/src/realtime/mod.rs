@@ -45,6 +45,9 @@ pub struct RealtimeConfig {
     pub max_replay: usize,
     /// Most channels listed in `init` and `getSubscribedChannels`.
     pub max_subscribed: usize,
+    /// Longest lifetime of an access token accepted, in seconds, from its `nbf` (or `iat`) to
+    /// its `exp` (Twilio's limit: 24 hours). Longer ones are refused with 20157.
+    pub max_token_lifetime_secs: u64,
 }
 
 impl Default for RealtimeConfig {
@@ -61,6 +64,7 @@ impl Default for RealtimeConfig {
             token_warning_secs: 60,
             max_replay: 10_000,
             max_subscribed: 1000,
+            max_token_lifetime_secs: 24 * 3600,
         }
     }
 }

@@ -1,0 +1,231 @@
+//! The security review's findings, each reproduced as the review did it against a real node and
+//! shown refused or bounded: development tokens behind a proxy, tokens valid for a century,
+//! look-alike identities, oversized client ids, `Limits.UserChannels`, missing security
+//! headers and `HEAD`, and the data directory's permissions.
+
+use confab_client::{Client, ClientError, Request};
+use confab_testkit::TestNode;
+use serde_json::{json, Value};
+
+use crate::authorization::{error_code, post_ok};
+use crate::realtime::{connect, service};
+
+async fn dev_token(node: &TestNode, headers: &[(&str, &str)]) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .post(format!("{}/dev/token", node.base_url()))
+        .json(&json!({"identity": "mallory"}));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn development_tokens_only_for_direct_loopback_requests() {
+    let node = TestNode::start().unwrap();
+    let (status, body) = dev_token(&node, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    for headers in [
+        &[("X-Forwarded-For", "203.0.113.7")][..],
+        &[("Forwarded", "for=203.0.113.7")][..],
+        &[("X-Real-IP", "203.0.113.7")][..],
+        &[("Host", "chat.example.com")][..],
+    ] {
+        let (status, body) = dev_token(&node, headers).await;
+        assert_eq!(
+            (status, body["code"].clone()),
+            (403, json!(20403)),
+            "{headers:?}"
+        );
+    }
+    let config: Value = reqwest::Client::new()
+        .get(format!("{}/dev/config", node.base_url()))
+        .header("X-Forwarded-For", "203.0.113.7")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["devTokens"], false);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_valid_for_a_century_is_refused() {
+    let node = TestNode::start().unwrap();
+    let service = service(&node).await;
+    let century = node.token("alice", &service, 100 * 365 * 24 * 3600);
+    match Client::connect(&node.ws_url(), &century).await {
+        Err(ClientError::Closed(why)) => assert!(why.contains("exceeds the maximum"), "{why}"),
+        other => panic!("a century-long token was accepted: {:?}", other.map(|_| ())),
+    }
+    // A day is the default limit, and accepted.
+    let day = node.token("alice", &service, 24 * 3600);
+    Client::connect(&node.ws_url(), &day).await.unwrap();
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn look_alike_identities_and_long_client_ids_are_refused() {
+    let node = TestNode::start().unwrap();
+    let service = service(&node).await;
+    let rest = node.rest();
+    for identity in ["ali\u{200B}ce", "\u{202E}ecila"] {
+        let r = rest
+            .post(
+                &format!("/v2/Services/{service}/Users"),
+                &[("Identity", identity)],
+            )
+            .await;
+        assert_eq!((r.status, r.code()), (400, Some(20001)), "{identity:?}");
+    }
+    let channels = format!("/v2/Services/{service}/Channels");
+    let channel = post_ok(&rest, &channels, &[("UniqueName", "room")]).await;
+    let channel = channel["sid"].as_str().unwrap().to_owned();
+    post_ok(
+        &rest,
+        &format!("{channels}/{channel}/Members"),
+        &[("Identity", "alice")],
+    )
+    .await;
+    let (alice, _events) = connect(&node, &service, "alice").await;
+    let send = |client_id: String| Request::SendMessage {
+        channel: channel.clone(),
+        body: "hi".into(),
+        attributes: None,
+        client_id: Some(client_id),
+    };
+    assert_eq!(
+        error_code(&alice, send("x".repeat(60_000))).await,
+        Some(20001)
+    );
+    let invite = Request::Invite {
+        channel: channel.clone(),
+        identity: "b\u{2066}ob".into(),
+    };
+    assert!(error_code(&alice, invite).await.is_some());
+    assert_eq!(error_code(&alice, send("k".repeat(64))).await, None);
+    let messages = rest.get(&format!("{channels}/{channel}/Messages")).await;
+    assert_eq!(messages.body["messages"].as_array().unwrap().len(), 1);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn the_user_channels_limit_holds_for_joins_invites_and_rest() {
+    let node = TestNode::start().unwrap();
+    let service = service(&node).await;
+    let rest = node.rest();
+    post_ok(
+        &rest,
+        &format!("/v2/Services/{service}"),
+        &[("Limits.UserChannels", "1")],
+    )
+    .await;
+    let channels = format!("/v2/Services/{service}/Channels");
+    let mut sids = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        let c = post_ok(&rest, &channels, &[("UniqueName", name)]).await;
+        sids.push(c["sid"].as_str().unwrap().to_owned());
+    }
+    let (alice, _events) = connect(&node, &service, "alice").await;
+    let join = |channel: &str| Request::Join {
+        channel: channel.to_owned(),
+    };
+    assert_eq!(error_code(&alice, join("a")).await, None);
+    assert_eq!(error_code(&alice, join("b")).await, Some(50208));
+    let r = rest
+        .post(
+            &format!("{channels}/{}/Members", sids[2]),
+            &[("Identity", "alice")],
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, Some(50208)));
+    post_ok(
+        &rest,
+        &format!("{channels}/{}/Invites", sids[3]),
+        &[("Identity", "alice")],
+    )
+    .await;
+    assert_eq!(error_code(&alice, join("d")).await, Some(50208));
+    // Leaving frees the place.
+    let leave = Request::Leave {
+        channel: "a".into(),
+    };
+    assert_eq!(error_code(&alice, leave).await, None);
+    assert_eq!(error_code(&alice, join("d")).await, None);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn every_response_has_security_headers_and_head_works_where_get_does() {
+    let node = TestNode::start().unwrap();
+    let client = reqwest::Client::new();
+    let rest = node.rest();
+    let service = service(&node).await;
+    for path in ["/", "/sdk/confab.js", "/app.js", "/dev/config"] {
+        let url = format!("{}{path}", node.base_url());
+        let get = client.get(&url).send().await.unwrap();
+        assert_eq!(get.status(), 200, "GET {path}");
+        let headers = get.headers();
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        let head = client.head(&url).send().await.unwrap();
+        assert_eq!(head.status(), 200, "HEAD {path}");
+        assert!(head.bytes().await.unwrap().is_empty());
+    }
+    let api = rest.get(&format!("/v2/Services/{service}")).await;
+    assert_eq!(api.status, 200);
+    let head = client
+        .head(format!("{}/v2/Services/{service}", node.base_url()))
+        .basic_auth(
+            &node.credentials.account_sid,
+            Some(&node.credentials.auth_token),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+    node.stop().await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let node = TestNode::builder().data_dir(&data).start().unwrap();
+    let service = service(&node).await;
+    // A write, so that SQLite has made its WAL too.
+    post_ok(
+        &node.rest(),
+        &format!("/v2/Services/{service}/Channels"),
+        &[],
+    )
+    .await;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            assert_eq!(mode(&path), 0o600, "{path:?}");
+        }
+    }
+    node.stop().await;
+}
