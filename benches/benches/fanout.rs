@@ -21,7 +21,7 @@ use confab_domain::{
 };
 use confab_protocol::realtime::UserView;
 use confab_testkit::TestNode;
-use confab_web::realtime::hub::{Kick, Outbound, Outbox};
+use confab_web::realtime::hub::{ByteBudget, Kick, Outbound, Outbox};
 use confab_web::realtime::Hub;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures::{SinkExt, StreamExt};
@@ -107,6 +107,7 @@ fn hub_fanout(c: &mut Criterion) {
                 Outbox {
                     tx,
                     kick: Arc::new(Kick::default()),
+                    budget: Arc::new(ByteBudget::new(usize::MAX)),
                 },
                 Duration::from_secs(5),
             )

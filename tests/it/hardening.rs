@@ -229,3 +229,101 @@ async fn the_data_directory_and_database_are_private() {
     }
     node.stop().await;
 }
+
+/// The node's resident memory, for the record (the node runs in this process).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_within_its_byte_budget() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+    let node = TestNode::start().unwrap();
+    let service = service(&node).await;
+    let rest = node.rest();
+    let channels = format!("/v2/Services/{service}/Channels");
+    let channel = post_ok(&rest, &channels, &[("UniqueName", "big")]).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for identity in ["alice", "mallory"] {
+        post_ok(
+            &rest,
+            &format!("{channels}/{channel}/Members"),
+            &[("Identity", identity)],
+        )
+        .await;
+    }
+    let body = "x".repeat(32_000);
+    for _ in 0..100 {
+        post_ok(
+            &rest,
+            &format!("{channels}/{channel}/Messages"),
+            &[("Body", &body)],
+        )
+        .await;
+    }
+    let (_alice, mut alice_events) = connect(&node, &service, "alice").await;
+    let rss_before = rss_kib();
+    // Mallory asks for 60 pages of 100 large messages and never reads.
+    let (mut mallory, _) = tokio_tungstenite::connect_async(node.ws_url())
+        .await
+        .unwrap();
+    let token = node.token("mallory", &service, 600);
+    mallory
+        .send(WsMessage::text(
+            json!({"type": "init", "id": 1, "token": token}).to_string(),
+        ))
+        .await
+        .unwrap();
+    for id in 2..62 {
+        let ask = json!({"type": "getMessages", "id": id, "channel": channel, "pageSize": 100});
+        mallory
+            .send(WsMessage::text(ask.to_string()))
+            .await
+            .unwrap();
+    }
+    // The node closes it as a slow consumer (the wait only bounds a broken test).
+    let admin = format!("http://{}/metrics", node.admin_addr);
+    let mut closed = false;
+    for _ in 0..200 {
+        let text = reqwest::get(&admin).await.unwrap().text().await.unwrap();
+        closed = text
+            .lines()
+            .any(|l| l.starts_with("confab_slow_consumer_closes_total ") && !l.ends_with(" 0"));
+        if closed {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(closed, "the stuck session was not closed");
+    println!(
+        "node RSS before the stuck client: {rss_before} KiB, after its close: {} KiB",
+        rss_kib()
+    );
+    // Alice is still served, in order.
+    for i in 0..20 {
+        post_ok(
+            &rest,
+            &format!("{channels}/{channel}/Messages"),
+            &[("Body", &format!("after {i}"))],
+        )
+        .await;
+    }
+    for i in 0..20 {
+        let event = crate::realtime::next_event(&mut alice_events, "messageAdded").await;
+        assert_eq!(event.data["body"], format!("after {i}"));
+    }
+    drop(mallory);
+    node.stop().await;
+}

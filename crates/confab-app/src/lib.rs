@@ -35,12 +35,16 @@ pub type AppResult<T> = Result<T, AppError>;
 pub struct AppLimits {
     /// Largest page a list may return.
     pub max_page_size: usize,
+    /// Largest history page, in bytes of bodies and attributes: a page stops short of it (and
+    /// says more is there), whatever page size was asked for.
+    pub max_reply_bytes: usize,
 }
 
 impl Default for AppLimits {
     fn default() -> Self {
         Self {
             max_page_size: 1000,
+            max_reply_bytes: 1024 * 1024,
         }
     }
 }

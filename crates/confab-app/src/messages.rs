@@ -42,6 +42,44 @@ pub struct HistoryPage {
     pub has_next: bool,
 }
 
+/// What a message adds to a reply, roughly: its body, its attributes and its other fields.
+fn reply_bytes(message: &Message) -> usize {
+    message.body.len() + message.attributes.as_str().len() + 256
+}
+
+/// Trims an ascending page to at most `limit` bytes, keeping at least one message: the newest
+/// ones going backwards, the oldest going forward. Returns whether it cut anything.
+fn keep_within(items: &mut Vec<Message>, limit: usize, direction: Direction) -> bool {
+    let mut total = 0;
+    let keep = match direction {
+        Direction::Forward => items
+            .iter()
+            .take_while(|m| {
+                total += reply_bytes(m);
+                total <= limit
+            })
+            .count(),
+        Direction::Backwards => items
+            .iter()
+            .rev()
+            .take_while(|m| {
+                total += reply_bytes(m);
+                total <= limit
+            })
+            .count(),
+    }
+    .max(1)
+    .min(items.len());
+    let cut = keep < items.len();
+    match direction {
+        Direction::Forward => items.truncate(keep),
+        Direction::Backwards => {
+            items.drain(..items.len() - keep);
+        }
+    }
+    cut
+}
+
 impl App {
     /// The user sends a message; returns it as stored.
     pub async fn send_message(
@@ -113,9 +151,11 @@ impl App {
                 }
                 None => false,
             };
+            let mut items = page.items;
+            let cut = keep_within(&mut items, self.limits.max_reply_bytes, Direction::Forward);
             return Ok(HistoryPage {
-                has_next: page.next.is_some(),
-                items: page.items,
+                has_next: page.next.is_some() || cut,
+                items,
                 has_prev,
             });
         }
@@ -135,6 +175,11 @@ impl App {
             .await?;
         let mut items = page.items;
         items.reverse();
+        let cut = keep_within(
+            &mut items,
+            self.limits.max_reply_bytes,
+            Direction::Backwards,
+        );
         let newest = channel.last_message.map(|m| m.index);
         let has_next = match (items.last(), newest) {
             (Some(last), Some(newest)) => last.index < newest,
@@ -142,7 +187,7 @@ impl App {
         };
         Ok(HistoryPage {
             items,
-            has_prev: page.next.is_some(),
+            has_prev: page.next.is_some() || cut,
             has_next,
         })
     }

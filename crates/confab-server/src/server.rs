@@ -189,6 +189,7 @@ impl Node {
                 runtime.clone(),
                 confab_app::AppLimits {
                     max_page_size: config.http.max_page_size,
+                    max_reply_bytes: config.realtime.max_reply_bytes,
                 },
             ),
             runtime: runtime.clone(),

@@ -129,19 +129,10 @@ impl Connection {
         Flow::Continue
     }
 
-    /// Queues a frame for the client; a full outbox is the slow-consumer case.
+    /// Queues a frame for the client; a full outbox (in frames or in bytes) is the
+    /// slow-consumer case.
     pub(super) fn push(&self, frame: String) -> bool {
-        match self
-            .outbox
-            .tx
-            .try_send(Outbound::Frame(ByteString::from(frame)))
-        {
-            Ok(()) => true,
-            Err(_) => {
-                self.outbox.kick.kick(CloseCode::TooSlow);
-                false
-            }
-        }
+        self.outbox.offer(Outbound::Frame(ByteString::from(frame)))
     }
 
     fn refuse(&self, id: u64, e: &AppError) -> bool {

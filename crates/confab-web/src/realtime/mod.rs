@@ -33,6 +33,14 @@ pub struct RealtimeConfig {
     pub max_frame_bytes: usize,
     /// Frames that may wait for a slow client before it is closed with 4009.
     pub outbox_frames: usize,
+    /// Bytes (events and replies together) that may wait for a slow client before it is
+    /// closed with 4009: what one client that stops reading can make the node hold.
+    pub outbox_bytes: usize,
+    /// Largest history page (`getMessages`), in bytes of bodies and attributes.
+    pub max_reply_bytes: usize,
+    /// Milliseconds a ping, pong or close may wait for a client that does not read, before the
+    /// session ends without it.
+    pub write_timeout_ms: u64,
     /// Sustained operations per second per connection.
     pub ops_per_sec: u32,
     /// Operations a connection may burst above the sustained rate.
@@ -58,6 +66,9 @@ impl Default for RealtimeConfig {
             client_timeout_secs: 30,
             max_frame_bytes: 64 * 1024,
             outbox_frames: 1024,
+            outbox_bytes: 8 * 1024 * 1024,
+            write_timeout_ms: 2000,
+            max_reply_bytes: 1024 * 1024,
             ops_per_sec: 50,
             ops_burst: 200,
             close_after_refusals: 100,

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::connection::{Connection, Flow};
-use super::hub::{Kick, Outbound, Outbox};
+use super::hub::{ByteBudget, Kick, Outbound, Outbox};
 use crate::AppState;
 
 /// Runs a connection until it closes.
@@ -29,11 +29,23 @@ pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageSt
     }
     let (tx, rx) = mpsc::channel(cfg.outbox_frames.max(1));
     let kick = Arc::new(Kick::default());
+    let budget = Arc::new(ByteBudget::new(cfg.outbox_bytes));
     let outbox = Outbox {
         tx,
         kick: kick.clone(),
+        budget: budget.clone(),
     };
-    let writer = actix_web::rt::spawn(write_loop(state.clone(), ws.clone(), rx, kick.clone()));
+    let writer = actix_web::rt::spawn(write_loop(
+        state.clone(),
+        ws.clone(),
+        rx,
+        kick.clone(),
+        budget,
+    ));
+    // A client that does not read blocks every write to it: pings, pongs and the close wait
+    // this long at most, so that neither the client timeout nor a slow-consumer close waits on
+    // a stuck peer.
+    let write_timeout = Duration::from_millis(cfg.write_timeout_ms.max(1));
     let mut conn = Connection::new(state.clone(), outbox);
 
     let init_deadline = tokio::time::sleep(cfg.init_timeout());
@@ -55,7 +67,8 @@ pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageSt
                         Flow::Close(code, reason) => break Some((code, reason)),
                     },
                     Some(Ok(Message::Ping(bytes))) => {
-                        if ws.clone().pong(&bytes).await.is_err() {
+                        let pong = tokio::time::timeout(write_timeout, ws.clone().pong(&bytes)).await;
+                        if !matches!(pong, Ok(Ok(()))) {
                             break None;
                         }
                     }
@@ -73,7 +86,8 @@ pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageSt
                 if last_heard.elapsed() > client_timeout {
                     break None;
                 }
-                if ws.clone().ping(b"").await.is_err() {
+                let ping = tokio::time::timeout(write_timeout, ws.clone().ping(b"")).await;
+                if !matches!(ping, Ok(Ok(()))) {
                     break None;
                 }
             }
@@ -98,16 +112,20 @@ pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageSt
     // Let the writer flush what is queued (a reply, `tokenExpired`) before the close frame.
     drop(conn);
     if let Some((code, reason)) = close {
-        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
-        let _ = ws
-            .close(Some(CloseReason {
-                code: actix_ws::CloseCode::Other(code.code()),
-                description: Some(reason.to_owned()),
-            }))
-            .await;
+        // A slow consumer's queue is not flushed: that is what it could not take.
+        if code == CloseCode::TooSlow {
+            writer.abort();
+        } else {
+            let _ = tokio::time::timeout(write_timeout, writer).await;
+        }
+        let reason = CloseReason {
+            code: actix_ws::CloseCode::Other(code.code()),
+            description: Some(reason.to_owned()),
+        };
+        let _ = tokio::time::timeout(write_timeout, ws.close(Some(reason))).await;
     } else {
         writer.abort();
-        let _ = ws.close(None).await;
+        let _ = tokio::time::timeout(write_timeout, ws.close(None)).await;
     }
 }
 
@@ -118,15 +136,28 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// Bytes of the budget held by the item being written.
+struct Held<'a>(&'a ByteBudget, usize);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.release(self.1);
+    }
+}
+
 /// Drains the outbox to the socket, keeping each followed channel gap-free and in order.
 async fn write_loop(
     state: Arc<AppState>,
     mut ws: Session,
     mut rx: mpsc::Receiver<Outbound>,
     kick: Arc<Kick>,
+    budget: Arc<ByteBudget>,
 ) {
     let mut next: HashMap<ChannelSid, u64> = HashMap::new();
     while let Some(item) = rx.recv().await {
+        // Counted against the budget until written (or skipped): released at the end of the
+        // iteration, however it ends.
+        let _held = Held(&budget, item.bytes());
         let sent = match item {
             Outbound::Frame(frame) => ws.text(frame).await.is_ok(),
             Outbound::Subscribed { channel, after } => {

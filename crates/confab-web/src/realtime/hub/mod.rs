@@ -17,7 +17,7 @@ mod task;
 mod typing;
 
 use confab_protocol::realtime::CloseCode;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,6 +102,57 @@ impl Kick {
     }
 }
 
+impl Outbound {
+    /// The bytes this item holds for the client until it is written.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Outbound::Frame(frame) => frame.len(),
+            Outbound::Seq {
+                frame: Some(frame), ..
+            } => frame.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// The bytes a session may have queued for its client (events and replies together): what one
+/// client that stops reading can make the node hold for it.
+#[derive(Debug)]
+pub struct ByteBudget {
+    queued: AtomicUsize,
+    limit: usize,
+}
+
+impl ByteBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            queued: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Takes `bytes` from the budget; `false` (and nothing taken) when they do not fit.
+    pub fn reserve(&self, bytes: usize) -> bool {
+        let before = self.queued.fetch_add(bytes, Ordering::AcqRel);
+        if before.saturating_add(bytes) > self.limit {
+            self.queued.fetch_sub(bytes, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Gives `bytes` back (they were written, or never queued).
+    pub fn release(&self, bytes: usize) {
+        self.queued.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// The bytes queued now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
 /// The sending side of a session's outbox, as the hub holds it.
 #[derive(Debug, Clone)]
 pub struct Outbox {
@@ -109,19 +160,31 @@ pub struct Outbox {
     pub tx: mpsc::Sender<Outbound>,
     /// How the session is told to close.
     pub kick: Arc<Kick>,
+    /// The bytes the queue may hold; the writer gives back what it wrote.
+    pub budget: Arc<ByteBudget>,
 }
 
 impl Outbox {
-    /// Offers an item; `false` when the session is too slow (and has been told to close).
+    /// Offers an item; `false` when the session is too slow (its queue is full in frames or in
+    /// bytes), and it has been told to close.
     pub fn offer(&self, item: Outbound) -> bool {
+        let bytes = item.bytes();
+        if !self.budget.reserve(bytes) {
+            self.kick.kick(CloseCode::TooSlow);
+            return false;
+        }
         match self.tx.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.budget.release(bytes);
                 self.kick.kick(CloseCode::TooSlow);
                 false
             }
             // The session is gone; its unregister is on its way.
-            Err(mpsc::error::TrySendError::Closed(_)) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.budget.release(bytes);
+                true
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ use confab_domain::{
 use confab_protocol::realtime::{CloseCode, UserView};
 use tokio::sync::mpsc;
 
-use super::{Hub, Kick, Outbound, Outbox};
+use super::{ByteBudget, Hub, Kick, Outbound, Outbox};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -83,6 +83,7 @@ async fn session(hub: &Hub, identity: &str, channel: ChannelSid, capacity: usize
     let outbox = Outbox {
         tx,
         kick: kick.clone(),
+        budget: Arc::new(ByteBudget::new(usize::MAX)),
     };
     hub.register(
         id,
