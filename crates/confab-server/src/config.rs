@@ -287,20 +287,47 @@ pub fn redact_url(url: &str) -> String {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    match authority.rsplit_once('@') {
+    let url = match authority.rsplit_once('@') {
         Some((_, host)) => format!("{scheme}://***@{host}{path}"),
         None => url.to_owned(),
+    };
+    // `redis+unix:///run/redis.sock?pass=...`
+    match url.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _))
+                        if key.eq_ignore_ascii_case("pass")
+                            || key.eq_ignore_ascii_case("password") =>
+                    {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => url,
     }
 }
 
 /// Creates the data directory readable by this user only (it holds every message and the
-/// account's credentials); an existing directory is narrowed to that too.
+/// account's credentials). An existing directory of this user's is narrowed to that too; one
+/// that belongs to someone else (a volume mounted by the platform, writable through its group)
+/// is left as it is, with a warning.
 pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+            tracing::warn!(
+                dir = %dir.display(),
+                error = %e,
+                "cannot make the data directory private (mode 0700); its files are 0600"
+            );
+        }
     }
     Ok(())
 }
@@ -408,6 +435,10 @@ mod tests {
         assert_eq!(
             redact_url("redis://127.0.0.1:6379"),
             "redis://127.0.0.1:6379"
+        );
+        assert_eq!(
+            redact_url("redis+unix:///run/redis.sock?db=1&pass=s3cret"),
+            "redis+unix:///run/redis.sock?db=1&pass=***"
         );
     }
 }

@@ -101,6 +101,23 @@ async fn open_store(
     Ok((Arc::new(store), Some(cluster)))
 }
 
+/// Whether a public URL names this host (`localhost` or a loopback address).
+fn url_is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Node {
     /// Starts a node. Must run inside an actix system (`actix_web::rt::System`).
     pub async fn start(config: Config) -> Result<Node, ServerError> {
@@ -168,7 +185,10 @@ impl Node {
             .to_owned();
 
         let dev_tokens = match config.dev_tokens {
-            crate::config::DevTokens::Auto => addr.ip().is_loopback(),
+            // Behind a public URL that is not this host, the node is published: no tokens.
+            crate::config::DevTokens::Auto => {
+                addr.ip().is_loopback() && config.public_url.as_deref().is_none_or(url_is_loopback)
+            }
             crate::config::DevTokens::On => true,
             crate::config::DevTokens::Off => false,
         };

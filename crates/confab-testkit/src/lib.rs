@@ -146,6 +146,9 @@ impl TestNodeBuilder {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("confab-test-node".into())
+            // A main thread's stack, as the `confab` binary has: unoptimized builds keep large
+            // futures on it (a node that stops with a thousand sessions overflowed 2 MiB).
+            .stack_size(8 * 1024 * 1024)
             .spawn(move || {
                 actix_web::rt::System::new().block_on(async move {
                     match Node::start(config).await {

@@ -85,6 +85,24 @@ fn refusal(state: &AppState, req: &HttpRequest) -> Option<&'static str> {
     {
         return Some("the request came through a proxy");
     }
+    // A page of another site (a browser that reaches this host) must not get tokens.
+    let origin = req
+        .headers()
+        .get(actix_web::http::header::ORIGIN)
+        .and_then(|h| h.to_str().ok());
+    if let Some(origin) = origin {
+        let host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        if !loopback_host(host) {
+            return Some("the request comes from a page of another site");
+        }
+    }
+    if req
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
+        return Some("the request comes from a page of another site");
+    }
     None
 }
 
@@ -121,6 +139,9 @@ async fn token(
     req: HttpRequest,
     body: web::Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    if !state.dev_tokens {
+        return Err(AppError::forbidden("Development tokens are disabled on this node").into());
+    }
     if let Some(why) = refusal(&state, &req) {
         tracing::warn!(
             peer = ?req.peer_addr(),

@@ -56,8 +56,9 @@ struct Claims {
     exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nbf: Option<u64>,
+    /// A number, possibly with a fraction (JWT's NumericDate); written as an integer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    iat: Option<u64>,
+    iat: Option<serde_json::Number>,
     grants: Grants,
 }
 
@@ -84,7 +85,7 @@ pub fn mint(
         sub: credentials.account_sid.to_string(),
         exp: now + ttl_secs,
         nbf: None,
-        iat: Some(now),
+        iat: Some(now.into()),
         grants: Grants {
             identity: Some(identity.to_owned()),
             chat: Some(ChatGrant {
@@ -123,7 +124,16 @@ pub fn verify(
         _ => TokenError::Invalid(e.to_string()),
     })?;
     let claims = data.claims;
-    let start = claims.nbf.or(claims.iat).unwrap_or_else(now_secs);
+    // Never later than now: a start in the future would not shorten how long the token works.
+    let now = now_secs();
+    let start = claims
+        .nbf
+        .or(claims
+            .iat
+            .and_then(|iat| iat.as_f64())
+            .map(|iat| iat as u64))
+        .unwrap_or(now)
+        .min(now);
     if claims.exp.saturating_sub(start) > max_lifetime_secs {
         return Err(TokenError::TooLong {
             max_secs: max_lifetime_secs,
@@ -235,5 +245,33 @@ mod tests {
         let day = mint(&c, "alice", ServiceSid::from_bits(3), DAY).unwrap();
         assert!(verify(&c, &day, DAY).is_ok());
         assert!(verify(&c, &day, DAY - 60).is_err());
+    }
+
+    #[test]
+    fn a_start_in_the_future_does_not_lengthen_a_token() {
+        let c = creds();
+        let mut header = Header::new(Algorithm::HS256);
+        header.cty = Some("twilio-fpa;v=1".into());
+        let far = now_secs() + 100 * 365 * DAY;
+        let claims = Claims {
+            jti: "x".into(),
+            iss: c.api_key_sid.to_string(),
+            sub: c.account_sid.to_string(),
+            exp: far,
+            nbf: None,
+            iat: Some(far.into()),
+            grants: Grants {
+                identity: Some("a".into()),
+                chat: Some(ChatGrant {
+                    service_sid: ServiceSid::from_bits(3).to_string(),
+                }),
+            },
+        };
+        let token =
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(b"secret")).unwrap();
+        assert_eq!(
+            verify(&c, &token, DAY),
+            Err(TokenError::TooLong { max_secs: DAY })
+        );
     }
 }

@@ -110,7 +110,15 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
             .open(path);
         match created {
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            // An existing database (of an older version) is narrowed too, where this user may.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                use std::os::unix::fs::PermissionsExt;
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut name = path.as_os_str().to_owned();
+                    name.push(suffix);
+                    let _ = std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600));
+                }
+            }
             Err(e) => return Err(StoreError::Backend(format!("cannot create {path:?}: {e}"))),
         }
     }
