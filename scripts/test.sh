@@ -4,7 +4,8 @@
 # starts its own on a free port), a Python virtual environment
 # with the official Twilio helper library, helm-python-sdk and kubernetes-validate), then
 # checks formatting and lints, runs the Rust tests (unit, property, store conformance,
-# integration with real nodes and kill -9, criterion benches in test mode), the JS SDK tests in
+# integration with real nodes and kill -9, criterion benches in test mode), a bounded run of each
+# fuzz target (cargo-fuzz, installed from crates.io when missing), the JS SDK tests in
 # Node and the chat page in Chromium (playwright-core), and the Python suite that drives a real
 # node through `twilio`; promtool checks the alert rules, runs their unit tests and lints a live
 # node's /metrics; the Helm chart is linted and rendered (Helm's SDK from helm-python-sdk) and
@@ -55,6 +56,31 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test (unit, property, conformance, integration, benches in test mode)"
 cargo build -p confab-server --locked
 cargo test --workspace --all-targets --locked
+
+log "Fuzzing: a bounded run of each cargo-fuzz target (libFuzzer, no sanitizer: stable Rust)"
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked --quiet || true
+fi
+if command -v cargo-fuzz >/dev/null 2>&1; then
+    fuzz_secs="${CONFAB_FUZZ_SECONDS:-30}"
+    fuzz_work="$(mktemp -d)"
+    (cd fuzz && cargo fuzz build --sanitizer none)
+    for target in $(cd fuzz && cargo fuzz list); do
+        # A copy of the seed corpus, so that what the run adds stays out of the repository.
+        cp -r "fuzz/corpus/$target" "$fuzz_work/$target"
+        mkdir -p "$fuzz_work/$target-artifacts"
+        (cd fuzz && cargo fuzz run --sanitizer none "$target" "$fuzz_work/$target" -- \
+            -max_total_time="$fuzz_secs" -artifact_prefix="$fuzz_work/$target-artifacts/" \
+            -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|stat::new_units_added|==|SUMMARY|Done)" || true)
+        if [ -n "$(ls -A "$fuzz_work/$target-artifacts")" ]; then
+            echo "fuzz target $target found a crash: $(ls "$fuzz_work/$target-artifacts")" >&2
+            exit 1
+        fi
+    done
+    rm -rf "$fuzz_work"
+else
+    echo "cargo-fuzz is not available and could not be installed: fuzzing skipped"
+fi
 
 log "JavaScript: the JS SDK in Node and the chat page in Chromium, against real nodes"
 (cd tests/js && npm ci --no-audit --no-fund --silent)

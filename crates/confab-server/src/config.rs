@@ -211,13 +211,18 @@ impl Config {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     ServerError::Config(format!("cannot read {}: {e}", path.display()))
                 })?;
-                toml::from_str(&text)
+                Self::parse(&text)
                     .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?
             }
             None => Config::default(),
         };
         config.apply_env(env)?;
         Ok(config)
+    }
+
+    /// Defaults overlaid with a TOML document.
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
     }
 
     /// Overlays `CONFAB_*` variables on every option, each parsed as the option's type.

@@ -116,6 +116,11 @@ impl Form {
             .transpose()
     }
 
+    /// Every key present, in order (repeated keys repeat).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().map(|(k, _)| k.as_str())
+    }
+
     /// The pairs whose key is one of `keys`, for keeping filters in paging URLs.
     pub fn pairs_of(&self, keys: &[&str]) -> Vec<(String, String)> {
         self.pairs

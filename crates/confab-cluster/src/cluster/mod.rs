@@ -30,6 +30,7 @@ use confab_domain::{ChannelEvent, ChannelSid};
 use confab_store::{RedisStore, StoreError};
 use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot, watch};
+pub use wire::decodes;
 
 use crate::actor::ChannelRequest;
 use crate::broker::LocalBroker;

@@ -43,6 +43,14 @@ pub(crate) enum InboxMessage {
     },
 }
 
+/// Whether `payload` decodes as something a node receives from another: an inbox message or a
+/// published batch, typing or user signal. Every message a node reads off Redis goes through
+/// these decoders; the fuzz target `cluster_messages` drives them through here.
+pub fn decodes(payload: &[u8]) -> bool {
+    serde_json::from_slice::<InboxMessage>(payload).is_ok()
+        || serde_json::from_slice::<Published<EventBatch>>(payload).is_ok()
+}
+
 /// The outcome of a forwarded command.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -19,6 +19,19 @@ pub use hub::Hub;
 
 use crate::AppState;
 
+/// How the server takes a client frame: as a request, as a request to refuse with an error,
+/// or as a reason to close. The decoding every frame goes through (the fuzz target
+/// `realtime_request` drives it through here).
+pub fn sort_frame(text: &str) -> &'static str {
+    match serde_json::from_str::<confab_protocol::realtime::RequestFrame>(text) {
+        Ok(_) => "request",
+        Err(e) => match frames::classify(text, &e) {
+            frames::Undecodable::Close(_) => "close",
+            frames::Undecodable::Refuse { .. } => "refuse",
+        },
+    }
+}
+
 /// Limits and timings of realtime sessions. Every one is configurable.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
