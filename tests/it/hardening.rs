@@ -329,3 +329,36 @@ async fn a_client_that_stops_reading_is_closed_within_its_byte_budget() {
     drop(mallory);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn invites_cannot_grow_a_service_past_its_user_cap() {
+    let node = TestNode::builder()
+        .configure(|c| c.limits.users_per_service = 2)
+        .start()
+        .unwrap();
+    let service = service(&node).await;
+    let (alice, _events) = connect(&node, &service, "alice").await;
+    let create = Request::CreateChannel {
+        friendly_name: None,
+        unique_name: Some("room".into()),
+        is_private: false,
+        attributes: None,
+    };
+    assert_eq!(error_code(&alice, create).await, None);
+    let join = Request::Join {
+        channel: "room".into(),
+    };
+    assert_eq!(error_code(&alice, join).await, None);
+    let invite = |identity: &str| Request::Invite {
+        channel: "room".into(),
+        identity: identity.into(),
+    };
+    assert_eq!(error_code(&alice, invite("made-up-1")).await, None);
+    assert_eq!(error_code(&alice, invite("made-up-2")).await, Some(20403));
+    let users = node
+        .rest()
+        .get(&format!("/v2/Services/{service}/Users"))
+        .await;
+    assert_eq!(users.body["users"].as_array().unwrap().len(), 2);
+    node.stop().await;
+}

@@ -279,9 +279,20 @@ impl App {
         add: bool,
     ) -> AppResult<()> {
         let user = UserRef::of(caller)?;
-        let channel_sid = self.channel_sid(user.service, key).await?;
+        // Visibility first: what follows must not tell a stranger that a private channel exists.
+        let channel_sid = self.visible_channel(user, key).await?.channel.sid;
         confab_domain::limits::check_identity("Identity", identity, self.domain_limits())?;
         let service = self.policies().service(user.service).await?.service.clone();
+        // Inviting (or adding) an unknown identity creates its user: bounded per service and
+        // per inviting user.
+        if self
+            .store
+            .get_user_by_identity(user.service, identity)
+            .await?
+            .is_none()
+        {
+            self.admit_invited_user(user.service, user.identity).await?;
+        }
         let command = if add {
             ChannelCommand::AddMember(AddMember {
                 identity: identity.to_owned(),

@@ -108,6 +108,24 @@ impl AppError {
         Self::new(20429, 429, "Too many requests")
     }
 
+    /// 20429: a user created too many users through invites, too fast.
+    pub fn too_many_new_users() -> Self {
+        Self::new(
+            20429,
+            429,
+            "Too many new users invited: retry later, or invite existing users",
+        )
+    }
+
+    /// 20403: the service has as many users as a user's invite may make it have.
+    pub fn service_user_limit(limit: u64) -> Self {
+        Self::new(
+            20403,
+            403,
+            format!("The service has {limit} users: an invite cannot create another"),
+        )
+    }
+
     /// 20500: an internal failure; the detail is logged, not shown.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(%detail, "internal error");

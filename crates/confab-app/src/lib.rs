@@ -18,10 +18,12 @@ pub mod lookup;
 pub mod messages;
 pub mod users;
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use confab_cluster::{ChannelOp, ChannelRuntime, Policies};
-use confab_domain::{ChannelEvent, ChannelSid, Limits};
+use confab_domain::{ChannelEvent, ChannelSid, Limits, ServiceSid};
 use confab_store::Store;
 
 pub use confab_domain::{Caller, Participation};
@@ -55,7 +57,19 @@ pub struct App {
     runtime: ChannelRuntime,
     store: Arc<dyn Store>,
     limits: AppLimits,
+    /// Per inviting user: how many new users it may still create through invites.
+    invited: Arc<std::sync::Mutex<HashMap<(ServiceSid, String), Allowance>>>,
 }
+
+/// Tokens that refill at a steady rate up to a burst.
+#[derive(Debug, Clone, Copy)]
+struct Allowance {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Inviting users tracked before the idle ones are forgotten: a bound on the map.
+const MAX_INVITERS: usize = 100_000;
 
 impl App {
     /// The application over a node's runtime (and its store).
@@ -64,6 +78,7 @@ impl App {
             store: runtime.store().clone(),
             runtime,
             limits,
+            invited: Arc::default(),
         }
     }
 
@@ -90,6 +105,42 @@ impl App {
     /// The node's cache of roles and service settings that decisions read.
     pub fn policies(&self) -> &Policies {
         self.runtime.policies()
+    }
+
+    /// Admits the creation of a new user through `inviter`'s invite: within the service's
+    /// `users_per_service` and the inviter's `invited_users_per_minute`.
+    pub(crate) async fn admit_invited_user(
+        &self,
+        service: ServiceSid,
+        inviter: &str,
+    ) -> AppResult<()> {
+        let limits = self.domain_limits();
+        if self.store.count_users(service).await? >= limits.users_per_service {
+            return Err(AppError::service_user_limit(limits.users_per_service));
+        }
+        let rate = f64::from(limits.invited_users_per_minute.max(1));
+        let now = Instant::now();
+        let mut invited = self
+            .invited
+            .lock()
+            .map_err(|_| AppError::internal("the invite allowances are poisoned"))?;
+        if invited.len() >= MAX_INVITERS {
+            invited.retain(|_, a| now.duration_since(a.at).as_secs_f64() < 60.0);
+        }
+        let allowance = invited
+            .entry((service, inviter.to_owned()))
+            .or_insert(Allowance {
+                tokens: rate,
+                at: now,
+            });
+        let refill = now.duration_since(allowance.at).as_secs_f64() * rate / 60.0;
+        allowance.tokens = (allowance.tokens + refill).min(rate);
+        allowance.at = now;
+        if allowance.tokens < 1.0 {
+            return Err(AppError::too_many_new_users());
+        }
+        allowance.tokens -= 1.0;
+        Ok(())
     }
 
     /// Runs `op` on `channel` for `caller` through the channel's actor, which authorizes it.

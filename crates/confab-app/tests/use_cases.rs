@@ -247,3 +247,37 @@ async fn a_user_edits_its_own_info_only_as_its_role_allows() {
         20001
     );
 }
+
+#[actix_rt::test]
+async fn invites_create_users_within_the_inviters_rate_and_the_services_cap() {
+    let f = fixture().await;
+    f.ensure("alice").await;
+    let alice = f.user("alice");
+    f.app
+        .create_channel(
+            &alice,
+            NewChannel {
+                unique_name: Some("room".into()),
+                ..NewChannel::default()
+            },
+        )
+        .await
+        .unwrap();
+    f.app.join(&alice, "room").await.unwrap();
+    // The default allowance is 60 new users a minute: the 61st made-up identity is refused,
+    // while inviting someone who exists still works.
+    for i in 0..60 {
+        f.app
+            .invite(&alice, "room", &format!("made-up-{i}"), false)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        code(f.app.invite(&alice, "room", "made-up-60", false).await),
+        20429
+    );
+    f.ensure("bob").await;
+    f.app.invite(&alice, "room", "bob", false).await.unwrap();
+    let users = f.app.store().count_users(f.service.sid).await.unwrap();
+    assert_eq!(users, 62);
+}

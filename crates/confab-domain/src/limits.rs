@@ -28,6 +28,12 @@ pub struct Limits {
     /// Longest `clientId` (a message's idempotency key), in bytes: it is stored with the
     /// message and its event and kept in the channel owner's memory.
     pub client_id_bytes: usize,
+    /// Most users a service may have before a user's invite of an unknown identity (which
+    /// creates its user record) is refused.
+    pub users_per_service: u64,
+    /// New users one user may create by inviting unknown identities, per minute (bursts of
+    /// as many).
+    pub invited_users_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -42,6 +48,8 @@ impl Default for Limits {
             members_per_channel: 1000,
             channels_per_user: 1000,
             client_id_bytes: 64,
+            users_per_service: 1_000_000,
+            invited_users_per_minute: 60,
         }
     }
 }

@@ -222,6 +222,15 @@ pub async fn users_are_unique_per_identity(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(by_identity.map(|u| u.sid), Some(UserSid::from_bits(1)));
+    let mut bob = user(3);
+    bob.identity = "bob".into();
+    store.create_user(&bob).await.unwrap();
+    assert_eq!(store.count_users(world.service.sid).await.unwrap(), 2);
+    store
+        .delete_user(world.service.sid, UserSid::from_bits(3))
+        .await
+        .unwrap();
+    assert_eq!(store.count_users(world.service.sid).await.unwrap(), 1);
 }
 
 /// After a commit returns, the channel, members and messages are readable.

@@ -149,6 +149,8 @@ pub trait UserStore: Send + Sync {
         service: ServiceSid,
         page: &PageRequest,
     ) -> Result<Page<User>, StoreError>;
+    /// How many users the service has.
+    async fn count_users(&self, service: ServiceSid) -> Result<u64, StoreError>;
     /// Replaces a user's record (the identity never changes). `NotFound` if it does not exist.
     async fn update_user(&self, user: &User) -> Result<(), StoreError>;
     /// Deletes a user record (memberships are removed through their channels). `false` if absent.

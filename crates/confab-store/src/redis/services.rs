@@ -234,6 +234,14 @@ impl UserStore for RedisStore {
         .await
     }
 
+    async fn count_users(&self, service: ServiceSid) -> Result<u64, StoreError> {
+        let count: u64 = redis::cmd("HLEN")
+            .arg(self.key(&format!("users:{service}")))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(count)
+    }
+
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
         let records = self.key(&format!("users:{}", user.service_sid));
         self.update_existing(&records, &user.sid.to_string(), encode(user)?)

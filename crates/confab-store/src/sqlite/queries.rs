@@ -499,6 +499,19 @@ impl UserStore for SqliteStore {
         .await
     }
 
+    async fn count_users(&self, service: ServiceSid) -> Result<u64, StoreError> {
+        let service = service.to_string();
+        self.read(move |conn| {
+            let count: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM users WHERE service_sid = ?1",
+                [service],
+                |r| r.get(0),
+            )?;
+            Ok(count.max(0) as u64)
+        })
+        .await
+    }
+
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
         let (sid, data) = (user.sid.to_string(), encode(user)?);
         self.write(move |conn| {
