@@ -250,7 +250,13 @@ async fn a_client_that_stops_reading_is_closed_within_its_byte_budget() {
     use futures::SinkExt;
     use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-    let node = TestNode::start().unwrap();
+    // Pages of 1 MiB, as the review's client got them (60 MiB asked for in all): far more
+    // than the socket's buffers and actix-web's channel absorb, so the session's own queue
+    // fills and passes its budget.
+    let node = TestNode::builder()
+        .configure(|c| c.realtime.max_reply_bytes = 1024 * 1024)
+        .start()
+        .unwrap();
     let service = service(&node).await;
     let rest = node.rest();
     let channels = format!("/v2/Services/{service}/Channels");

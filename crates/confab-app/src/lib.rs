@@ -46,7 +46,7 @@ impl Default for AppLimits {
     fn default() -> Self {
         Self {
             max_page_size: 1000,
-            max_reply_bytes: 1024 * 1024,
+            max_reply_bytes: 256 * 1024,
         }
     }
 }

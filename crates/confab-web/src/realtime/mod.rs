@@ -81,7 +81,7 @@ impl Default for RealtimeConfig {
             outbox_frames: 1024,
             outbox_bytes: 8 * 1024 * 1024,
             write_timeout_ms: 2000,
-            max_reply_bytes: 1024 * 1024,
+            max_reply_bytes: 256 * 1024,
             ops_per_sec: 50,
             ops_burst: 200,
             close_after_refusals: 100,
