@@ -10,6 +10,71 @@ use serde_json::{json, Value};
 use crate::authorization::{error_code, post_ok};
 use crate::realtime::{connect, service};
 
+/// A well-behaved member on the node under attack: its channel's messages must keep arriving,
+/// every one, in order. Its latency is printed for the record, not asserted.
+struct Bystander {
+    talker: confab_client::Channel,
+    events: confab_client::Events,
+    _watcher: Client,
+    _talker_client: Client,
+    _talker_events: confab_client::Events,
+}
+
+impl Bystander {
+    async fn join(node: &TestNode, service: &str) -> Self {
+        let (talker_client, talker_events) = connect(node, service, "bystander-talker").await;
+        let mut talker = talker_client
+            .create_channel(confab_client::CreateChannelOptions {
+                unique_name: Some(format!("bystanders-{}", rand_suffix())),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        talker.join().await.unwrap();
+        let (watcher, events) = connect(node, service, "bystander-watcher").await;
+        let mut watching = watcher.get_channel(talker.sid()).await.unwrap();
+        watching.join().await.unwrap();
+        Self {
+            talker,
+            events,
+            _watcher: watcher,
+            _talker_client: talker_client,
+            _talker_events: talker_events,
+        }
+    }
+
+    /// Sends ten messages and checks that the watcher gets each, in order.
+    async fn still_served(&mut self, during: &str) {
+        let started = std::time::Instant::now();
+        for i in 0..10 {
+            self.talker
+                .send_message(&format!("{during} {i}"))
+                .await
+                .unwrap();
+        }
+        for i in 0..10 {
+            let event = crate::realtime::next_event_where(&mut self.events, "messageAdded", |e| {
+                e.data["body"]
+                    .as_str()
+                    .is_some_and(|b| b.starts_with(during))
+            })
+            .await;
+            assert_eq!(event.data["body"], format!("{during} {i}"));
+        }
+        println!(
+            "bystander after {during}: 10 messages in order, {:?} from first send to last delivery",
+            started.elapsed()
+        );
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
 async fn dev_token(node: &TestNode, headers: &[(&str, &str)]) -> (u16, Value) {
     let client = reqwest::Client::new();
     let mut request = client
@@ -58,6 +123,7 @@ async fn development_tokens_only_for_direct_loopback_requests() {
 async fn a_token_valid_for_a_century_is_refused() {
     let node = TestNode::start().unwrap();
     let service = service(&node).await;
+    let mut bystander = Bystander::join(&node, &service).await;
     let century = node.token("alice", &service, 100 * 365 * 24 * 3600);
     match Client::connect(&node.ws_url(), &century).await {
         Err(ClientError::Closed(why)) => assert!(why.contains("exceeds the maximum"), "{why}"),
@@ -66,6 +132,7 @@ async fn a_token_valid_for_a_century_is_refused() {
     // A day is the default limit, and accepted.
     let day = node.token("alice", &service, 24 * 3600);
     Client::connect(&node.ws_url(), &day).await.unwrap();
+    bystander.still_served("a century-long token").await;
     node.stop().await;
 }
 
@@ -73,6 +140,7 @@ async fn a_token_valid_for_a_century_is_refused() {
 async fn look_alike_identities_and_long_client_ids_are_refused() {
     let node = TestNode::start().unwrap();
     let service = service(&node).await;
+    let mut bystander = Bystander::join(&node, &service).await;
     let rest = node.rest();
     for identity in ["ali\u{200B}ce", "\u{202E}ecila"] {
         let r = rest
@@ -113,6 +181,7 @@ async fn look_alike_identities_and_long_client_ids_are_refused() {
     assert_eq!(error_code(&alice, send("k".repeat(64))).await, None);
     let messages = rest.get(&format!("{channels}/{channel}/Messages")).await;
     assert_eq!(messages.body["messages"].as_array().unwrap().len(), 1);
+    bystander.still_served("look-alike identities").await;
     node.stop().await;
 }
 
@@ -120,6 +189,7 @@ async fn look_alike_identities_and_long_client_ids_are_refused() {
 async fn the_user_channels_limit_holds_for_joins_invites_and_rest() {
     let node = TestNode::start().unwrap();
     let service = service(&node).await;
+    let mut bystander = Bystander::join(&node, &service).await;
     let rest = node.rest();
     post_ok(
         &rest,
@@ -159,6 +229,7 @@ async fn the_user_channels_limit_holds_for_joins_invites_and_rest() {
     };
     assert_eq!(error_code(&alice, leave).await, None);
     assert_eq!(error_code(&alice, join("d")).await, None);
+    bystander.still_served("the user channels limit").await;
     node.stop().await;
 }
 
@@ -168,6 +239,7 @@ async fn every_response_has_security_headers_and_head_works_where_get_does() {
     let client = reqwest::Client::new();
     let rest = node.rest();
     let service = service(&node).await;
+    let mut bystander = Bystander::join(&node, &service).await;
     for path in ["/", "/sdk/confab.js", "/app.js", "/dev/config"] {
         let url = format!("{}{path}", node.base_url());
         let get = client.get(&url).send().await.unwrap();
@@ -201,6 +273,7 @@ async fn every_response_has_security_headers_and_head_works_where_get_does() {
         head.headers()["content-security-policy"],
         "default-src 'none'; frame-ancestors 'none'"
     );
+    bystander.still_served("hostile methods and HEAD").await;
     node.stop().await;
 }
 
@@ -258,6 +331,7 @@ async fn a_client_that_stops_reading_is_closed_within_its_byte_budget() {
         .start()
         .unwrap();
     let service = service(&node).await;
+    let mut bystander = Bystander::join(&node, &service).await;
     let rest = node.rest();
     let channels = format!("/v2/Services/{service}/Channels");
     let channel = post_ok(&rest, &channels, &[("UniqueName", "big")]).await["sid"]
@@ -333,6 +407,7 @@ async fn a_client_that_stops_reading_is_closed_within_its_byte_budget() {
         assert_eq!(event.data["body"], format!("after {i}"));
     }
     drop(mallory);
+    bystander.still_served("a stuck reader").await;
     node.stop().await;
 }
 
@@ -343,6 +418,9 @@ async fn invites_cannot_grow_a_service_past_its_user_cap() {
         .start()
         .unwrap();
     let service = service(&node).await;
+    // In a service of its own: the cap counts the service's users.
+    let elsewhere = crate::realtime::service(&node).await;
+    let mut bystander = Bystander::join(&node, &elsewhere).await;
     let (alice, _events) = connect(&node, &service, "alice").await;
     let create = Request::CreateChannel {
         friendly_name: None,
@@ -366,5 +444,6 @@ async fn invites_cannot_grow_a_service_past_its_user_cap() {
         .get(&format!("/v2/Services/{service}/Users"))
         .await;
     assert_eq!(users.body["users"].as_array().unwrap().len(), 2);
+    bystander.still_served("invites past the cap").await;
     node.stop().await;
 }
