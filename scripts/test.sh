@@ -62,22 +62,30 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --quiet || true
 fi
 if command -v cargo-fuzz >/dev/null 2>&1; then
+    command -v c++ >/dev/null || apt_install g++
     fuzz_secs="${CONFAB_FUZZ_SECONDS:-30}"
     fuzz_work="$(mktemp -d)"
+    trap 'rm -rf "$fuzz_work"' EXIT
+    # The fuzz workspace's lock file is committed: a stale one fails here, not silently.
+    cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null
     (cd fuzz && cargo fuzz build --sanitizer none)
     for target in $(cd fuzz && cargo fuzz list); do
         # A copy of the seed corpus, so that what the run adds stays out of the repository.
         cp -r "fuzz/corpus/$target" "$fuzz_work/$target"
         mkdir -p "$fuzz_work/$target-artifacts"
+        status=0
         (cd fuzz && cargo fuzz run --sanitizer none "$target" "$fuzz_work/$target" -- \
             -max_total_time="$fuzz_secs" -artifact_prefix="$fuzz_work/$target-artifacts/" \
-            -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|stat::new_units_added|==|SUMMARY|Done)" || true)
-        if [ -n "$(ls -A "$fuzz_work/$target-artifacts")" ]; then
-            echo "fuzz target $target found a crash: $(ls "$fuzz_work/$target-artifacts")" >&2
+            -print_final_stats=1) >"$fuzz_work/$target.log" 2>&1 || status=$?
+        grep -E "^(stat::number_of_executed_units|stat::new_units_added|Done)" "$fuzz_work/$target.log" || true
+        if [ "$status" -ne 0 ] || [ -n "$(ls -A "$fuzz_work/$target-artifacts")" ]; then
+            tail -50 "$fuzz_work/$target.log" >&2
+            echo "fuzz target $target failed (status $status): $(ls "$fuzz_work/$target-artifacts")" >&2
             exit 1
         fi
     done
     rm -rf "$fuzz_work"
+    trap - EXIT
 else
     echo "cargo-fuzz is not available and could not be installed: fuzzing skipped"
 fi

@@ -118,7 +118,10 @@ impl App {
         if self.store.count_users(service).await? >= limits.users_per_service {
             return Err(AppError::service_user_limit(limits.users_per_service));
         }
-        let rate = f64::from(limits.invited_users_per_minute.max(1));
+        if limits.invited_users_per_minute == 0 {
+            return Err(AppError::too_many_new_users());
+        }
+        let rate = f64::from(limits.invited_users_per_minute);
         let now = Instant::now();
         let mut invited = self
             .invited

@@ -42,9 +42,21 @@ pub struct HistoryPage {
     pub has_next: bool,
 }
 
-/// What a message adds to a reply, roughly: its body, its attributes and its other fields.
+/// What a message adds to a reply: its body as JSON escapes it (a control character takes six
+/// bytes), its attributes, and its other fields.
 fn reply_bytes(message: &Message) -> usize {
-    message.body.len() + message.attributes.as_str().len() + 256
+    let escaped = |text: &str| {
+        text.len()
+            + text
+                .bytes()
+                .map(|b| match b {
+                    b'"' | b'\\' => 1,
+                    0..=0x1f => 5,
+                    _ => 0,
+                })
+                .sum::<usize>()
+    };
+    escaped(&message.body) + message.attributes.as_str().len() + 256
 }
 
 /// Trims an ascending page to at most `limit` bytes, keeping at least one message: the newest

@@ -121,6 +121,14 @@ fn url_is_loopback(url: &str) -> bool {
 impl Node {
     /// Starts a node. Must run inside an actix system (`actix_web::rt::System`).
     pub async fn start(config: Config) -> Result<Node, ServerError> {
+        let realtime = &config.realtime;
+        if realtime.outbox_bytes < 2 * realtime.max_reply_bytes {
+            return Err(ServerError::Config(format!(
+                "realtime.outbox_bytes ({}) must hold at least two of the largest history \
+                 pages (realtime.max_reply_bytes, {}), or a client that asks for one is closed",
+                realtime.outbox_bytes, realtime.max_reply_bytes
+            )));
+        }
         crate::config::create_private_dir(&config.data_dir)?;
         let (credentials, credentials_generated) = credentials::resolve(&config, &config.data_dir)?;
         // One registry per node: several nodes can run in one process.

@@ -112,17 +112,23 @@ pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageSt
     // Let the writer flush what is queued (a reply, `tokenExpired`) before the close frame.
     drop(conn);
     if let Some((code, reason)) = close {
-        // A slow consumer's queue is not flushed: that is what it could not take.
-        if code == CloseCode::TooSlow {
+        // A slow consumer's queue is not flushed: that is what it could not take. Otherwise
+        // the writer gets a short while to flush (a reply, `tokenExpired`), then goes too.
+        let mut writer = writer;
+        if code == CloseCode::TooSlow
+            || tokio::time::timeout(write_timeout, &mut writer)
+                .await
+                .is_err()
+        {
             writer.abort();
-        } else {
-            let _ = tokio::time::timeout(write_timeout, writer).await;
         }
         let reason = CloseReason {
             code: actix_ws::CloseCode::Other(code.code()),
             description: Some(reason.to_owned()),
         };
-        let _ = tokio::time::timeout(write_timeout, ws.close(Some(reason))).await;
+        // The queue is gone, so waiting holds little: a slow client that starts reading again
+        // within the client timeout still learns why it was closed (and resumes).
+        let _ = tokio::time::timeout(client_timeout, ws.close(Some(reason))).await;
     } else {
         writer.abort();
         let _ = tokio::time::timeout(write_timeout, ws.close(None)).await;

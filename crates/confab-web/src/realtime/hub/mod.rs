@@ -142,9 +142,18 @@ impl ByteBudget {
         true
     }
 
-    /// Gives `bytes` back (they were written, or never queued).
+    /// Gives `bytes` back (they were written, or never queued). Never below zero: an item
+    /// queued without a reservation must not turn the budget into a huge debt.
     pub fn release(&self, bytes: usize) {
-        self.queued.fetch_sub(bytes, Ordering::AcqRel);
+        let released = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                Some(q.saturating_sub(bytes))
+            });
+        debug_assert!(
+            released.is_ok_and(|q| q >= bytes),
+            "released more than reserved"
+        );
     }
 
     /// The bytes queued now.

@@ -181,8 +181,10 @@ impl HubTask {
                     .to_string()
                     .into();
                 for entry in self.sessions.values() {
-                    let _ = entry.outbox.tx.try_send(Outbound::Frame(frame.clone()));
+                    // The close code first (the first asked for wins): a full outbox must not
+                    // turn the drain into a slow-consumer close.
                     entry.outbox.kick.kick(CloseCode::Draining);
+                    let _ = entry.outbox.offer(Outbound::Frame(frame.clone()));
                 }
             }
             Command::Subscribe { id, channel, as_of } => {
