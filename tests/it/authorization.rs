@@ -545,3 +545,29 @@ async fn an_update_without_fields_needs_the_permission_and_moves_nothing() {
 /// The propagation bound of a role change to other nodes: the policy cache's lifetime (500 ms
 /// by default) with room to spare.
 pub(crate) const POLICY_PROPAGATION: Duration = Duration::from_secs(1);
+
+#[tokio::test]
+async fn a_lower_channel_member_limit_applies_to_a_loaded_channel_at_once() {
+    let node = TestNode::start().unwrap();
+    let service = service(&node).await;
+    let rest = node.rest();
+    let channels = format!("/v2/Services/{service}/Channels");
+    let channel = post_ok(&rest, &channels, &[]).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let members = format!("{channels}/{channel}/Members");
+    // The channel's owner has it loaded, with the service's limit as it was then.
+    for identity in ["a", "b"] {
+        post_ok(&rest, &members, &[("Identity", identity)]).await;
+    }
+    post_ok(
+        &rest,
+        &format!("/v2/Services/{service}"),
+        &[("Limits.ChannelMembers", "2")],
+    )
+    .await;
+    let third = rest.post(&members, &[("Identity", "c")]).await;
+    assert_eq!((third.status, third.code()), (403, Some(50403)));
+    node.stop().await;
+}

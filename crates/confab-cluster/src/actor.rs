@@ -290,6 +290,7 @@ impl ChannelCore {
         };
         policy::authorize(user.as_ref(), self.state()?, &command)?;
         if let ChannelCommand::AddMember(add) = &command {
+            self.refresh_member_limit().await?;
             self.check_user_channels(&add.identity).await?;
         }
         let mut client_key = None;
@@ -428,6 +429,22 @@ impl ChannelCore {
             }
         }
         self.client_ids_loaded = true;
+        Ok(())
+    }
+
+    /// Sets the channel's member limit from the service as it is now (`Limits.ChannelMembers`
+    /// changed through REST applies to loaded channels at once on this node, within the policy
+    /// cache's lifetime on others), lowered by the node's.
+    async fn refresh_member_limit(&mut self) -> Result<(), ChannelError> {
+        let service = self.state()?.channel().service_sid;
+        let policy = self.policies.service(service).await?;
+        let limit = self
+            .node_limits
+            .members_per_channel
+            .min(policy.service.limits.channel_members as usize);
+        if let Some((_, limits)) = &mut self.loaded {
+            limits.members_per_channel = limit;
+        }
         Ok(())
     }
 
