@@ -301,3 +301,15 @@ def test_webhook_enabled_header_is_accepted(client, service):
     msg = chat(client).services(service.sid).channels(ch.sid).messages.create(
         body="hi", x_twilio_webhook_enabled="false")
     assert msg.index == 0
+
+
+def test_pages_lead_forward_and_back(client, service):
+    channels = client.chat.v2.services(service.sid).channels
+    for i in range(5):
+        channels.create(unique_name=f"paging-{i}")
+    first = channels.page(page_size=2)
+    assert first.previous_page() is None
+    second = first.next_page()
+    assert [c.unique_name for c in second] == ["paging-2", "paging-3"]
+    back = second.previous_page()
+    assert [c.unique_name for c in back] == [c.unique_name for c in first]

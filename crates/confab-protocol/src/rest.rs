@@ -345,7 +345,8 @@ pub fn page(items: Vec<Value>, meta: &PageMeta) -> Value {
             "page": meta.page,
             "page_size": meta.page_size,
             "first_page_url": meta.url(0, None),
-            "previous_page_url": null,
+            // The page before, by number: the server reads `Page` without a token as an offset.
+            "previous_page_url": meta.page.checked_sub(1).map(|previous| meta.url(previous, None)),
             "url": meta.url(meta.page, meta.page_token.as_deref()),
             "next_page_url": meta.next_token.as_deref().map(|t| meta.url(meta.page + 1, Some(t))),
             "key": meta.key,
@@ -375,6 +376,16 @@ mod tests {
             "http://h/v2/Services/IS1/Channels?Type=public&PageSize=2&Page=1&PageToken=PT9"
         );
         assert_eq!(body["channels"].as_array().map(Vec::len), Some(2));
+        assert_eq!(body["meta"]["previous_page_url"], Value::Null);
+        let second = PageMeta {
+            page: 1,
+            page_token: Some("PT9".into()),
+            ..meta
+        };
+        assert_eq!(
+            page(vec![], &second)["meta"]["previous_page_url"],
+            "http://h/v2/Services/IS1/Channels?Type=public&PageSize=2&Page=0"
+        );
     }
 
     #[test]
