@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use confab_domain::{
     policy, ApplyContext, Caller, ChannelCommand, ChannelEvent, ChannelEventKind, ChannelSid,
-    ChannelState, CreateChannel, DomainError, Limits, MessageChange, MessageSid, UpdateMessage,
+    ChannelState, CreateChannel, DomainError, Limits, MessageChange, MessageSid, ServicePolicy,
+    UpdateMessage,
 };
 use confab_store::{ChannelCommit, Store, StoreError};
 
@@ -290,8 +291,15 @@ impl ChannelCore {
         };
         policy::authorize(user.as_ref(), self.state()?, &command)?;
         if let ChannelCommand::AddMember(add) = &command {
-            self.refresh_member_limit().await?;
-            self.check_user_channels(&add.identity).await?;
+            // A user's resolution already read the service; the account's reads it here.
+            let policy = match &resolved {
+                Some(resolved) => resolved.policy(),
+                None => {
+                    let service = self.state()?.channel().service_sid;
+                    self.policies.service(service).await?
+                }
+            };
+            self.admit_member(&add.identity, &policy).await?;
         }
         let mut client_key = None;
         let command = match command {
@@ -432,39 +440,38 @@ impl ChannelCore {
         Ok(())
     }
 
-    /// Sets the channel's member limit from the service as it is now (`Limits.ChannelMembers`
-    /// changed through REST applies to loaded channels at once on this node, within the policy
-    /// cache's lifetime on others), lowered by the node's.
-    async fn refresh_member_limit(&mut self) -> Result<(), ChannelError> {
-        let service = self.state()?.channel().service_sid;
-        let policy = self.policies.service(service).await?;
-        let limit = self
+    /// Admits a new member under the service's limits as they are now (a change through REST
+    /// applies to loaded channels at once on this node, within the policy cache's lifetime on
+    /// others), each lowered by the node's: the channel's member limit (`Limits.ChannelMembers`,
+    /// checked by the domain) and the user's channel limit (`Limits.UserChannels`), checked here
+    /// for every caller: a join, an accepted invite, an add, a REST member creation. The
+    /// user's channels are counted from the store, so two joins of one user to different
+    /// channels at the same moment may both pass.
+    async fn admit_member(
+        &mut self,
+        identity: &str,
+        policy: &ServicePolicy,
+    ) -> Result<(), ChannelError> {
+        let limits = &policy.service.limits;
+        let members = self
             .node_limits
             .members_per_channel
-            .min(policy.service.limits.channel_members as usize);
-        if let Some((_, limits)) = &mut self.loaded {
-            limits.members_per_channel = limit;
+            .min(limits.channel_members as usize);
+        if let Some((_, in_force)) = &mut self.loaded {
+            in_force.members_per_channel = members;
         }
-        Ok(())
-    }
-
-    /// Refuses a new membership of a user who belongs to as many channels as the service's
-    /// `Limits.UserChannels` (and the node's `channels_per_user`) allow, for every caller: a
-    /// join, an accepted invite, an add, a REST member creation. Counted from the store, so two
-    /// joins of one user to different channels at the same moment may both pass.
-    async fn check_user_channels(&self, identity: &str) -> Result<(), ChannelError> {
         let state = self.state()?;
         if state.member(identity).is_some() {
             // The domain answers AlreadyMember.
             return Ok(());
         }
-        let service = state.channel().service_sid;
-        let policy = self.policies.service(service).await?;
-        let limit =
-            (policy.service.limits.user_channels as usize).min(self.node_limits.channels_per_user);
-        let joined = self.store.count_memberships(service, identity).await?;
-        if joined >= limit as u64 {
-            return Err(DomainError::UserChannelLimitReached { limit }.into());
+        let channels = (limits.user_channels as usize).min(self.node_limits.channels_per_user);
+        let joined = self
+            .store
+            .count_memberships(state.channel().service_sid, identity)
+            .await?;
+        if joined >= channels as u64 {
+            return Err(DomainError::UserChannelLimitReached { limit: channels }.into());
         }
         Ok(())
     }

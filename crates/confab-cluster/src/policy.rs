@@ -16,8 +16,8 @@ use confab_store::{PageRequest, PageStart, Store};
 
 use crate::error::ChannelError;
 
-/// Entries kept per kind before the oldest half is dropped: a bound on the cache's memory,
-/// whatever the number of users that act.
+/// Entries kept per service (and services kept) before the oldest half is dropped: a bound on
+/// the cache's memory, whatever the number of users that act.
 const MAX_ENTRIES: usize = 100_000;
 
 #[derive(Debug)]
@@ -29,7 +29,9 @@ struct Entry<T> {
 #[derive(Debug, Default)]
 struct Caches {
     services: HashMap<ServiceSid, Entry<Arc<ServicePolicy>>>,
-    users: HashMap<(ServiceSid, String), Entry<Option<RoleSid>>>,
+    /// Per service, per identity: looked up with a borrowed identity, so that a command's
+    /// check allocates nothing.
+    users: HashMap<ServiceSid, HashMap<String, Entry<Option<RoleSid>>>>,
     /// Bumped by every `forget_*`: a value read from the store before a change was forgotten
     /// is not cached after it (it may be the value the change replaced).
     generation: u64,
@@ -45,25 +47,25 @@ pub struct Policies {
 
 /// What a caller's decisions need, resolved: `None` for the account.
 #[derive(Debug, Clone)]
-pub struct ResolvedCaller {
-    identity: String,
+pub struct ResolvedCaller<'a> {
+    identity: &'a str,
     service_role: Option<RoleSid>,
     policy: Arc<ServicePolicy>,
 }
 
-impl ResolvedCaller {
+impl ResolvedCaller<'_> {
     /// The grants to hand to `confab_domain::policy`.
     pub fn grants(&self) -> UserGrants<'_> {
         UserGrants {
-            identity: &self.identity,
+            identity: self.identity,
             service_role: self.service_role,
             policy: &self.policy,
         }
     }
 
     /// The service's settings and roles as the decision saw them.
-    pub fn policy(&self) -> &ServicePolicy {
-        &self.policy
+    pub fn policy(&self) -> Arc<ServicePolicy> {
+        self.policy.clone()
     }
 }
 
@@ -118,8 +120,11 @@ impl Policies {
         service: ServiceSid,
         identity: &str,
     ) -> Result<Option<RoleSid>, ChannelError> {
-        let key = (service, identity.to_owned());
-        if let Some(hit) = self.cached(|c| c.users.get(&key).map(|e| (e.at, e.value))) {
+        let hit = self.cached(|c| {
+            let entry = c.users.get(&service)?.get(identity)?;
+            Some((entry.at, entry.value))
+        });
+        if let Some(hit) = hit {
             return Ok(hit);
         }
         let generation = self.generation();
@@ -129,27 +134,31 @@ impl Policies {
             .await?
             .map(|u| u.role_sid);
         self.insert_since(generation, |c| {
-            c.users.insert(
-                key,
+            let users = c.users.entry(service).or_default();
+            users.insert(
+                identity.to_owned(),
                 Entry {
                     at: Instant::now(),
                     value: role,
                 },
             );
-            trim(&mut c.users);
+            trim(users);
         });
         Ok(role)
     }
 
     /// Resolves a caller for decisions: `None` for the account.
-    pub async fn resolve(&self, caller: &Caller) -> Result<Option<ResolvedCaller>, ChannelError> {
+    pub async fn resolve<'a>(
+        &self,
+        caller: &'a Caller,
+    ) -> Result<Option<ResolvedCaller<'a>>, ChannelError> {
         let Caller::User { service, identity } = caller else {
             return Ok(None);
         };
         let policy = self.service(*service).await?;
         let service_role = self.user_role(*service, identity).await?;
         Ok(Some(ResolvedCaller {
-            identity: identity.clone(),
+            identity,
             service_role,
             policy,
         }))
@@ -165,10 +174,11 @@ impl Policies {
 
     /// Drops the user's service role (after a change to the user through this node).
     pub fn forget_user(&self, service: ServiceSid, identity: &str) {
-        let key = (service, identity.to_owned());
         self.change(|c| {
             c.generation += 1;
-            c.users.remove(&key);
+            if let Some(users) = c.users.get_mut(&service) {
+                users.remove(identity);
+            }
         });
     }
 
