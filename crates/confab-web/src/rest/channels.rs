@@ -1,6 +1,7 @@
 //! `/v2/Services/{ServiceSid}/Channels` and a channel's `/Webhooks`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use confab_app::lookup::find_event;
 use confab_app::AppError;
 use confab_cluster::{now, ChannelOp, RandomSids};
 use confab_domain::{
@@ -9,7 +10,7 @@ use confab_domain::{
 };
 use confab_protocol::rest as json;
 
-use super::{created, find_event, load_channel, load_service, no_content, ok, query, Paging};
+use super::{created, no_content, ok, query, Paging};
 use crate::error::ApiError;
 use crate::form::Form;
 use crate::AppState;
@@ -62,7 +63,7 @@ async fn create(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path).await?;
+    let service = state.app.load_service(&path).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let kind = form
         .get("Type")
@@ -99,7 +100,7 @@ async fn list(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path).await?;
+    let service = state.app.load_service(&path).await?;
     let q = query(&req);
     let types = q
         .all("Type")
@@ -130,8 +131,8 @@ async fn fetch(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let channel = load_channel(&state, service.sid, &path.1).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let channel = state.app.load_channel(service.sid, &path.1).await?;
     Ok(ok(json::channel(&channel, &state.urls)))
 }
 
@@ -140,8 +141,8 @@ async fn update(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let channel = load_channel(&state, service.sid, &path.1).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let channel = state.app.load_channel(service.sid, &path.1).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     if let Some(name) = form.get("UniqueName") {
         if ChannelSid::is_sid(name) {
@@ -164,8 +165,8 @@ async fn delete(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let channel = load_channel(&state, service.sid, &path.1).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let channel = state.app.load_channel(service.sid, &path.1).await?;
     super::execute(
         &state,
         channel.sid,
@@ -213,8 +214,8 @@ async fn create_webhook(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let channel = load_channel(&state, service.sid, &path.1).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let channel = state.app.load_channel(service.sid, &path.1).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let kind = form.required("Type")?;
     if !["webhook", "trigger", "studio"].contains(&kind.as_str()) {
@@ -255,8 +256,8 @@ async fn list_webhooks(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let channel = load_channel(&state, service.sid, &path.1).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let channel = state.app.load_channel(service.sid, &path.1).await?;
     let paging = Paging::from_query(&query(&req), &state, false)?;
     let page = state
         .store
@@ -274,8 +275,8 @@ async fn load_webhook(
     state: &AppState,
     path: &(String, String, String),
 ) -> Result<ChannelWebhook, AppError> {
-    let service = load_service(state, &path.0).await?;
-    let channel = load_channel(state, service.sid, &path.1).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let channel = state.app.load_channel(service.sid, &path.1).await?;
     let sid: WebhookSid = path.2.parse().map_err(|_| webhook_not_found())?;
     state
         .store

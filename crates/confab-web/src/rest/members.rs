@@ -1,6 +1,7 @@
 //! A channel's `/Members` and `/Invites`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use confab_app::lookup::find_event;
 use confab_app::AppError;
 use confab_cluster::ChannelOp;
 use confab_domain::{
@@ -10,10 +11,7 @@ use confab_domain::{
 use confab_protocol::rest as json;
 use confab_store::MemberKey;
 
-use super::{
-    created, ensure_user, find_event, load_channel, load_role, load_service, no_content, ok, query,
-    Paging,
-};
+use super::{created, no_content, ok, query, Paging};
 use crate::error::ApiError;
 use crate::form::Form;
 use crate::AppState;
@@ -47,8 +45,8 @@ async fn service_and_channel(
     service: &str,
     channel: &str,
 ) -> Result<(Service, Channel), ApiError> {
-    let service = load_service(state, service).await?;
-    let channel = load_channel(state, service.sid, channel).await?;
+    let service = state.app.load_service(service).await?;
+    let channel = state.app.load_channel(service.sid, channel).await?;
     Ok((service, channel))
 }
 
@@ -70,10 +68,10 @@ async fn newcomer(
         .string("Identity")
         .ok_or_else(AppError::identity_missing)?;
     let role_sid = match form.sid("RoleSid")? {
-        Some(sid) => Some(load_role(state, service.sid, sid).await?.sid),
+        Some(sid) => Some(state.app.load_role(service.sid, sid).await?.sid),
         None => None,
     };
-    ensure_user(state, service, &identity).await?;
+    state.app.ensure_user(service, &identity).await?;
     Ok((identity, role_sid))
 }
 
@@ -167,7 +165,7 @@ async fn update(
     let (service, channel) = service_and_channel(&state, &path.0, &path.1).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let role_sid = match form.sid("RoleSid")? {
-        Some(sid) => Some(load_role(&state, service.sid, sid).await?.sid),
+        Some(sid) => Some(state.app.load_role(service.sid, sid).await?.sid),
         None => None,
     };
     let consumption = match form.get("LastConsumedMessageIndex") {

@@ -1,12 +1,13 @@
 //! A channel's `/Messages`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use confab_app::lookup::find_event;
 use confab_app::AppError;
 use confab_cluster::{ChannelOp, MessageChange};
 use confab_domain::{ChannelCommand, ChannelEventKind, MessageSid, PostMessage};
 use confab_protocol::rest as json;
 
-use super::{created, find_event, load_channel, load_service, no_content, ok, query, Paging};
+use super::{created, no_content, ok, query, Paging};
 use crate::error::ApiError;
 use crate::form::Form;
 use crate::AppState;
@@ -38,8 +39,8 @@ async fn create(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let channel = load_channel(&state, service.sid, &path.1).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let channel = state.app.load_channel(service.sid, &path.1).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let command = ChannelCommand::PostMessage(PostMessage {
         // Without `From` the account is the author (shown as `system`, owned by no user).
@@ -66,8 +67,8 @@ async fn list(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let channel = load_channel(&state, service.sid, &path.1).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let channel = state.app.load_channel(service.sid, &path.1).await?;
     let q = query(&req);
     let descending = match q.get("Order") {
         None | Some("asc") => false,
@@ -98,8 +99,8 @@ async fn fetch(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let channel = load_channel(&state, service.sid, &path.1).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let channel = state.app.load_channel(service.sid, &path.1).await?;
     let message = state
         .store
         .get_message(channel.sid, message_sid(&path.2)?)
@@ -113,8 +114,8 @@ async fn update(
     path: web::Path<(String, String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let channel = load_channel(&state, service.sid, &path.1).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let channel = state.app.load_channel(service.sid, &path.1).await?;
     let message = message_sid(&path.2)?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let change = MessageChange {
@@ -142,8 +143,8 @@ async fn delete(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let channel = load_channel(&state, service.sid, &path.1).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let channel = state.app.load_channel(service.sid, &path.1).await?;
     let message = message_sid(&path.2)?;
     super::execute(&state, channel.sid, ChannelOp::RemoveMessage { message }).await?;
     Ok(no_content())

@@ -12,16 +12,12 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpRequest, HttpResponse};
+use confab_app::AppError;
 use confab_cluster::ChannelOp;
-use confab_domain::{
-    Caller, Channel, ChannelEvent, ChannelEventKind, ChannelSid, Role, RoleSid, Service,
-    ServiceSid, User,
-};
+use confab_domain::{Caller, ChannelEvent, ChannelSid};
 use confab_protocol::rest::{self as json, PageMeta};
 use confab_store::{Page, PageRequest, PageStart};
 use serde_json::Value;
-
-use confab_app::AppError;
 
 use crate::error::ApiError;
 use crate::form::Form;
@@ -149,56 +145,6 @@ impl Paging {
         };
         HttpResponse::Ok().json(json::page(items, &meta))
     }
-}
-
-// === lookups: the application layer's, with its errors as HTTP errors ===
-
-pub(crate) async fn load_service(state: &AppState, sid: &str) -> Result<Service, AppError> {
-    state.app.load_service(sid).await
-}
-
-/// A channel by SID or unique name (50300 when there is none).
-pub(crate) async fn load_channel(
-    state: &AppState,
-    service: ServiceSid,
-    key: &str,
-) -> Result<Channel, AppError> {
-    state.app.load_channel(service, key).await
-}
-
-/// A user by SID or identity (50200 when there is none).
-pub(crate) async fn load_user(
-    state: &AppState,
-    service: ServiceSid,
-    key: &str,
-) -> Result<User, AppError> {
-    state.app.load_user(service, key).await
-}
-
-/// A role named by a `RoleSid` parameter (50100 when there is none in the service).
-pub(crate) async fn load_role(
-    state: &AppState,
-    service: ServiceSid,
-    sid: RoleSid,
-) -> Result<Role, AppError> {
-    state.app.load_role(service, sid).await
-}
-
-/// The user with this identity, created with the service's default role if there is none.
-pub(crate) async fn ensure_user(
-    state: &AppState,
-    service: &Service,
-    identity: &str,
-) -> Result<User, AppError> {
-    state.app.ensure_user(service, identity).await
-}
-
-/// The first event of the given shape among committed events.
-pub(crate) fn find_event<T>(
-    events: &[ChannelEvent],
-    pick: impl Fn(&ChannelEventKind) -> Option<T>,
-) -> Result<T, AppError> {
-    confab_app::lookup::find_event(events, pick)
 }
 
 /// Runs a channel operation as the account (REST calls are not role-checked, as in Twilio).

@@ -6,7 +6,7 @@ use confab_cluster::{now, RandomSids};
 use confab_domain::{limits::check_name, Permission, Role, RoleSid, RoleType};
 use confab_protocol::rest as json;
 
-use super::{created, load_role, load_service, no_content, ok, query, Paging};
+use super::{created, no_content, ok, query, Paging};
 use crate::error::ApiError;
 use crate::form::Form;
 use crate::AppState;
@@ -52,7 +52,7 @@ async fn create(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path).await?;
+    let service = state.app.load_service(&path).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let friendly_name = form.required("FriendlyName")?;
     check_name("FriendlyName", &friendly_name, state.runtime.limits())?;
@@ -87,7 +87,7 @@ async fn list(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path).await?;
+    let service = state.app.load_service(&path).await?;
     let paging = Paging::from_query(&query(&req), &state, false)?;
     let page = state
         .store
@@ -105,8 +105,8 @@ async fn fetch(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let role = load_role(&state, service.sid, role_sid(&path.1)?).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let role = state.app.load_role(service.sid, role_sid(&path.1)?).await?;
     Ok(ok(json::role(&role, &state.urls)))
 }
 
@@ -115,8 +115,8 @@ async fn update(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let mut role = load_role(&state, service.sid, role_sid(&path.1)?).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let mut role = state.app.load_role(service.sid, role_sid(&path.1)?).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     role.permissions = permissions(&form)?;
     role.date_updated = now();
@@ -131,7 +131,7 @@ async fn delete(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
+    let service = state.app.load_service(&path.0).await?;
     let sid = role_sid(&path.1)?;
     if [
         service.default_service_role_sid,

@@ -10,7 +10,7 @@ use confab_domain::{
 use confab_protocol::rest as json;
 use confab_store::PageRequest;
 
-use super::{created, load_service, no_content, ok, query, Paging};
+use super::{created, no_content, ok, query, Paging};
 use crate::error::ApiError;
 use crate::form::Form;
 use crate::AppState;
@@ -94,7 +94,7 @@ async fn fetch(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path).await?;
+    let service = state.app.load_service(&path).await?;
     Ok(ok(json::service(&service, &state.urls)))
 }
 
@@ -116,7 +116,7 @@ async fn update(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut service = load_service(&state, &path).await?;
+    let mut service = state.app.load_service(&path).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let node = state.runtime.limits();
     if let Some(name) = form.string("FriendlyName") {
@@ -138,7 +138,7 @@ async fn update(
         ),
     ] {
         if let Some(role) = form.sid(key)? {
-            super::load_role(&state, service.sid, role).await?;
+            state.app.load_role(service.sid, role).await?;
             *slot = role;
         }
     }
@@ -232,7 +232,7 @@ async fn delete(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path).await?;
+    let service = state.app.load_service(&path).await?;
     // Each channel is deleted through its actor, so that a live actor cannot write it back and
     // its members hear `channelRemoved`; the store then removes what is left in one transaction.
     loop {
@@ -262,9 +262,12 @@ async fn list_bindings(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, req.match_info().get("sid").unwrap_or_default()).await?;
+    let service = state
+        .app
+        .load_service(req.match_info().get("sid").unwrap_or_default())
+        .await?;
     if let Some(user) = req.match_info().get("user") {
-        super::load_user(&state, service.sid, user).await?;
+        state.app.load_user(service.sid, user).await?;
     }
     let paging = Paging::from_query(&query(&req), &state, false)?;
     let page = confab_store::Page::<()> {

@@ -1,6 +1,7 @@
 //! `/v2/Services/{ServiceSid}/Users` and a user's channels (`/Users/{UserSid}/Channels`).
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use confab_app::lookup::find_event;
 use confab_app::AppError;
 use confab_cluster::{now, ChannelOp, RandomSids};
 use confab_domain::{
@@ -10,10 +11,7 @@ use confab_domain::{
 use confab_protocol::rest as json;
 use confab_store::{MemberKey, PageRequest};
 
-use super::{
-    created, find_event, load_channel, load_role, load_service, load_user, no_content, ok, query,
-    Paging,
-};
+use super::{created, no_content, ok, query, Paging};
 use crate::error::ApiError;
 use crate::form::Form;
 use crate::AppState;
@@ -52,7 +50,7 @@ async fn create(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path).await?;
+    let service = state.app.load_service(&path).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let limits = state.runtime.limits();
     let identity = form
@@ -65,7 +63,7 @@ async fn create(
         );
     }
     let role_sid = match form.sid("RoleSid")? {
-        Some(sid) => load_role(&state, service.sid, sid).await?.sid,
+        Some(sid) => state.app.load_role(service.sid, sid).await?.sid,
         None => service.default_service_role_sid,
     };
     let friendly_name = form.string("FriendlyName");
@@ -101,7 +99,7 @@ async fn list(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path).await?;
+    let service = state.app.load_service(&path).await?;
     let paging = Paging::from_query(&query(&req), &state, false)?;
     let page = state
         .store
@@ -118,8 +116,8 @@ async fn fetch(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let user = load_user(&state, service.sid, &path.1).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let user = state.app.load_user(service.sid, &path.1).await?;
     Ok(ok(render(&state, &user).await?))
 }
 
@@ -128,12 +126,12 @@ async fn update(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let mut user = load_user(&state, service.sid, &path.1).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let mut user = state.app.load_user(service.sid, &path.1).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let limits = state.runtime.limits();
     if let Some(sid) = form.sid("RoleSid")? {
-        user.role_sid = load_role(&state, service.sid, sid).await?.sid;
+        user.role_sid = state.app.load_role(service.sid, sid).await?.sid;
     }
     if let Some(name) = form.string("FriendlyName") {
         check_name("FriendlyName", &name, limits)?;
@@ -156,8 +154,8 @@ async fn delete(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let user = load_user(&state, service.sid, &path.1).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let user = state.app.load_user(service.sid, &path.1).await?;
     // Deleting a user removes it from every channel, each through the channel's actor.
     loop {
         let page = state
@@ -206,8 +204,8 @@ async fn list_channels(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = load_service(&state, &path.0).await?;
-    let user = load_user(&state, service.sid, &path.1).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let user = state.app.load_user(service.sid, &path.1).await?;
     let paging = Paging::from_query(&query(&req), &state, false)?;
     let page = state
         .store
@@ -225,9 +223,9 @@ async fn membership(
     state: &AppState,
     path: &(String, String, String),
 ) -> Result<(User, Member), ApiError> {
-    let service = load_service(state, &path.0).await?;
-    let user = load_user(state, service.sid, &path.1).await?;
-    let channel = load_channel(state, service.sid, &path.2).await?;
+    let service = state.app.load_service(&path.0).await?;
+    let user = state.app.load_user(service.sid, &path.1).await?;
+    let channel = state.app.load_channel(service.sid, &path.2).await?;
     let member = state
         .store
         .get_member(channel.sid, &MemberKey::Identity(user.identity.clone()))
