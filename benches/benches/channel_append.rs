@@ -39,26 +39,16 @@ async fn setup(channels: u128) -> (ChannelRuntime, Vec<ChannelSid>, tempfile::Te
         &mut confab_domain::CountingSids(10),
         Timestamp(0),
     );
-    let service = Service {
-        sid: service_sid,
-        friendly_name: "bench".into(),
-        date_created: Timestamp(0),
-        date_updated: Timestamp(0),
-        default_service_role_sid: roles.service_user.sid,
-        default_channel_role_sid: roles.channel_user.sid,
-        default_channel_creator_role_sid: roles.channel_admin.sid,
-        read_status_enabled: true,
-        reachability_enabled: false,
-        typing_indicator_timeout: 5,
-        consumption_report_interval: 10,
-        limits: ServiceLimits {
+    let service = Service::new(
+        service_sid,
+        "bench",
+        &roles,
+        ServiceLimits {
             channel_members: 1000,
             user_channels: 250,
         },
-        webhooks: Default::default(),
-        notifications: Default::default(),
-        media_compatibility_message: None,
-    };
+        Timestamp(0),
+    );
     store
         .create_service(&service, &roles.into_vec())
         .await

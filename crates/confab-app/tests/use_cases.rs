@@ -30,26 +30,16 @@ async fn fixture() -> Fixture {
         Arc::new(SqliteStore::open(dir.path().join("t.db"), SqliteOptions::default()).unwrap());
     let sid = ServiceSid::from_bits(1);
     let roles = DefaultRoles::new(sid, &mut CountingSids(0), Timestamp(0));
-    let service = Service {
+    let service = Service::new(
         sid,
-        friendly_name: "t".into(),
-        date_created: Timestamp(0),
-        date_updated: Timestamp(0),
-        default_service_role_sid: roles.service_user.sid,
-        default_channel_role_sid: roles.channel_user.sid,
-        default_channel_creator_role_sid: roles.channel_admin.sid,
-        read_status_enabled: true,
-        reachability_enabled: false,
-        typing_indicator_timeout: 5,
-        consumption_report_interval: 10,
-        limits: ServiceLimits {
+        "t",
+        &roles,
+        ServiceLimits {
             channel_members: 100,
             user_channels: 100,
         },
-        webhooks: Default::default(),
-        notifications: Default::default(),
-        media_compatibility_message: None,
-    };
+        Timestamp(0),
+    );
     store
         .create_service(&service, &roles.clone().into_vec())
         .await

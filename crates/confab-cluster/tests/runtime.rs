@@ -28,26 +28,16 @@ async fn fixture(idle_timeout: Duration) -> Fixture {
     let roles = DefaultRoles::new(service, &mut CountingSids(0), Timestamp(0));
     store
         .create_service(
-            &Service {
-                sid: service,
-                friendly_name: "t".into(),
-                date_created: Timestamp(0),
-                date_updated: Timestamp(0),
-                default_service_role_sid: roles.service_user.sid,
-                default_channel_role_sid: roles.channel_user.sid,
-                default_channel_creator_role_sid: roles.channel_admin.sid,
-                read_status_enabled: true,
-                reachability_enabled: false,
-                typing_indicator_timeout: 5,
-                consumption_report_interval: 10,
-                limits: ServiceLimits {
+            &Service::new(
+                service,
+                "t",
+                &roles,
+                ServiceLimits {
                     channel_members: 10,
                     user_channels: 10,
                 },
-                webhooks: Default::default(),
-                notifications: Default::default(),
-                media_compatibility_message: None,
-            },
+                Timestamp(0),
+            ),
             &roles.into_vec(),
         )
         .await

@@ -46,6 +46,37 @@ pub struct Service {
     pub media_compatibility_message: Option<String>,
 }
 
+impl Service {
+    /// A new service with Twilio's defaults (read status on, reachability off, a 5 s typing
+    /// timeout, 10 s consumption reports, no webhooks or notifications) and `roles` as its
+    /// default roles.
+    pub fn new(
+        sid: ServiceSid,
+        friendly_name: impl Into<String>,
+        roles: &crate::permissions::DefaultRoles,
+        limits: ServiceLimits,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            sid,
+            friendly_name: friendly_name.into(),
+            date_created: now,
+            date_updated: now,
+            default_service_role_sid: roles.service_user.sid,
+            default_channel_role_sid: roles.channel_user.sid,
+            default_channel_creator_role_sid: roles.channel_admin.sid,
+            read_status_enabled: true,
+            reachability_enabled: false,
+            typing_indicator_timeout: 5,
+            consumption_report_interval: 10,
+            limits,
+            webhooks: ServiceWebhooks::default(),
+            notifications: Notifications::default(),
+            media_compatibility_message: None,
+        }
+    }
+}
+
 /// A service's limits on channel size and channels per user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceLimits {

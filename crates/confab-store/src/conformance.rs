@@ -64,26 +64,16 @@ impl World {
     async fn new(store: Arc<dyn Store>) -> Self {
         let mut sids = CountingSids(1000);
         let roles = DefaultRoles::new(ServiceSid::from_bits(1), &mut sids, Timestamp(0));
-        let service = Service {
-            sid: ServiceSid::from_bits(1),
-            friendly_name: "test".into(),
-            date_created: Timestamp(0),
-            date_updated: Timestamp(0),
-            default_service_role_sid: roles.service_user.sid,
-            default_channel_role_sid: roles.channel_user.sid,
-            default_channel_creator_role_sid: roles.channel_admin.sid,
-            read_status_enabled: true,
-            reachability_enabled: false,
-            typing_indicator_timeout: 5,
-            consumption_report_interval: 10,
-            limits: ServiceLimits {
+        let service = Service::new(
+            ServiceSid::from_bits(1),
+            "test",
+            &roles,
+            ServiceLimits {
                 channel_members: 100,
                 user_channels: 250,
             },
-            webhooks: Default::default(),
-            notifications: Default::default(),
-            media_compatibility_message: None,
-        };
+            Timestamp(0),
+        );
         store
             .create_service(&service, &roles.into_vec())
             .await

@@ -5,7 +5,7 @@ use crate::channel::{
 };
 use crate::limits::Limits;
 use crate::permissions::DefaultRoles;
-use crate::resources::{ChannelType, Message, Notifications, ServiceLimits, ServiceWebhooks};
+use crate::resources::{ChannelType, Message, ServiceLimits};
 use crate::sid::{ChannelSid, CountingSids};
 use crate::time::Timestamp;
 
@@ -28,26 +28,16 @@ fn world(kind: ChannelType, created_by: Option<&str>) -> World {
     let service_sid = ServiceSid::from_bits(2);
     let mut sids = CountingSids(100);
     let roles = DefaultRoles::new(service_sid, &mut sids, Timestamp(0));
-    let service = Service {
-        sid: service_sid,
-        friendly_name: "s".into(),
-        date_created: Timestamp(0),
-        date_updated: Timestamp(0),
-        default_service_role_sid: roles.service_user.sid,
-        default_channel_role_sid: roles.channel_user.sid,
-        default_channel_creator_role_sid: roles.channel_admin.sid,
-        read_status_enabled: true,
-        reachability_enabled: false,
-        typing_indicator_timeout: 5,
-        consumption_report_interval: 10,
-        limits: ServiceLimits {
+    let service = Service::new(
+        service_sid,
+        "s",
+        &roles,
+        ServiceLimits {
             channel_members: 100,
             user_channels: 100,
         },
-        webhooks: ServiceWebhooks::default(),
-        notifications: Notifications::default(),
-        media_compatibility_message: None,
-    };
+        Timestamp(0),
+    );
     let policy = ServicePolicy {
         service,
         roles: roles.clone().into_vec(),

@@ -39,25 +39,13 @@ pub(crate) async fn create_service(
     let sid = ServiceSid::generate(&mut sids);
     let roles = DefaultRoles::new(sid, &mut sids, now);
     let node = state.runtime.limits();
+    let limits = ServiceLimits {
+        channel_members: u32::try_from(node.members_per_channel).unwrap_or(u32::MAX),
+        user_channels: u32::try_from(node.channels_per_user.min(250)).unwrap_or(250),
+    };
     let service = Service {
-        sid,
-        friendly_name,
-        date_created: now,
-        date_updated: now,
-        default_service_role_sid: roles.service_user.sid,
-        default_channel_role_sid: roles.channel_user.sid,
-        default_channel_creator_role_sid: roles.channel_admin.sid,
-        read_status_enabled: true,
         reachability_enabled,
-        typing_indicator_timeout: 5,
-        consumption_report_interval: 10,
-        limits: ServiceLimits {
-            channel_members: u32::try_from(node.members_per_channel).unwrap_or(u32::MAX),
-            user_channels: u32::try_from(node.channels_per_user.min(250)).unwrap_or(250),
-        },
-        webhooks: Default::default(),
-        notifications: Default::default(),
-        media_compatibility_message: None,
+        ..Service::new(sid, friendly_name, &roles, limits, now)
     };
     state
         .store
