@@ -190,19 +190,24 @@ pub(crate) async fn post_ok(rest: &RestClient, path: &str, form: &[(&str, &str)]
     r.body
 }
 
+/// The SID of what a POST created.
+pub(crate) async fn created_sid(rest: &RestClient, path: &str, form: &[(&str, &str)]) -> String {
+    post_ok(rest, path, form).await["sid"]
+        .as_str()
+        .expect("a created resource has a sid")
+        .to_owned()
+}
+
 /// A channel with `ca` (channel admin), `cu` and `cx` (channel users) as members, `inv`
 /// invited, and message 0 by `cx`. Made by the account through REST.
 async fn fixture(rest: &RestClient, service: &str, private: bool, admin_role: &str) -> String {
     let kind = if private { "private" } else { "public" };
-    let channel = post_ok(
+    let channel = created_sid(
         rest,
         &format!("/v2/Services/{service}/Channels"),
         &[("Type", kind), ("FriendlyName", "table")],
     )
-    .await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     let base = format!("/v2/Services/{service}/Channels/{channel}");
     post_ok(
         rest,
@@ -355,21 +360,15 @@ async fn a_demoted_admin_loses_its_rights_on_the_open_session_at_once() {
     let rest = node.rest();
     let admin = role_sid(&rest, &service, "service admin").await;
     let user = role_sid(&rest, &service, "service user").await;
-    let boss = post_ok(
+    let boss = created_sid(
         &rest,
         &format!("/v2/Services/{service}/Users"),
         &[("Identity", "boss"), ("RoleSid", &admin)],
     )
-    .await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     let (session, _events) = connect(&node, &service, "boss").await;
     let channels = format!("/v2/Services/{service}/Channels");
-    let first = post_ok(&rest, &channels, &[]).await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let first = created_sid(&rest, &channels, &[]).await;
     // An admin: deletes a channel it is not a member of.
     assert_eq!(
         error_code(&session, Request::DeleteChannel { channel: first }).await,
@@ -382,10 +381,7 @@ async fn a_demoted_admin_loses_its_rights_on_the_open_session_at_once() {
         &[("RoleSid", &user)],
     )
     .await;
-    let second = post_ok(&rest, &channels, &[]).await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let second = created_sid(&rest, &channels, &[]).await;
     assert_eq!(
         error_code(
             &session,
@@ -461,10 +457,7 @@ async fn a_user_named_system_gains_nothing_from_the_accounts_channels() {
         assert_eq!(error_code(&system, request).await, Some(50300));
     }
     // In a public channel it joins like anyone, and the account's messages are not its own.
-    let public = post_ok(&rest, &channels, &[]).await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let public = created_sid(&rest, &channels, &[]).await;
     let posted = post_ok(
         &rest,
         &format!("{channels}/{public}/Messages"),
@@ -502,10 +495,7 @@ async fn an_update_without_fields_needs_the_permission_and_moves_nothing() {
     let service = service(&node).await;
     let rest = node.rest();
     let channels = format!("/v2/Services/{service}/Channels");
-    let channel = post_ok(&rest, &channels, &[]).await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let channel = created_sid(&rest, &channels, &[]).await;
     post_ok(
         &rest,
         &format!("{channels}/{channel}/Members"),
@@ -552,10 +542,7 @@ async fn a_lower_channel_member_limit_applies_to_a_loaded_channel_at_once() {
     let service = service(&node).await;
     let rest = node.rest();
     let channels = format!("/v2/Services/{service}/Channels");
-    let channel = post_ok(&rest, &channels, &[]).await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let channel = created_sid(&rest, &channels, &[]).await;
     let members = format!("{channels}/{channel}/Members");
     // The channel's owner has it loaded, with the service's limit as it was then.
     for identity in ["a", "b"] {

@@ -759,7 +759,7 @@ async fn a_rolling_restart_under_load_loses_nothing() {
 
 #[tokio::test]
 async fn a_demotion_through_one_node_reaches_sessions_on_another_within_a_second() {
-    use crate::authorization::{error_code, post_ok, role_sid, POLICY_PROPAGATION};
+    use crate::authorization::{created_sid, error_code, post_ok, role_sid, POLICY_PROPAGATION};
     use confab_client::Request;
 
     let redis = RedisServer::start().unwrap();
@@ -769,15 +769,12 @@ async fn a_demotion_through_one_node_reaches_sessions_on_another_within_a_second
     let service = create_service(&rest).await;
     let admin = role_sid(&rest, &service, "service admin").await;
     let user = role_sid(&rest, &service, "service user").await;
-    let boss = post_ok(
+    let boss = created_sid(
         &rest,
         &format!("/v2/Services/{service}/Users"),
         &[("Identity", "boss"), ("RoleSid", &admin)],
     )
-    .await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     // The session is on b; the demotion goes through a.
     let (session, _events) = Client::connect(&b.ws_url(), &b.token("boss", &service, 3600))
         .await

@@ -7,7 +7,7 @@ use confab_client::{Client, ClientError, Request};
 use confab_testkit::TestNode;
 use serde_json::{json, Value};
 
-use crate::authorization::{error_code, post_ok};
+use crate::authorization::{created_sid, error_code, post_ok};
 use crate::realtime::{connect, service};
 
 /// A well-behaved member on the node under attack: its channel's messages must keep arriving,
@@ -334,10 +334,7 @@ async fn a_client_that_stops_reading_is_closed_within_its_byte_budget() {
     let mut bystander = Bystander::join(&node, &service).await;
     let rest = node.rest();
     let channels = format!("/v2/Services/{service}/Channels");
-    let channel = post_ok(&rest, &channels, &[("UniqueName", "big")]).await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let channel = created_sid(&rest, &channels, &[("UniqueName", "big")]).await;
     for identity in ["alice", "mallory"] {
         post_ok(
             &rest,
