@@ -16,3 +16,4 @@ mod realtime_abuse;
 mod redis_store;
 mod rest;
 mod support;
+mod webhooks;

@@ -151,6 +151,8 @@ mod leases {
             channel: state.channel().clone(),
             events: events.clone(),
             fence: Some(fence),
+            jobs: Vec::new(),
+            jobs_due: confab_domain::Timestamp(0),
         };
         assert!(matches!(
             store.commit(&commit(old)).await,

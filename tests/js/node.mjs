@@ -27,10 +27,31 @@ export function freePort() {
   });
 }
 
+/** The account credentials every test node runs with (for REST calls). */
+export const ACCOUNT = {
+  sid: "AC" + "0".repeat(28) + "1234",
+  authToken: "js-test-auth-token",
+};
+
 export class Node {
   constructor({ port, dataDir } = {}) {
     this.port = port;
     this.dataDir = dataDir ?? mkdtempSync(join(tmpdir(), "confab-js-"));
+  }
+
+  /** A REST call as the account: `POST path` with `form`, answering the parsed JSON. */
+  async rest(path, form) {
+    const response = await fetch(`${this.url}${path}`, {
+      method: "POST",
+      headers: {
+        Authorization: "Basic " + Buffer.from(`${ACCOUNT.sid}:${ACCOUNT.authToken}`).toString("base64"),
+        "Content-Type": "application/x-www-form-urlencoded",
+      },
+      body: new URLSearchParams(form).toString(),
+    });
+    const body = await response.json();
+    if (!response.ok) throw new Error(`${path}: ${response.status} ${JSON.stringify(body)}`);
+    return body;
   }
 
   async start() {
@@ -38,7 +59,15 @@ export class Node {
     this.proc = spawn(
       confabBinary(),
       ["serve", "--listen", `127.0.0.1:${this.port}`, "--admin-listen", "127.0.0.1:0", "--data-dir", this.dataDir],
-      { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: "warn" } },
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+        env: {
+          ...process.env,
+          RUST_LOG: "warn",
+          CONFAB_ACCOUNT_SID: ACCOUNT.sid,
+          CONFAB_AUTH_TOKEN: ACCOUNT.authToken,
+        },
+      },
     );
     this.url = await new Promise((resolve, reject) => {
       let buffer = "";

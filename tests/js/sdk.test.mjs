@@ -2,6 +2,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import http from "node:http";
 import WebSocket from "ws";
 
 import { Client, ConfabError } from "../../web/sdk/confab.js";
@@ -157,6 +158,45 @@ test("errors carry Twilio codes", async () => {
   await assert.rejects(dans.sendMessage("hi"), (e) => e.code === 50400);
   await assert.rejects(dans.delete(), (e) => e.code === 50107);
   await assert.rejects(dan.createChannel({ uniqueName: "js-errors" }), (e) => e.code === 50307);
+});
+
+test("a pre-event webhook's refusal rejects with Twilio's code, and nothing is sent", async () => {
+  // A real HTTP server as the service's pre-event webhook: it refuses every message.
+  const calls = [];
+  const hook = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      calls.push(new URLSearchParams(body));
+      res.writeHead(403);
+      res.end();
+    });
+  });
+  await new Promise((resolve) => hook.listen(0, "127.0.0.1", resolve));
+  const erin = await connect("js-erin");
+  const room = await erin.createChannel({ uniqueName: "js-moderated" });
+  await room.join();
+  const { serviceSid } = await (
+    await fetch(`${node.url}/dev/token`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ identity: "js-erin" }),
+    })
+  ).json();
+  await node.rest(`/v2/Services/${serviceSid}`, {
+    PreWebhookUrl: `http://127.0.0.1:${hook.address().port}/pre`,
+    WebhookFilters: "onMessageSend",
+  });
+  try {
+    await assert.rejects(room.sendMessage("spam"), (e) => e instanceof ConfabError && e.code === 50056);
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0].get("EventType"), "onMessageSend");
+    assert.equal(calls[0].get("Body"), "spam");
+    assert.equal((await room.getMessages()).items.length, 0);
+  } finally {
+    await node.rest(`/v2/Services/${serviceSid}`, { PreWebhookUrl: "" });
+    hook.close();
+  }
 });
 
 test("a dropped connection reconnects and resumes every missed message once", async () => {

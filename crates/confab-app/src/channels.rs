@@ -313,7 +313,7 @@ impl App {
         };
         self.execute(caller, channel_sid, ChannelOp::Apply(command))
             .await?;
-        self.ensure_user(&service, identity).await?;
+        self.ensure_user_for(caller, &service, identity).await?;
         Ok(())
     }
 

@@ -137,6 +137,63 @@ impl AppError {
         Self::new(20503, 503, message)
     }
 
+    // === 5005x, 50076: webhooks ===
+
+    /// 50056: the pre-event webhook answered other than 2xx: the action is refused.
+    pub fn webhook_refused(status: u16) -> Self {
+        Self::new(
+            50056,
+            403,
+            format!("Webhook disabled processing of command (it answered HTTP {status})"),
+        )
+    }
+
+    /// 50057: the pre-event webhook could not be called: the action is refused.
+    pub fn webhook_failed(why: &str) -> Self {
+        Self::new(
+            50057,
+            502,
+            format!("Webhook call failed to execute successfully: {why}"),
+        )
+    }
+
+    /// 50076: the pre-event webhook did not answer in time: the action is refused.
+    pub fn webhook_timeout() -> Self {
+        Self::new(
+            50076,
+            504,
+            "Webhook failed to execute successfully due to timeout",
+        )
+    }
+
+    /// 50325: a channel webhook filter is not a post-event name.
+    pub fn invalid_channel_webhook_filter(filter: &str) -> Self {
+        Self::new(
+            50325,
+            400,
+            format!("Invalid channel webhook filter: {filter} is not a post-event webhook"),
+        )
+    }
+
+    /// 50322: more than five trigger keywords.
+    pub fn too_many_webhook_triggers() -> Self {
+        Self::new(50322, 400, "Too many channel webhook triggers (at most 5)")
+    }
+
+    /// 50065: a webhook retry count out of range.
+    pub fn invalid_webhook_retry_count(max: u32) -> Self {
+        Self::new(
+            50065,
+            400,
+            format!("Invalid webhook retry count: it must be between 0 and {max}"),
+        )
+    }
+
+    /// 50054: a webhook setting is malformed.
+    pub fn invalid_webhook(message: impl Into<String>) -> Self {
+        Self::new(50054, 400, message)
+    }
+
     // === 50xxx: Programmable Chat ===
 
     /// 50000: a role or service needs a friendly name.
@@ -322,6 +379,16 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<confab_webhooks::WebhookError> for AppError {
+    fn from(e: confab_webhooks::WebhookError) -> Self {
+        match e {
+            confab_webhooks::WebhookError::Refused(status) => Self::webhook_refused(status),
+            confab_webhooks::WebhookError::Timeout => Self::webhook_timeout(),
+            confab_webhooks::WebhookError::Failed(why) => Self::webhook_failed(&why),
+        }
+    }
+}
+
 impl From<ChannelError> for AppError {
     fn from(e: ChannelError) -> Self {
         match e {
@@ -339,6 +406,7 @@ impl From<ChannelError> for AppError {
             ChannelError::Unreachable(why) => {
                 Self::unavailable(format!("Channel owner unreachable: {why}"))
             }
+            ChannelError::Webhook(e) => e.into(),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod lookup;
 pub mod messages;
 pub mod users;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -154,5 +155,21 @@ impl App {
         op: ChannelOp,
     ) -> AppResult<Vec<ChannelEvent>> {
         Ok(self.runtime.execute(channel, caller.clone(), op).await?)
+    }
+
+    /// [`App::execute`] as the account, firing post-event webhooks when `webhooks` (a REST call
+    /// with `X-Twilio-Webhook-Enabled: true`).
+    pub async fn execute_as_account(
+        &self,
+        channel: ChannelSid,
+        op: ChannelOp,
+        webhooks: bool,
+    ) -> AppResult<Vec<ChannelEvent>> {
+        let request = confab_cluster::ChannelRequest {
+            caller: Caller::Account,
+            op,
+            webhooks,
+        };
+        Ok(self.runtime.execute_request(channel, request).await?)
     }
 }

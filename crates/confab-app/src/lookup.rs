@@ -6,6 +6,8 @@ use confab_domain::{
     UserSid,
 };
 
+use confab_domain::Caller;
+
 use crate::{App, AppError, AppResult};
 
 impl App {
@@ -56,12 +58,43 @@ impl App {
     /// The user with this identity, created with the service's default role if there is none
     /// (adding a member or inviting an unknown identity creates the user, as in Twilio).
     pub async fn ensure_user(&self, service: &Service, identity: &str) -> AppResult<User> {
+        Ok(self.find_or_create_user(service, identity).await?.0)
+    }
+
+    /// [`App::ensure_user`] for a client action of `caller` (its connection, its invite): a
+    /// user created here fires `onUserAdded`.
+    pub async fn ensure_user_for(
+        &self,
+        caller: &Caller,
+        service: &Service,
+        identity: &str,
+    ) -> AppResult<User> {
+        let (user, created) = self.find_or_create_user(service, identity).await?;
+        if created {
+            self.user_webhooks(
+                caller,
+                false,
+                service,
+                confab_webhooks::HookEvent::UserAdded,
+                &user,
+            )
+            .await;
+        }
+        Ok(user)
+    }
+
+    /// The user, and whether this call created it.
+    async fn find_or_create_user(
+        &self,
+        service: &Service,
+        identity: &str,
+    ) -> AppResult<(User, bool)> {
         if let Some(user) = self
             .store
             .get_user_by_identity(service.sid, identity)
             .await?
         {
-            return Ok(user);
+            return Ok((user, false));
         }
         confab_domain::limits::check_identity("Identity", identity, self.domain_limits())?;
         let now = confab_cluster::now();
@@ -76,12 +109,13 @@ impl App {
             date_updated: now,
         };
         match self.store.create_user(&user).await {
-            Ok(()) => Ok(user),
+            Ok(()) => Ok((user, true)),
             // Someone else created it meanwhile: use theirs.
             Err(confab_store::StoreError::Conflict(_)) => self
                 .store
                 .get_user_by_identity(service.sid, identity)
                 .await?
+                .map(|user| (user, false))
                 .ok_or_else(AppError::user_not_found),
             Err(e) => Err(e.into()),
         }

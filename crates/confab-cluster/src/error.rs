@@ -29,4 +29,8 @@ pub enum ChannelError {
     /// sent, the outcome is unknown; retrying with the same idempotency key is safe.
     #[error("channel owner unreachable: {0}")]
     Unreachable(String),
+    /// The service's pre-event webhook refused the action, or could not be asked; nothing
+    /// changed.
+    #[error(transparent)]
+    Webhook(#[from] confab_webhooks::WebhookError),
 }

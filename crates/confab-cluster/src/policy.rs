@@ -1,5 +1,6 @@
 //! `Policies`: the node's short-lived copies of what authorization decisions read, each
-//! service's settings and roles and each user's service role.
+//! service's settings and roles and each user's service role, and of what webhook decisions
+//! read besides, each channel's webhooks.
 //!
 //! Contract: a decision reads values at most `ttl` old (500 ms by default). A change made through
 //! this node (`forget_*`, called by the REST layer after it writes) applies to the next decision
@@ -11,7 +12,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use confab_domain::{Caller, RoleSid, ServicePolicy, ServiceSid, UserGrants};
+use confab_domain::{
+    Caller, ChannelSid, ChannelWebhook, RoleSid, ServicePolicy, ServiceSid, UserGrants,
+};
 use confab_store::{PageRequest, PageStart, Store};
 
 use crate::error::ChannelError;
@@ -32,6 +35,8 @@ struct Caches {
     /// Per service, per identity: looked up with a borrowed identity, so that a command's
     /// check allocates nothing.
     users: HashMap<ServiceSid, HashMap<String, Entry<Option<RoleSid>>>>,
+    /// Per channel, its webhooks (at most five).
+    channel_webhooks: HashMap<ChannelSid, Entry<Arc<[ChannelWebhook]>>>,
     /// Bumped by every `forget_*`: a value read from the store before a change was forgotten
     /// is not cached after it (it may be the value the change replaced).
     generation: u64,
@@ -54,6 +59,11 @@ pub struct ResolvedCaller<'a> {
 }
 
 impl ResolvedCaller<'_> {
+    /// The user's identity.
+    pub fn identity(&self) -> &str {
+        self.identity
+    }
+
     /// The grants to hand to `confab_domain::policy`.
     pub fn grants(&self) -> UserGrants<'_> {
         UserGrants {
@@ -145,6 +155,47 @@ impl Policies {
             trim(users);
         });
         Ok(role)
+    }
+
+    /// The channel's webhooks.
+    pub async fn channel_webhooks(
+        &self,
+        channel: ChannelSid,
+    ) -> Result<Arc<[ChannelWebhook]>, ChannelError> {
+        if let Some(hit) = self.cached(|c| {
+            c.channel_webhooks
+                .get(&channel)
+                .map(|e| (e.at, e.value.clone()))
+        }) {
+            return Ok(hit);
+        }
+        let generation = self.generation();
+        // Twilio allows five per channel; a page of 50 reads every one.
+        let hooks: Arc<[ChannelWebhook]> = self
+            .store
+            .list_webhooks(channel, &PageRequest::first(50))
+            .await?
+            .items
+            .into();
+        self.insert_since(generation, |c| {
+            c.channel_webhooks.insert(
+                channel,
+                Entry {
+                    at: Instant::now(),
+                    value: hooks.clone(),
+                },
+            );
+            trim(&mut c.channel_webhooks);
+        });
+        Ok(hooks)
+    }
+
+    /// Drops the channel's webhooks (after a change to them through this node).
+    pub fn forget_channel_webhooks(&self, channel: ChannelSid) {
+        self.change(|c| {
+            c.generation += 1;
+            c.channel_webhooks.remove(&channel);
+        });
     }
 
     /// Resolves a caller for decisions: `None` for the account.

@@ -58,6 +58,8 @@ pub struct RuntimeConfig {
     /// How long authorization decisions may use a service's roles and a user's service role
     /// read earlier (see [`Policies`]): a change made through another node applies within it.
     pub policy_ttl: Duration,
+    /// Webhook calls and delivery; `None` calls no webhook (and stores no webhook job).
+    pub webhooks: Option<confab_webhooks::Webhooks>,
 }
 
 impl Default for RuntimeConfig {
@@ -71,6 +73,7 @@ impl Default for RuntimeConfig {
             metrics: None,
             cluster: None,
             policy_ttl: Duration::from_millis(500),
+            webhooks: None,
         }
     }
 }
@@ -190,6 +193,11 @@ impl ChannelRuntime {
         &self.inner.broker
     }
 
+    /// The node's webhooks, if any.
+    pub fn webhooks(&self) -> Option<&confab_webhooks::Webhooks> {
+        self.inner.config.webhooks.as_ref()
+    }
+
     /// The limits in force on this node.
     pub fn limits(&self) -> &Limits {
         &self.inner.config.limits
@@ -215,9 +223,39 @@ impl ChannelRuntime {
         caller: Caller,
         op: ChannelOp,
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
+        self.execute_request(
+            channel,
+            ChannelRequest {
+                caller,
+                op,
+                webhooks: false,
+            },
+        )
+        .await
+    }
+
+    /// [`ChannelRuntime::execute`] with the whole request: for the account, `webhooks` asks for
+    /// post-event webhooks (a REST call with `X-Twilio-Webhook-Enabled: true`).
+    pub async fn execute_request(
+        &self,
+        channel: ChannelSid,
+        request: ChannelRequest,
+    ) -> Result<Vec<ChannelEvent>, ChannelError> {
+        let ChannelRequest {
+            caller,
+            op,
+            webhooks,
+        } = request;
         let Some(cluster) = self.inner.config.cluster.clone() else {
             return self
-                .execute_local(channel, ChannelRequest { caller, op })
+                .execute_local(
+                    channel,
+                    ChannelRequest {
+                        caller,
+                        op,
+                        webhooks,
+                    },
+                )
                 .await;
         };
         let op = match op {
@@ -229,7 +267,11 @@ impl ChannelRuntime {
             }
             op => op,
         };
-        let request = ChannelRequest { caller, op };
+        let request = ChannelRequest {
+            caller,
+            op,
+            webhooks,
+        };
         let deadline = Instant::now() + cluster.config().route_deadline;
         let mut hint: Option<String> = None;
         // Whether an earlier attempt may have run (no answer, or the store failed mid-commit).
@@ -417,6 +459,7 @@ impl ChannelRuntime {
                 .as_ref()
                 .map(|m| m.channel_actors.clone()),
             inner.config.cluster.clone(),
+            inner.config.webhooks.clone(),
         );
         let addr = ChannelActor::start_in_arbiter(&inner.arbiters[index].handle(), move |_| actor);
         actors.insert(channel, (generation, addr.clone()));

@@ -2,8 +2,9 @@
 //!
 //! It owns typed SIDs ([`sid`]), the resources and their fields ([`resources`]), roles,
 //! permissions and the one authorization check ([`permissions`]), limits and validation
-//! ([`limits`]), and the ordering core of a channel ([`channel`]): `ChannelState::apply` assigns
-//! message indices and event sequence numbers.
+//! ([`limits`]), the ordering core of a channel ([`channel`]): `ChannelState::apply` assigns
+//! message indices and event sequence numbers, and the record of a pending webhook call
+//! ([`webhook`]).
 //!
 //! It must not do I/O, read the clock, draw randomness or know wire formats: time and SID
 //! generation are passed in, so every rule here is deterministic and testable on its own.
@@ -16,6 +17,7 @@ pub mod policy;
 pub mod resources;
 pub mod sid;
 pub mod time;
+pub mod webhook;
 
 pub use channel::{
     AddMember, ApplyContext, ChannelCommand, ChannelEvent, ChannelEventKind, ChannelState,
@@ -29,3 +31,4 @@ pub use policy::{Caller, Participation, ServicePolicy, UserGrants};
 pub use resources::*;
 pub use sid::*;
 pub use time::Timestamp;
+pub use webhook::{WebhookJob, WebhookMethod};

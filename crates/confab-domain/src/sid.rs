@@ -131,6 +131,9 @@ sid_types! {
     CredentialSid => "CR";
     /// A channel webhook (`WH…`).
     WebhookSid => "WH";
+    /// A webhook delivery job (`WJ…`): one call of one webhook for one event, kept until it
+    /// is delivered or given up. Confab's own; Twilio has no such resource.
+    WebhookJobSid => "WJ";
 }
 
 #[cfg(test)]

@@ -101,6 +101,84 @@ impl Default for ClusterSettings {
     }
 }
 
+/// Settings of webhook calls (`[webhooks]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// How long one webhook call may take, in milliseconds (Twilio: 5000). A pre-event
+    /// webhook that does not answer in time refuses the action (50076).
+    pub timeout_ms: u64,
+    /// Calls in flight to one URL at most (four times as many may wait; more are put back).
+    pub per_url_concurrency: usize,
+    /// Wait before the first retry of a post-event webhook, in milliseconds; doubles per try.
+    pub retry_base_ms: u64,
+    /// Longest wait between two tries, in milliseconds.
+    pub retry_max_ms: u64,
+    /// How often a node looks for due post-event jobs, in milliseconds.
+    pub poll_ms: u64,
+    /// How long a job a node took stays hidden from the others, in milliseconds: after a crash,
+    /// its jobs are delivered by another node (or after the restart) once this has passed.
+    pub claim_hold_ms: u64,
+    /// Jobs a node holds in memory at most.
+    pub max_in_memory: usize,
+    /// When not empty, the only hosts webhooks may call.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        let defaults = confab_webhooks::WebhookConfig::default();
+        Self {
+            timeout_ms: defaults.timeout.as_millis() as u64,
+            per_url_concurrency: defaults.per_url_concurrency,
+            retry_base_ms: defaults.retry_base.as_millis() as u64,
+            retry_max_ms: defaults.retry_max.as_millis() as u64,
+            poll_ms: defaults.poll_interval.as_millis() as u64,
+            claim_hold_ms: defaults.claim_hold.as_millis() as u64,
+            max_in_memory: defaults.max_in_memory,
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// The webhook configuration, signed with the account's auth token. In a cluster
+    /// (`route_timeout_ms` set), one pre-event decision stays 250 ms within the time a node waits
+    /// for a forwarded command's answer.
+    pub fn to_config(
+        &self,
+        account_sid: String,
+        auth_token: String,
+        route_timeout_ms: Option<u64>,
+    ) -> Result<confab_webhooks::WebhookConfig, ServerError> {
+        use std::time::Duration;
+        // A job in a node's hands waits for its URL at most four calls long, then makes its
+        // own: a shorter hold lets other nodes take jobs this one is still delivering.
+        if self.claim_hold_ms <= 5 * self.timeout_ms {
+            return Err(ServerError::Config(format!(
+                "webhooks.claim_hold_ms ({}) must be longer than five webhook calls \
+                 (5 x webhooks.timeout_ms = {})",
+                self.claim_hold_ms,
+                5 * self.timeout_ms
+            )));
+        }
+        Ok(confab_webhooks::WebhookConfig {
+            account_sid,
+            auth_token,
+            pre_budget: route_timeout_ms
+                .map(|route| Duration::from_millis(route.saturating_sub(250).max(1))),
+            timeout: Duration::from_millis(self.timeout_ms.max(1)),
+            per_url_concurrency: self.per_url_concurrency.max(1),
+            retry_base: Duration::from_millis(self.retry_base_ms.max(1)),
+            retry_max: Duration::from_millis(self.retry_max_ms.max(1)),
+            poll_interval: Duration::from_millis(self.poll_ms.max(10)),
+            claim_hold: Duration::from_millis(self.claim_hold_ms.max(1)),
+            max_in_memory: self.max_in_memory.max(1),
+            allowed_hosts: self.allowed_hosts.clone(),
+        })
+    }
+}
+
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -172,6 +250,8 @@ pub struct Config {
     pub http: HttpSettings,
     /// Realtime WebSocket sessions.
     pub realtime: confab_web::realtime::RealtimeConfig,
+    /// Webhook calls.
+    pub webhooks: WebhookSettings,
 }
 
 impl Default for Config {
@@ -196,6 +276,7 @@ impl Default for Config {
             runtime: RuntimeSettings::default(),
             http: HttpSettings::default(),
             realtime: confab_web::realtime::RealtimeConfig::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -444,6 +525,22 @@ mod tests {
         assert_eq!(
             redact_url("redis+unix:///run/redis.sock?db=1&pass=s3cret"),
             "redis+unix:///run/redis.sock?db=1&pass=***"
+        );
+    }
+
+    #[test]
+    fn a_webhook_claim_hold_shorter_than_five_calls_is_refused() {
+        let mut settings = WebhookSettings::default();
+        assert!(settings.to_config("AC".into(), "t".into(), None).is_ok());
+        settings.claim_hold_ms = 5 * settings.timeout_ms;
+        assert!(settings.to_config("AC".into(), "t".into(), None).is_err());
+        settings.timeout_ms = 300;
+        let config = settings
+            .to_config("AC".into(), "t".into(), Some(5000))
+            .unwrap();
+        assert_eq!(
+            config.pre_budget,
+            Some(std::time::Duration::from_millis(4750))
         );
     }
 }

@@ -162,6 +162,18 @@ impl Node {
                 ),
             };
         let hub = confab_web::realtime::Hub::start(&broker, &presence, Some(web_metrics.clone()));
+        let webhook_metrics =
+            confab_webhooks::WebhookMetrics::register(&registry).map_err(metric_error)?;
+        let webhooks = confab_webhooks::Webhooks::start(
+            store.clone(),
+            config.webhooks.to_config(
+                credentials.account_sid.to_string(),
+                credentials.auth_token.clone(),
+                cluster.as_ref().map(|_| config.cluster.route_timeout_ms),
+            )?,
+            Some(webhook_metrics),
+        )
+        .map_err(ServerError::Config)?;
         let drain_hub = hub.clone();
         let runtime = ChannelRuntime::new(
             store.clone(),
@@ -175,6 +187,7 @@ impl Node {
                 metrics: Some(runtime_metrics),
                 cluster: cluster.clone(),
                 policy_ttl: Duration::from_millis(config.runtime.policy_cache_ms),
+                webhooks: Some(webhooks),
             },
         );
 
@@ -370,6 +383,9 @@ impl Node {
             let _ = server.await;
         }
         tracing::info!(timeout = ?self.shutdown_timeout, "confab node stopped");
+        if let Some(webhooks) = self.runtime.webhooks() {
+            webhooks.shutdown();
+        }
         self.runtime.shutdown();
     }
 }

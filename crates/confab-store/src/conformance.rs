@@ -20,6 +20,10 @@ use confab_domain::{
     ServiceSid, Timestamp, User, UserSid,
 };
 
+mod jobs;
+
+pub use self::jobs::*;
+
 use crate::{
     ChannelCommit, ChannelStore, Conflict, MemberKey, PageRequest, PageStart, Store, StoreError,
 };
@@ -41,6 +45,9 @@ macro_rules! store_conformance_tests {
             invalid_cursor_is_an_error,
             invites_are_listed_per_identity,
             filtered_member_lists_page,
+            webhook_jobs_are_stored_with_their_commit,
+            webhook_job_claims_hold_jobs_until_they_expire,
+            webhook_jobs_retry_and_finish,
         );
     };
     (@tests $make:expr; $($name:ident,)*) => {$(
@@ -136,6 +143,8 @@ impl World {
                 channel: state.channel().clone(),
                 events,
                 fence: None,
+                jobs: Vec::new(),
+                jobs_due: Timestamp(0),
             })
             .await
     }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use confab_domain::{
     Channel, ChannelEvent, ChannelSid, ChannelType, ChannelWebhook, Credential, CredentialSid,
     Invite, InviteSid, Member, MemberSid, Message, MessageSid, Role, RoleSid, Service, ServiceSid,
-    User, UserSid, WebhookSid,
+    Timestamp, User, UserSid, WebhookJob, WebhookJobSid, WebhookSid,
 };
 
 use crate::error::StoreError;
@@ -92,6 +92,12 @@ pub struct ChannelCommit {
     /// refuses the commit (`StoreError::Fenced`) unless the lease still has this epoch. `None`
     /// for a single node, which owns every channel.
     pub fence: Option<u64>,
+    /// Post-event webhook calls the events cause, stored in the same transaction (so a crash
+    /// after the commit cannot lose them) and claimable by any node from `jobs_due` on.
+    pub jobs: Vec<WebhookJob>,
+    /// When `jobs` become claimable ([`WebhookJobStore::claim_jobs`]): the committing node
+    /// delivers them itself before then, and another node takes over a job it did not finish.
+    pub jobs_due: Timestamp,
 }
 
 /// Services.
@@ -302,6 +308,34 @@ pub trait WebhookStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// Post-event webhook calls waiting for delivery: a durable queue shared by every node.
+///
+/// Contract: a job is stored by [`ChannelStore::commit`] (with the events it reports) or by
+/// [`WebhookJobStore::enqueue_jobs`], and stays until [`WebhookJobStore::finish_job`] deletes it.
+/// Each job has a due time; [`WebhookJobStore::claim_jobs`] hands out due jobs and moves their
+/// due time to `hold_until` in the same atomic step, so two claims never get the same job while
+/// its hold lasts, and a job whose claimant died becomes due again when the hold ends (delivery
+/// is at least once).
+#[async_trait]
+pub trait WebhookJobStore: Send + Sync {
+    /// Stores jobs that no channel commit carries (user events), due at `due`.
+    async fn enqueue_jobs(&self, jobs: &[WebhookJob], due: Timestamp) -> Result<(), StoreError>;
+    /// Up to `limit` jobs due at `now`, earliest due first, each now due at `hold_until`.
+    async fn claim_jobs(
+        &self,
+        now: Timestamp,
+        hold_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<WebhookJob>, StoreError>;
+    /// Replaces a job's record (its attempts) and makes it due at `due`. A job already finished
+    /// stays finished.
+    async fn retry_job(&self, job: &WebhookJob, due: Timestamp) -> Result<(), StoreError>;
+    /// Deletes a job: delivered or given up. Deleting a missing job is not an error.
+    async fn finish_job(&self, sid: WebhookJobSid) -> Result<(), StoreError>;
+    /// How many jobs are stored, and when the oldest of them was created.
+    async fn pending_jobs(&self) -> Result<(u64, Option<Timestamp>), StoreError>;
+}
+
 /// Every aggregate's store together: what a node runs on.
 pub trait Store:
     ServiceStore
@@ -310,6 +344,7 @@ pub trait Store:
     + ChannelStore
     + CredentialStore
     + WebhookStore
+    + WebhookJobStore
     + std::fmt::Debug
 {
 }
@@ -321,6 +356,7 @@ impl<T> Store for T where
         + ChannelStore
         + CredentialStore
         + WebhookStore
+        + WebhookJobStore
         + std::fmt::Debug
 {
 }

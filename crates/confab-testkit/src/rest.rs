@@ -32,6 +32,7 @@ pub struct RestClient {
     user: String,
     password: String,
     http: reqwest::Client,
+    headers: Vec<(String, String)>,
 }
 
 impl RestClient {
@@ -42,7 +43,16 @@ impl RestClient {
             user: user.to_owned(),
             password: password.to_owned(),
             http: reqwest::Client::new(),
+            headers: Vec::new(),
         }
+    }
+
+    /// The same client, sending `name: value` with every request (e.g.
+    /// `X-Twilio-Webhook-Enabled: true`).
+    pub fn with_header(&self, name: &str, value: &str) -> Self {
+        let mut client = self.clone();
+        client.headers.push((name.to_owned(), value.to_owned()));
+        client
     }
 
     /// The same node with other credentials.
@@ -50,7 +60,10 @@ impl RestClient {
         Self::new(self.base.clone(), user, password)
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> RestResponse {
+    async fn send(&self, mut request: reqwest::RequestBuilder) -> RestResponse {
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
         let response = match request
             .basic_auth(&self.user, Some(&self.password))
             .send()

@@ -1,22 +1,26 @@
 //! `ChannelCore`: what a channel's actor works on, and the work of one command: owning the
-//! channel (lease), loading it, authorizing the caller, applying the domain rules, committing,
-//! publishing, and recognising retried posts by their client ids.
+//! channel (lease), loading it, authorizing the caller, asking the pre-event webhook, applying
+//! the domain rules, committing (with the post-event webhook jobs), publishing, and recognising
+//! retried posts by their client ids.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 use confab_domain::{
     policy, ApplyContext, Caller, ChannelCommand, ChannelEvent, ChannelEventKind, ChannelSid,
-    ChannelState, CreateChannel, DomainError, Limits, MessageSid, ServicePolicy, UpdateMessage,
+    ChannelState, ChannelWebhook, CreateChannel, DomainError, Limits, MessageSid, ServicePolicy,
+    Timestamp, UpdateMessage, WebhookJob,
 };
 use confab_store::{ChannelCommit, Store, StoreError};
+use confab_webhooks::{events, targets, Actor, HookEvent, PreHookChange, Webhooks};
 
 use super::{ChannelOp, ChannelRequest};
 use crate::broker::{Broker, EventBatch};
 use crate::cluster::Cluster;
 use crate::error::ChannelError;
-use crate::policy::Policies;
+use crate::policy::{Policies, ResolvedCaller};
 use crate::runtime::{now, RandomSids};
 
 /// What makes a post a repeat: its author (`None` for the account, which is nobody's
@@ -50,6 +54,16 @@ pub(super) struct ChannelCore {
     /// The lease was just taken: tell other nodes how far the channel goes (its events may not
     /// all have been published by the previous owner).
     pub(super) announce: bool,
+    /// The node's webhooks: pre-event calls, and delivery of the jobs a commit stores.
+    pub(super) hooks: Option<Webhooks>,
+}
+
+/// What a commit's post-event jobs are built from, read before the command is applied (so that
+/// a failed read leaves the state untouched).
+struct PostHooks {
+    hooks: Webhooks,
+    policy: Arc<ServicePolicy>,
+    channel_hooks: Arc<[ChannelWebhook]>,
 }
 
 impl ChannelCore {
@@ -156,7 +170,11 @@ impl ChannelCore {
         &mut self,
         request: ChannelRequest,
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
-        let ChannelRequest { caller, op } = request;
+        let ChannelRequest {
+            caller,
+            op,
+            webhooks,
+        } = request;
         if self.loaded.is_none() {
             let create_in = match &op {
                 ChannelOp::Create(c) => Some(c.service_sid),
@@ -174,7 +192,7 @@ impl ChannelCore {
             }
         }
         self.keep_lease().await?;
-        let result = self.execute_loaded(&caller, op).await;
+        let result = self.execute_loaded(&caller, op, webhooks).await;
         if let Err(ChannelError::Store(StoreError::Fenced)) = &result {
             // Another node took the channel over (this one was paused or cut off): nothing
             // was written; the router sends the command to the new owner.
@@ -196,6 +214,7 @@ impl ChannelCore {
         &mut self,
         caller: &Caller,
         op: ChannelOp,
+        webhooks: bool,
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
         // A store failure here says nothing about the channel's state: keep it loaded.
         let resolved = self.policies.resolve(caller).await.map_err(|e| match e {
@@ -207,9 +226,19 @@ impl ChannelCore {
         })?;
         let user = resolved.as_ref().map(|r| r.grants());
         let command = match op {
-            ChannelOp::Create(create) => {
+            ChannelOp::Create(mut create) => {
                 policy::authorize_create(user.as_ref(), &create)?;
-                return self.create(create).await;
+                if matches!(self.loaded, Some((Some(_), _))) {
+                    // Before the webhook: a retried creation must reach `create`'s answer.
+                    return Err(DomainError::ChannelExists.into());
+                }
+                if let Some(resolved) = &resolved {
+                    self.pre_create(resolved, &mut create).await?;
+                }
+                let post = self
+                    .post_hooks(resolved.as_ref(), webhooks, create.service_sid)
+                    .await?;
+                return self.create(create, caller, post).await;
             }
             // A user names a message by SID; the stored message is read here, never taken from
             // the request (its author decides the "own" permissions).
@@ -267,19 +296,31 @@ impl ChannelCore {
             }
             command => command,
         };
+        let mut command = command;
+        if let Some(resolved) = &resolved {
+            self.pre_event(resolved, &mut command).await?;
+        }
+        let service = self.state()?.channel().service_sid;
+        let post = self
+            .post_hooks(resolved.as_ref(), webhooks, service)
+            .await?;
         let Some((Some(state), limits)) = &mut self.loaded else {
             return Err(DomainError::ChannelNotFound.into());
         };
+        let at = now();
         let mut ctx = ApplyContext {
-            now: now(),
+            now: at,
             sids: &mut self.sids,
             limits,
         };
         let events = state.apply(command, &mut ctx)?;
+        let (jobs, jobs_due) = post_jobs(post.as_ref(), caller, &events, at, &mut self.sids);
         let commit = ChannelCommit {
             channel: state.channel().clone(),
             events,
             fence: self.epoch,
+            jobs,
+            jobs_due,
         };
         self.store.commit(&commit).await?;
         if state.is_removed() {
@@ -288,34 +329,173 @@ impl ChannelCore {
         if let Some(key) = client_key {
             self.remember_client_id(key, &commit.events);
         }
-        Ok(self.publish(commit))
+        Ok(self.publish(commit, post))
     }
 
-    async fn create(&mut self, create: CreateChannel) -> Result<Vec<ChannelEvent>, ChannelError> {
+    async fn create(
+        &mut self,
+        create: CreateChannel,
+        caller: &Caller,
+        post: Option<PostHooks>,
+    ) -> Result<Vec<ChannelEvent>, ChannelError> {
         let Some((slot, limits)) = &mut self.loaded else {
             return Err(ChannelError::Unavailable("channel not loaded"));
         };
         if slot.is_some() {
             return Err(DomainError::ChannelExists.into());
         }
+        let at = now();
         let mut ctx = ApplyContext {
-            now: now(),
+            now: at,
             sids: &mut self.sids,
             limits,
         };
         let (state, events) = ChannelState::create(create, &mut ctx)?;
+        let (jobs, jobs_due) = post_jobs(post.as_ref(), caller, &events, at, &mut self.sids);
         let commit = ChannelCommit {
             channel: state.channel().clone(),
             events,
             fence: self.epoch,
+            jobs,
+            jobs_due,
         };
         self.store.commit(&commit).await?;
         *slot = Some(state);
-        Ok(self.publish(commit))
+        Ok(self.publish(commit, post))
     }
 
-    /// Publishes a committed write and returns its events.
-    fn publish(&self, commit: ChannelCommit) -> Vec<ChannelEvent> {
+    /// Asks the service's pre-event webhook about a user's channel command (when its filters
+    /// name the command's event), and applies the changes its answer asks for.
+    async fn pre_event(
+        &mut self,
+        resolved: &ResolvedCaller<'_>,
+        command: &mut ChannelCommand,
+    ) -> Result<(), ChannelError> {
+        let Some(event) = events::pre_event_of(command) else {
+            return Ok(());
+        };
+        let Some((hooks, target)) = self.pre_target(resolved, event) else {
+            return Ok(());
+        };
+        let actor = Actor {
+            account_sid: hooks.account_sid(),
+            identity: Some(resolved.identity()),
+        };
+        let Some((event, params)) = events::pre_channel_event(command, self.state()?, &actor)
+        else {
+            return Ok(());
+        };
+        let change = self.ask(&hooks, &target, event, &params).await?;
+        change.apply(command);
+        Ok(())
+    }
+
+    /// `onChannelAdd` for a user's channel creation.
+    async fn pre_create(
+        &mut self,
+        resolved: &ResolvedCaller<'_>,
+        create: &mut CreateChannel,
+    ) -> Result<(), ChannelError> {
+        let Some((hooks, target)) = self.pre_target(resolved, HookEvent::ChannelAdd) else {
+            return Ok(());
+        };
+        let actor = Actor {
+            account_sid: hooks.account_sid(),
+            identity: Some(resolved.identity()),
+        };
+        let (event, params) = events::pre_channel_add(create, &actor);
+        let change = self.ask(&hooks, &target, event, &params).await?;
+        change.apply_to_create(create);
+        Ok(())
+    }
+
+    /// Where `event` goes before it happens: `None` when this node calls no webhooks or the
+    /// service's filters do not name it (checked before any parameter is built).
+    fn pre_target(
+        &self,
+        resolved: &ResolvedCaller<'_>,
+        event: HookEvent,
+    ) -> Option<(Webhooks, confab_webhooks::Target)> {
+        let hooks = self.hooks.clone()?;
+        let target = targets::pre_target(&resolved.policy().service.webhooks, event)?;
+        Some((hooks, target))
+    }
+
+    /// Calls a pre-event webhook, keeping the channel's lease while it thinks.
+    async fn ask(
+        &mut self,
+        hooks: &Webhooks,
+        target: &confab_webhooks::Target,
+        event: HookEvent,
+        params: &confab_webhooks::Params,
+    ) -> Result<PreHookChange, ChannelError> {
+        Ok(self
+            .holding_lease(hooks.pre(target, event, params))
+            .await??)
+    }
+
+    /// Reads what post-event jobs are built from: `None` when this command fires none (no
+    /// webhooks on this node; a REST call without `X-Twilio-Webhook-Enabled`; nothing
+    /// configured for the service or the channel).
+    async fn post_hooks(
+        &self,
+        resolved: Option<&ResolvedCaller<'_>>,
+        requested: bool,
+        service: confab_domain::ServiceSid,
+    ) -> Result<Option<PostHooks>, ChannelError> {
+        let Some(hooks) = &self.hooks else {
+            return Ok(None);
+        };
+        let policy = match resolved {
+            Some(resolved) => resolved.policy(),
+            None if requested => self.policies.service(service).await?,
+            None => return Ok(None),
+        };
+        let channel_hooks = self.policies.channel_webhooks(self.sid).await?;
+        if !targets::any_configured(&policy.service.webhooks, &channel_hooks) {
+            return Ok(None);
+        }
+        Ok(Some(PostHooks {
+            hooks: hooks.clone(),
+            policy,
+            channel_hooks,
+        }))
+    }
+
+    /// Runs `work` while keeping the channel's lease (the actor's renewal timer does not run
+    /// while a command is in flight, and a webhook may think for seconds).
+    async fn holding_lease<T>(&mut self, work: impl Future<Output = T>) -> Result<T, ChannelError> {
+        let (Some(cluster), Some(epoch)) = (self.cluster.clone(), self.epoch) else {
+            return Ok(work.await);
+        };
+        let period = (cluster.config().lease_ttl / 3).max(std::time::Duration::from_millis(10));
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return Ok(out),
+                () = tokio::time::sleep(period) => match cluster.renew(self.sid, epoch).await {
+                    Ok(true) => self.renewed_at = Instant::now(),
+                    Ok(false) => {
+                        self.lose_lease();
+                        return Err(ChannelError::NotOwner { holder: None });
+                    }
+                    // Redis is unreachable: the commit will tell (it is fenced).
+                    Err(_) => {}
+                },
+            }
+        }
+    }
+
+    /// Publishes a committed write, hands its webhook jobs to delivery, and returns its events.
+    fn publish(&self, mut commit: ChannelCommit, post: Option<PostHooks>) -> Vec<ChannelEvent> {
+        if let Some(post) = post {
+            post.hooks.submit(std::mem::take(&mut commit.jobs));
+        }
+        self.publish_events(commit)
+    }
+
+    /// Publishes committed events and returns them.
+    fn publish_events(&self, commit: ChannelCommit) -> Vec<ChannelEvent> {
         let batch = Arc::new(EventBatch {
             channel: commit.channel,
             events: commit.events,
@@ -446,4 +626,30 @@ impl ChannelCore {
             .await?
             .ok_or(ChannelError::Domain(DomainError::MessageNotFound))
     }
+}
+
+/// The post-event jobs of committed events, and when other nodes may claim them.
+fn post_jobs(
+    post: Option<&PostHooks>,
+    caller: &Caller,
+    events: &[ChannelEvent],
+    at: Timestamp,
+    sids: &mut dyn confab_domain::SidSource,
+) -> (Vec<WebhookJob>, Timestamp) {
+    let Some(post) = post else {
+        return (Vec::new(), at);
+    };
+    let actor = Actor {
+        account_sid: post.hooks.account_sid(),
+        identity: caller.identity(),
+    };
+    let jobs = targets::channel_jobs(
+        &post.policy.service.webhooks,
+        &post.channel_hooks,
+        events,
+        &actor,
+        at,
+        sids,
+    );
+    (jobs, post.hooks.jobs_due())
 }

@@ -58,6 +58,11 @@ pub struct ChannelRequest {
     pub caller: Caller,
     /// What to do.
     pub op: ChannelOp,
+    /// For the account: whether the operation fires post-event webhooks (a REST call with
+    /// `X-Twilio-Webhook-Enabled: true`). A user's operations fire pre- and post-event webhooks
+    /// whatever this says.
+    #[serde(default)]
+    pub webhooks: bool,
 }
 
 /// Executes one operation; replies with the committed events.
@@ -99,6 +104,7 @@ impl ChannelActor {
         client_id_window: usize,
         alive: Option<prometheus::IntGauge>,
         cluster: Option<Cluster>,
+        hooks: Option<confab_webhooks::Webhooks>,
     ) -> Self {
         Self {
             core: Some(ChannelCore {
@@ -117,6 +123,7 @@ impl ChannelActor {
                 epoch: None,
                 renewed_at: Instant::now(),
                 announce: false,
+                hooks,
             }),
             registry,
             generation,

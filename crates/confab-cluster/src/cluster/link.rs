@@ -306,12 +306,17 @@ fn inbox_message(
             channel,
             op,
             caller,
+            webhooks,
         }) => {
             let _ = inbound.send(InboundRequest {
                 id,
                 from,
                 channel,
-                request: ChannelRequest { caller, op: *op },
+                request: ChannelRequest {
+                    caller,
+                    op: *op,
+                    webhooks,
+                },
             });
         }
         Ok(InboxMessage::Reply { id, outcome }) => cluster.complete(id, outcome),

@@ -408,6 +408,7 @@ impl Cluster {
             channel,
             op: Box::new(request.op.clone()),
             caller: request.caller.clone(),
+            webhooks: request.webhooks,
         })
         .map_err(|e| ChannelError::Unreachable(format!("cannot encode the command: {e}")))?;
         let (tx, rx) = oneshot::channel();

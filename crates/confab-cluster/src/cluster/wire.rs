@@ -33,6 +33,9 @@ pub(crate) enum InboxMessage {
         op: Box<ChannelOp>,
         /// Who asked: the owner authorizes the operation for this caller.
         caller: Caller,
+        /// For the account: whether post-event webhooks fire (`ChannelRequest::webhooks`).
+        #[serde(default)]
+        webhooks: bool,
     },
     /// The outcome of a request this node sent.
     Reply {
@@ -70,6 +73,8 @@ pub(crate) enum Outcome {
     },
     /// The node could not take the command; nothing changed.
     Unavailable(String),
+    /// The pre-event webhook refused the action; nothing changed.
+    Webhook(confab_webhooks::WebhookError),
 }
 
 impl From<Result<Vec<ChannelEvent>, ChannelError>> for Outcome {
@@ -82,6 +87,7 @@ impl From<Result<Vec<ChannelEvent>, ChannelError>> for Outcome {
             Err(ChannelError::NotOwner { holder }) => Outcome::NotOwner { holder },
             Err(ChannelError::Unavailable(why)) => Outcome::Unavailable(why.to_owned()),
             Err(ChannelError::Unreachable(why)) => Outcome::Unavailable(why),
+            Err(ChannelError::Webhook(e)) => Outcome::Webhook(e),
         }
     }
 }
@@ -95,6 +101,7 @@ impl From<Outcome> for Result<Vec<ChannelEvent>, ChannelError> {
             Outcome::ServiceNotFound => Err(ChannelError::ServiceNotFound),
             Outcome::NotOwner { holder } => Err(ChannelError::NotOwner { holder }),
             Outcome::Unavailable(why) => Err(ChannelError::Unreachable(why)),
+            Outcome::Webhook(e) => Err(ChannelError::Webhook(e)),
         }
     }
 }
@@ -146,6 +153,7 @@ mod tests {
             channel: ChannelSid::from_bits(1),
             op: Box::new(ChannelOp::Apply(ChannelCommand::Delete)),
             caller: Caller::user(confab_domain::ServiceSid::from_bits(2), "alice"),
+            webhooks: false,
         };
         let mut value = serde_json::to_value(&request).unwrap();
         assert_eq!(value["kind"], "callerRequest");

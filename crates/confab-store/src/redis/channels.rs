@@ -179,6 +179,14 @@ impl ChannelStore for RedisStore {
                 );
             }
         }
+        for job in &commit.jobs {
+            op(
+                "JOB",
+                job.sid.to_string(),
+                format!("{}:{}", commit.jobs_due.millis(), job.created.millis()),
+                encode(job)?,
+            );
+        }
         let started = std::time::Instant::now();
         let outcome: String = invocation.invoke_async(&mut self.conn()).await?;
         if let Some(m) = &self.metrics {

@@ -26,6 +26,9 @@
 //! | `{p}:user-invites:{IS…}:{identity}` | zset | `CH…:IN…` of the user's invites |
 //! | `{p}:creds` | hash | credential SID → credential JSON |
 //! | `{p}:creds-order` | zset | credential SIDs, in creation order |
+//! | `{p}:hook-jobs` | hash | webhook job SID → job JSON (jobs waiting for delivery) |
+//! | `{p}:hook-due` | zset | webhook job SIDs, scored by when they are next due (ms) |
+//! | `{p}:hook-born` | zset | webhook job SIDs, scored by their creation time (ms) |
 //! | `{p}:node:{node}` | string | `1` while the node's heartbeat lasts (`PX` ttl) |
 //! | `{p}:nodes` | set | node ids that sent a heartbeat; `live_nodes` drops the expired |
 //! | `{p}:{CH…}:ch` | string | the channel, JSON |
@@ -48,7 +51,8 @@
 //! Deleting a channel removes its keys above except `lease` and `epoch`, and its entries in the
 //! service's indexes. Most names are built at their call site as `key("…")` or
 //! `channel_key(sid, "…")`; the commit script (`scripts::COMMIT`) builds the channel's keys and
-//! the service's channel, unique-name, membership and user-invite indexes itself from the prefix
+//! the service's channel, unique-name, membership and user-invite indexes and the webhook job
+//! keys itself from the prefix
 //! and the SIDs, so it must change together with this table.
 
 use confab_domain::ChannelSid;

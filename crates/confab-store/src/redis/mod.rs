@@ -19,6 +19,7 @@
 
 mod channels;
 mod cluster;
+mod jobs;
 pub mod keys;
 mod scripts;
 mod services;

@@ -97,10 +97,42 @@ while i <= #ARGV do
         'msg-sids', 'invites', 'invite-ids', 'invite-order', 'events', 'webhooks', 'webhook-order'}) do
       redis.call('DEL', tag .. k)
     end
+  elseif op == 'JOB' then
+    -- a: webhook job SID, b: 'due:created' (ms), c: JSON
+    local due, born = string.match(b, '^(%d+):(%d+)$')
+    redis.call('HSET', p .. ':hook-jobs', a, c)
+    redis.call('ZADD', p .. ':hook-due', tonumber(due), a)
+    redis.call('ZADD', p .. ':hook-born', tonumber(born), a)
   end
   i = i + 4
 end
 return 'OK'
+"#;
+
+/// Claims due webhook jobs. ARGV: jobs hash, due zset, now, hold until, limit, creation zset.
+/// Returns the claimed jobs' JSON, each now due at the hold's end.
+pub(super) const CLAIM_JOBS: &str = r#"
+local ids = redis.call('ZRANGEBYSCORE', ARGV[2], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[5]))
+local out = {}
+for _, id in ipairs(ids) do
+  local job = redis.call('HGET', ARGV[1], id)
+  if job then
+    redis.call('ZADD', ARGV[2], tonumber(ARGV[4]), id)
+    out[#out + 1] = job
+  else
+    redis.call('ZREM', ARGV[2], id)
+    redis.call('ZREM', ARGV[6], id)
+  end
+end
+return out
+"#;
+
+/// Reschedules a webhook job that still exists. ARGV: jobs hash, due zset, SID, JSON, due.
+pub(super) const RETRY_JOB: &str = r#"
+if redis.call('HEXISTS', ARGV[1], ARGV[3]) == 0 then return 0 end
+redis.call('HSET', ARGV[1], ARGV[3], ARGV[4])
+redis.call('ZADD', ARGV[2], tonumber(ARGV[5]), ARGV[3])
+return 1
 "#;
 
 /// Creates a service with its roles. ARGV: service key, services index, sequence key, SID,

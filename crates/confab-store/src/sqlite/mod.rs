@@ -8,6 +8,7 @@
 //! read connections, which WAL lets proceed while the writer works. No SQLite call ever runs on
 //! an async worker thread.
 
+mod jobs;
 mod queries;
 mod schema;
 

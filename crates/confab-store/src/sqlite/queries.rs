@@ -134,6 +134,7 @@ fn commit_channel(
 ) -> Result<(), StoreError> {
     let channel = &commit.channel;
     let sid = channel.sid.to_string();
+    super::jobs::put_jobs(conn, &commit.jobs, commit.jobs_due)?;
     if commit
         .events
         .iter()

@@ -9,7 +9,8 @@ use crate::error::StoreError;
 ///
 /// Rows keep their lookup and ordering columns in the clear and the rest of the record as JSON
 /// in `data`. Lists page by `rowid`, which upserts (`ON CONFLICT DO UPDATE`) keep stable.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE services (
     sid TEXT PRIMARY KEY,
     data TEXT NOT NULL
@@ -77,7 +78,17 @@ CREATE TABLE webhooks (
     data TEXT NOT NULL
 );
 CREATE INDEX webhooks_by_channel ON webhooks(channel_sid);
-"#];
+"#,
+    r#"
+CREATE TABLE webhook_jobs (
+    sid TEXT PRIMARY KEY,
+    due INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX webhook_jobs_by_due ON webhook_jobs(due);
+"#,
+];
 
 /// Brings the database up to the newest schema.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

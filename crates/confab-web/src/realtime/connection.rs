@@ -262,7 +262,10 @@ impl Connection {
             .get_service(grant.service_sid)
             .await?
             .ok_or_else(|| AppError::token_rejected("unknown service"))?;
-        let user = app.ensure_user(&service, &grant.identity).await?;
+        let caller = Caller::user(service.sid, grant.identity.clone());
+        let user = app
+            .ensure_user_for(&caller, &service, &grant.identity)
+            .await?;
         // Registered before the channels are read, so that no membership change in between is
         // missed: the hub subscribes it to channels joined from now on (in cluster mode, once
         // the user's topic is subscribed; the wait is bounded so that a Redis outage delays

@@ -60,6 +60,7 @@ fn created_channel(
 
 async fn create(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -88,7 +89,7 @@ async fn create(
         date_created: form.timestamp("DateCreated")?,
         date_updated: form.timestamp("DateUpdated")?,
     };
-    let events = super::execute(&state, sid, ChannelOp::Create(create)).await?;
+    let events = super::execute(&state, hooks, sid, ChannelOp::Create(create)).await?;
     Ok(created(json::channel(
         &created_channel(&events)?,
         &state.urls,
@@ -138,6 +139,7 @@ async fn fetch(
 
 async fn update(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -157,18 +159,20 @@ async fn update(
         date_created: form.timestamp("DateCreated")?,
         date_updated: form.timestamp("DateUpdated")?,
     });
-    let events = super::execute(&state, channel.sid, ChannelOp::Apply(command)).await?;
+    let events = super::execute(&state, hooks, channel.sid, ChannelOp::Apply(command)).await?;
     Ok(ok(json::channel(&created_channel(&events)?, &state.urls)))
 }
 
 async fn delete(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let service = state.app.load_service(&path.0).await?;
     let channel = state.app.load_channel(service.sid, &path.1).await?;
     super::execute(
         &state,
+        hooks,
         channel.sid,
         ChannelOp::Apply(ChannelCommand::Delete),
     )
@@ -195,15 +199,32 @@ fn configure(form: &Form, webhook: &mut ChannelWebhook) -> Result<(), ApiError> 
         webhook.method = Some(method);
     }
     if form.has("Configuration.Filters") {
-        webhook.filters = form.all("Configuration.Filters");
+        let filters = form.all("Configuration.Filters");
+        if let Some(bad) = filters
+            .iter()
+            .find(|f| !confab_webhooks::events::is_channel_filter(f))
+        {
+            return Err(AppError::invalid_channel_webhook_filter(bad).into());
+        }
+        webhook.filters = filters;
     }
     if form.has("Configuration.Triggers") {
-        webhook.triggers = form.all("Configuration.Triggers");
+        let triggers = form.all("Configuration.Triggers");
+        if triggers.len() > 5 {
+            return Err(AppError::too_many_webhook_triggers().into());
+        }
+        webhook.triggers = triggers;
     }
     if let Some(flow) = form.string("Configuration.FlowSid") {
         webhook.flow_sid = Some(flow);
     }
     if let Some(retries) = form.u32("Configuration.RetryCount")? {
+        if retries > 3 {
+            return Err(AppError::invalid_webhook(
+                "Configuration.RetryCount must be between 0 and 3",
+            )
+            .into());
+        }
         webhook.retry_count = Some(retries);
     }
     Ok(())
@@ -248,6 +269,7 @@ async fn create_webhook(
     };
     configure(&form, &mut webhook)?;
     state.store.put_webhook(&webhook).await?;
+    state.app.policies().forget_channel_webhooks(channel.sid);
     Ok(created(json::webhook(&webhook, &state.urls)))
 }
 
@@ -303,6 +325,10 @@ async fn update_webhook(
     configure(&form, &mut webhook)?;
     webhook.date_updated = now();
     state.store.put_webhook(&webhook).await?;
+    state
+        .app
+        .policies()
+        .forget_channel_webhooks(webhook.channel_sid);
     Ok(ok(json::webhook(&webhook, &state.urls)))
 }
 
@@ -315,5 +341,9 @@ async fn delete_webhook(
         .store
         .delete_webhook(webhook.channel_sid, webhook.sid)
         .await?;
+    state
+        .app
+        .policies()
+        .forget_channel_webhooks(webhook.channel_sid);
     Ok(no_content())
 }

@@ -101,6 +101,7 @@ fn member_from(events: &[confab_domain::ChannelEvent]) -> Result<Member, AppErro
 
 async fn create(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -117,7 +118,7 @@ async fn create(
         date_created: form.timestamp("DateCreated")?,
         date_updated: form.timestamp("DateUpdated")?,
     });
-    let events = super::execute(&state, channel.sid, ChannelOp::Apply(command)).await?;
+    let events = super::execute(&state, hooks, channel.sid, ChannelOp::Apply(command)).await?;
     Ok(created(json::member(&member_from(&events)?, &state.urls)))
 }
 
@@ -159,6 +160,7 @@ async fn fetch(
 
 async fn update(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<(String, String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -185,19 +187,20 @@ async fn update(
         date_created: form.timestamp("DateCreated")?,
         date_updated: form.timestamp("DateUpdated")?,
     });
-    let events = super::execute(&state, channel.sid, ChannelOp::Apply(command)).await?;
+    let events = super::execute(&state, hooks, channel.sid, ChannelOp::Apply(command)).await?;
     Ok(ok(json::member(&member_from(&events)?, &state.urls)))
 }
 
 async fn delete(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, channel) = service_and_channel(&state, &path.0, &path.1).await?;
     let command = ChannelCommand::RemoveMember {
         member: member_ref(&path.2),
     };
-    super::execute(&state, channel.sid, ChannelOp::Apply(command)).await?;
+    super::execute(&state, hooks, channel.sid, ChannelOp::Apply(command)).await?;
     Ok(no_content())
 }
 
@@ -209,6 +212,7 @@ fn invite_not_found() -> AppError {
 
 async fn create_invite(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -220,7 +224,7 @@ async fn create_invite(
         role_sid: role_sid.unwrap_or(service.default_channel_role_sid),
         created_by: None,
     });
-    let events = super::execute(&state, channel.sid, ChannelOp::Apply(command)).await?;
+    let events = super::execute(&state, hooks, channel.sid, ChannelOp::Apply(command)).await?;
     let invite = find_event(&events, |k| match k {
         ChannelEventKind::InviteCreated { invite } => Some(invite.clone()),
         _ => None,
@@ -271,12 +275,14 @@ async fn fetch_invite(
 
 async fn delete_invite(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, channel) = service_and_channel(&state, &path.0, &path.1).await?;
     let invite: InviteSid = path.2.parse().map_err(|_| invite_not_found())?;
     super::execute(
         &state,
+        hooks,
         channel.sid,
         ChannelOp::Apply(ChannelCommand::RemoveInvite { invite }),
     )

@@ -36,6 +36,7 @@ fn message_sid(text: &str) -> Result<MessageSid, AppError> {
 
 async fn create(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -54,7 +55,7 @@ async fn create(
         last_updated_by: form.string("LastUpdatedBy"),
         client_id: None,
     });
-    let events = super::execute(&state, channel.sid, ChannelOp::Apply(command)).await?;
+    let events = super::execute(&state, hooks, channel.sid, ChannelOp::Apply(command)).await?;
     let message = find_event(&events, |k| match k {
         ChannelEventKind::MessageAdded { message } => Some(message.clone()),
         _ => None,
@@ -111,6 +112,7 @@ async fn fetch(
 
 async fn update(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<(String, String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -128,6 +130,7 @@ async fn update(
     };
     let events = super::execute(
         &state,
+        hooks,
         channel.sid,
         ChannelOp::UpdateMessage { message, change },
     )
@@ -141,11 +144,18 @@ async fn update(
 
 async fn delete(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let service = state.app.load_service(&path.0).await?;
     let channel = state.app.load_channel(service.sid, &path.1).await?;
     let message = message_sid(&path.2)?;
-    super::execute(&state, channel.sid, ChannelOp::RemoveMessage { message }).await?;
+    super::execute(
+        &state,
+        hooks,
+        channel.sid,
+        ChannelOp::RemoveMessage { message },
+    )
+    .await?;
     Ok(no_content())
 }

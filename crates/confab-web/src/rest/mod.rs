@@ -14,7 +14,7 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpRequest, HttpResponse};
 use confab_app::AppError;
 use confab_cluster::ChannelOp;
-use confab_domain::{Caller, ChannelEvent, ChannelSid};
+use confab_domain::{ChannelEvent, ChannelSid};
 use confab_protocol::rest::{self as json, PageMeta};
 use confab_store::{Page, PageRequest, PageStart};
 use serde_json::Value;
@@ -147,13 +147,35 @@ impl Paging {
     }
 }
 
-/// Runs a channel operation as the account (REST calls are not role-checked, as in Twilio).
+/// Runs a channel operation as the account (REST calls are not role-checked, as in Twilio),
+/// firing post-event webhooks when the request asked for them.
 pub(crate) async fn execute(
     state: &AppState,
+    hooks: WebhooksRequested,
     channel: ChannelSid,
     op: ChannelOp,
 ) -> Result<Vec<ChannelEvent>, ApiError> {
-    Ok(state.app.execute(&Caller::Account, channel, op).await?)
+    Ok(state.app.execute_as_account(channel, op, hooks.0).await?)
+}
+
+/// Whether a REST request asks for post-event webhooks: `X-Twilio-Webhook-Enabled: true` (any
+/// case). Without it a REST action fires none, as in Twilio (no feedback loops from a backend
+/// that reacts to webhooks through the REST API).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WebhooksRequested(pub(crate) bool);
+
+impl actix_web::FromRequest for WebhooksRequested {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let on = req
+            .headers()
+            .get("X-Twilio-Webhook-Enabled")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        std::future::ready(Ok(Self(on)))
+    }
 }
 
 pub(crate) fn created(body: Value) -> HttpResponse {

@@ -99,6 +99,10 @@ fn setting(form: &Form, prefix: &str, setting: &mut NotificationSetting) -> Resu
     Ok(())
 }
 
+/// Most retries a service's webhook may ask for: with the 1 s doubling backoff, ten retries
+/// span about seventeen minutes.
+const MAX_WEBHOOK_RETRIES: u32 = 10;
+
 async fn update(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -199,12 +203,25 @@ async fn update(
         w.method = Some(v);
     }
     if form.has("WebhookFilters") {
-        w.filters = form.all("WebhookFilters");
+        let filters = form.all("WebhookFilters");
+        if let Some(bad) = filters
+            .iter()
+            .find(|f| !confab_webhooks::events::is_service_filter(f))
+        {
+            return Err(AppError::invalid_webhook(format!("Invalid webhook filter: {bad}")).into());
+        }
+        w.filters = filters;
     }
     if let Some(v) = form.u32("PreWebhookRetryCount")? {
+        if v > MAX_WEBHOOK_RETRIES {
+            return Err(AppError::invalid_webhook_retry_count(MAX_WEBHOOK_RETRIES).into());
+        }
         w.pre_webhook_retry_count = v;
     }
     if let Some(v) = form.u32("PostWebhookRetryCount")? {
+        if v > MAX_WEBHOOK_RETRIES {
+            return Err(AppError::invalid_webhook_retry_count(MAX_WEBHOOK_RETRIES).into());
+        }
         w.post_webhook_retry_count = v;
     }
     if let Some(v) = form.string("Media.CompatibilityMessage") {
@@ -234,6 +251,7 @@ async fn delete(
         for channel in page.items {
             super::execute(
                 &state,
+                super::WebhooksRequested(false),
                 channel.sid,
                 ChannelOp::Apply(ChannelCommand::Delete),
             )

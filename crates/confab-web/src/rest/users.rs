@@ -6,10 +6,12 @@ use confab_app::AppError;
 use confab_cluster::{now, ChannelOp, RandomSids};
 use confab_domain::{
     limits::{check_identity, check_name},
-    Attributes, ChannelCommand, ConsumptionUpdate, Member, MemberRef, UpdateMember, User, UserSid,
+    Attributes, Caller, ChannelCommand, ConsumptionUpdate, Member, MemberRef, UpdateMember, User,
+    UserSid,
 };
 use confab_protocol::rest as json;
 use confab_store::{MemberKey, PageRequest};
+use confab_webhooks::HookEvent;
 
 use super::{created, no_content, ok, query, Paging};
 use crate::error::ApiError;
@@ -47,6 +49,7 @@ async fn render(state: &AppState, user: &User) -> Result<serde_json::Value, ApiE
 
 async fn create(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -91,6 +94,16 @@ async fn create(
         .app
         .policies()
         .forget_user(service.sid, &user.identity);
+    state
+        .app
+        .user_webhooks(
+            &Caller::Account,
+            hooks.0,
+            &service,
+            HookEvent::UserAdded,
+            &user,
+        )
+        .await;
     Ok(created(render(&state, &user).await?))
 }
 
@@ -123,6 +136,7 @@ async fn fetch(
 
 async fn update(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -147,11 +161,22 @@ async fn update(
         .app
         .policies()
         .forget_user(user.service_sid, &user.identity);
+    state
+        .app
+        .user_webhooks(
+            &Caller::Account,
+            hooks.0,
+            &service,
+            HookEvent::UserUpdated,
+            &user,
+        )
+        .await;
     Ok(ok(render(&state, &user).await?))
 }
 
 async fn delete(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let service = state.app.load_service(&path.0).await?;
@@ -169,7 +194,7 @@ async fn delete(
             let command = ChannelCommand::RemoveMember {
                 member: MemberRef::Sid(member.sid),
             };
-            super::execute(&state, member.channel_sid, ChannelOp::Apply(command)).await?;
+            super::execute(&state, hooks, member.channel_sid, ChannelOp::Apply(command)).await?;
         }
     }
     state.store.delete_user(service.sid, user.sid).await?;
@@ -244,6 +269,7 @@ async fn fetch_channel(
 
 async fn update_channel(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<(String, String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -261,7 +287,8 @@ async fn update_channel(
         date_created: None,
         date_updated: None,
     });
-    let events = super::execute(&state, member.channel_sid, ChannelOp::Apply(command)).await?;
+    let events =
+        super::execute(&state, hooks, member.channel_sid, ChannelOp::Apply(command)).await?;
     let member = find_event(&events, |k| match k {
         confab_domain::ChannelEventKind::MemberUpdated { member, .. } => Some(member.clone()),
         _ => None,
@@ -271,12 +298,13 @@ async fn update_channel(
 
 async fn delete_channel(
     state: web::Data<AppState>,
+    hooks: super::WebhooksRequested,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, member) = membership(&state, &path).await?;
     let command = ChannelCommand::RemoveMember {
         member: MemberRef::Sid(member.sid),
     };
-    super::execute(&state, member.channel_sid, ChannelOp::Apply(command)).await?;
+    super::execute(&state, hooks, member.channel_sid, ChannelOp::Apply(command)).await?;
     Ok(no_content())
 }
