@@ -45,7 +45,7 @@ async fn metric(admin_url: &str, name: &str) -> f64 {
 }
 
 /// Waits until `check` holds, polling; panics with `what` after a minute.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -413,31 +413,42 @@ async fn online_status_crosses_nodes() {
 }
 
 /// Three `confab` processes on one Redis.
-fn processes(redis: &RedisServer, dirs: &[tempfile::TempDir]) -> Vec<NodeProcess> {
+fn processes(
+    redis: &RedisServer,
+    dirs: &[tempfile::TempDir],
+    args: impl Fn(&str, &str) -> NodeArgs,
+) -> Vec<NodeProcess> {
     ["n0", "n1", "n2"]
         .iter()
         .zip(dirs)
-        .map(|(id, dir)| {
-            NodeProcess::spawn_with(dir.path(), &NodeArgs::cluster(&redis.url(), id)).unwrap()
-        })
+        .map(|(id, dir)| NodeProcess::spawn_with(dir.path(), &args(&redis.url(), id)).unwrap())
         .collect()
 }
 
 /// Three `confab` processes on one Redis, a service and one channel created through the first.
-struct Processes {
-    redis: RedisServer,
-    dirs: Vec<tempfile::TempDir>,
-    nodes: Vec<NodeProcess>,
-    urls: Vec<String>,
-    service: String,
-    channel: String,
+pub(crate) struct Processes {
+    pub(crate) redis: RedisServer,
+    pub(crate) dirs: Vec<tempfile::TempDir>,
+    pub(crate) nodes: Vec<NodeProcess>,
+    pub(crate) urls: Vec<String>,
+    pub(crate) service: String,
+    pub(crate) channel: String,
 }
 
 impl Processes {
+    /// With the short timings of the tests (`NodeArgs::cluster`).
     async fn start(channel_name: &str) -> Self {
+        Self::start_with(channel_name, NodeArgs::cluster).await
+    }
+
+    /// With each node's arguments from `args(redis URL, node id)`.
+    pub(crate) async fn start_with(
+        channel_name: &str,
+        args: impl Fn(&str, &str) -> NodeArgs,
+    ) -> Self {
         let redis = RedisServer::start().unwrap();
         let dirs = tempdirs(3);
-        let nodes = processes(&redis, &dirs);
+        let nodes = processes(&redis, &dirs, args);
         let urls = nodes.iter().map(|n| n.base_url.clone()).collect();
         let rest = nodes[0].rest();
         let service = create_service(&rest).await;
@@ -453,7 +464,7 @@ impl Processes {
     }
 }
 
-async fn owner_of(admin_url: &str, channel: &str) -> (Option<String>, Option<u64>) {
+pub(crate) async fn owner_of(admin_url: &str, channel: &str) -> (Option<String>, Option<u64>) {
     let v = get_json(&format!("{admin_url}/cluster/channels/{channel}")).await;
     (v["owner"].as_str().map(str::to_owned), v["epoch"].as_u64())
 }
@@ -478,10 +489,10 @@ fn tempdirs(n: usize) -> Vec<tempfile::TempDir> {
 type Receiver = tokio::task::JoinHandle<(Vec<Seen>, Events)>;
 
 /// Receivers on every node (each with the other nodes as fallbacks) and one writer.
-struct Load {
+pub(crate) struct Load {
     receivers: Vec<(String, Receiver)>,
     writer: tokio::task::JoinHandle<Vec<Seen>>,
-    acked: Arc<AtomicUsize>,
+    pub(crate) acked: Arc<AtomicUsize>,
     _clients: Vec<Client>,
 }
 
@@ -518,7 +529,32 @@ async fn start_load(
     }
 }
 
-async fn wait_acked(acked: &AtomicUsize, at_least: usize) {
+/// The channel's owner (its index among `nodes`), the index of a node beside it, and a load
+/// whose writer sits on that node (receivers sit on every node).
+pub(crate) async fn load_beside_owner(
+    nodes: &[NodeProcess],
+    urls: &[String],
+    service: &str,
+    channel: &str,
+    total: usize,
+) -> (usize, usize, Load) {
+    let (owner, _) = owner_of(&nodes[0].admin_url, channel).await;
+    let owner = owner.expect("the channel has an owner after its creation");
+    let victim = ["n0", "n1", "n2"].iter().position(|n| *n == owner).unwrap();
+    let writer_node = (victim + 1) % 3;
+    let load = start_load(
+        urls,
+        &nodes[0].credentials,
+        service,
+        channel,
+        writer_node,
+        total,
+    )
+    .await;
+    (victim, writer_node, load)
+}
+
+pub(crate) async fn wait_acked(acked: &AtomicUsize, at_least: usize) {
     eventually("the writer getting acknowledgements", || async move {
         acked.load(Ordering::SeqCst) >= at_least
     })
@@ -526,7 +562,7 @@ async fn wait_acked(acked: &AtomicUsize, at_least: usize) {
 }
 
 impl Load {
-    async fn finish(self, rest: &RestClient, service: &str, channel: &str) {
+    pub(crate) async fn finish(self, rest: &RestClient, service: &str, channel: &str) {
         let acked = self.writer.await.unwrap();
         let mut received = Vec::new();
         for (who, r) in self.receivers {
@@ -549,19 +585,9 @@ async fn killing_the_owner_loses_no_acknowledged_message() {
         channel,
     } = Processes::start("failover").await;
     let (owner, epoch) = owner_of(&nodes[0].admin_url, &channel).await;
-    let owner = owner.expect("the channel has an owner after its creation");
-    let victim = ["n0", "n1", "n2"].iter().position(|n| *n == owner).unwrap();
-    // The writer sits on a node that survives; receivers sit on every node.
-    let writer_node = (victim + 1) % 3;
-    let load = start_load(
-        &urls,
-        &nodes[0].credentials,
-        &service,
-        &channel,
-        writer_node,
-        120,
-    )
-    .await;
+    let (victim, writer_node, load) =
+        load_beside_owner(&nodes, &urls, &service, &channel, 120).await;
+    let owner = owner.unwrap();
     wait_acked(&load.acked, 30).await;
     nodes[victim].kill9().unwrap();
     let survivor = &nodes[writer_node].admin_url;

@@ -8,6 +8,7 @@ mod bad_input;
 mod cluster;
 mod concurrency;
 mod durability;
+mod failover;
 mod hardening;
 mod harness;
 mod metrics;

@@ -630,3 +630,120 @@ async fn killing_the_owner_loses_no_webhook_job() {
         sids.len()
     );
 }
+
+/// Channel webhooks: a `webhook` called with GET for the events its filters name (the signature
+/// covers the query string, and the receiver's validator accepts it), and a `trigger` called
+/// with `onMessageSent` when a keyword is in the body.
+#[tokio::test]
+async fn channel_webhooks_fire_by_filter_and_keyword() {
+    let receiver = Receiver::start(0);
+    let node = TestNode::start().unwrap();
+    let rest = node.rest();
+    let service = service(&node).await;
+    let channel = crate::authorization::created_sid(
+        &rest,
+        &format!("/v2/Services/{service}/Channels"),
+        &[("UniqueName", "scoped")],
+    )
+    .await;
+    let hooks = format!("/v2/Services/{service}/Channels/{channel}/Webhooks");
+    let scoped = crate::authorization::created_sid(
+        &rest,
+        &hooks,
+        &[
+            ("Type", "webhook"),
+            ("Configuration.Url", &receiver.url("/scoped?tenant=a")),
+            ("Configuration.Method", "GET"),
+            ("Configuration.Filters", "onMessageSent"),
+            ("Configuration.Filters", "onMemberAdded"),
+        ],
+    )
+    .await;
+    let trigger = crate::authorization::created_sid(
+        &rest,
+        &hooks,
+        &[
+            ("Type", "trigger"),
+            ("Configuration.Url", &receiver.url("/trigger")),
+            ("Configuration.Triggers", "urgent"),
+        ],
+    )
+    .await;
+    let refused = rest
+        .post(
+            &hooks,
+            &[
+                ("Type", "webhook"),
+                ("Configuration.Filters", "onMessageSend"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        refused.code(),
+        Some(50325),
+        "pre-events are the service's: {:?}",
+        refused.body
+    );
+
+    let (alice, _events) = connect(&node, &service, "alice").await;
+    let mut joined = alice.get_channel(&channel).await.unwrap();
+    joined.join().await.unwrap();
+    joined.send_message("hello").await.unwrap();
+    joined
+        .send_message("URGENT: the build is red")
+        .await
+        .unwrap();
+    receiver
+        .wait_for(
+            Duration::from_secs(20),
+            "four channel webhook calls",
+            |got| got.len() >= 4,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = receiver.requests().await;
+    assert_eq!(got.len(), 4, "{got:#?}");
+    for request in &got {
+        assert_eq!(request["valid"], true, "signature refused: {request:#?}");
+    }
+    let on = |path: &str| -> Vec<HashMap<String, String>> {
+        got.iter()
+            .filter(|r| r["path"] == path)
+            .map(params)
+            .collect()
+    };
+    let scoped_calls = on("/scoped");
+    assert_eq!(scoped_calls.len(), 3);
+    assert!(got
+        .iter()
+        .filter(|r| r["path"] == "/scoped")
+        .all(|r| r["method"] == "GET"));
+    let mut events: Vec<&str> = scoped_calls
+        .iter()
+        .map(|p| p["EventType"].as_str())
+        .collect();
+    events.sort_unstable();
+    assert_eq!(events, ["onMemberAdded", "onMessageSent", "onMessageSent"]);
+    assert!(scoped_calls
+        .iter()
+        .all(|p| p["WebhookSid"] == scoped && p["WebhookType"] == "webhook"));
+    let triggered = on("/trigger");
+    assert_eq!(triggered.len(), 1);
+    assert_eq!(triggered[0]["Body"], "URGENT: the build is red");
+    assert_eq!(triggered[0]["WebhookSid"], trigger);
+    assert_eq!(triggered[0]["WebhookType"], "trigger");
+
+    let metrics = reqwest::get(format!("http://{}/metrics", node.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with(
+            "confab_webhook_attempts_total{event=\"onMessageSent\",outcome=\"ok\"} 3"
+        )),
+        "three onMessageSent calls counted"
+    );
+    node.stop().await;
+}

@@ -407,6 +407,9 @@ impl From<ChannelError> for AppError {
                 Self::unavailable(format!("Channel owner unreachable: {why}"))
             }
             ChannelError::Webhook(e) => e.into(),
+            ChannelError::OwnerGone { .. } => {
+                Self::unavailable("Channel unavailable: its owner is gone")
+            }
         }
     }
 }

@@ -29,6 +29,14 @@ pub enum ChannelError {
     /// sent, the outcome is unknown; retrying with the same idempotency key is safe.
     #[error("channel owner unreachable: {0}")]
     Unreachable(String),
+    /// The node a command was forwarded to is gone or stalled: nobody reads its inbox, or it
+    /// lost the channel's lease while the command waited for its answer. The router sends the
+    /// command elsewhere and not to that node again; it never leaves the node that forwarded.
+    #[error("the channel's owner is gone or stalled")]
+    OwnerGone {
+        /// Whether the command may have run there (it was delivered before the node stalled).
+        maybe_ran: bool,
+    },
     /// The service's pre-event webhook refused the action, or could not be asked; nothing
     /// changed.
     #[error(transparent)]

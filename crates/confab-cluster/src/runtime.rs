@@ -274,6 +274,8 @@ impl ChannelRuntime {
         };
         let deadline = Instant::now() + cluster.config().route_deadline;
         let mut hint: Option<String> = None;
+        // Nodes found gone or stalled while this command was routed: not tried again.
+        let mut avoid: Vec<String> = Vec::new();
         // Whether an earlier attempt may have run (no answer, or the store failed mid-commit).
         let mut maybe_ran = false;
         let mut backoff = Duration::from_millis(20);
@@ -288,7 +290,7 @@ impl ChannelRuntime {
             let target = match hint.take() {
                 Some(node) => node,
                 None if local_actor && !cluster.is_draining() => cluster.node_id().to_owned(),
-                None => cluster.target(channel).await,
+                None => cluster.target(channel, &avoid).await,
             };
             let remote = target != cluster.node_id();
             let result = if remote {
@@ -298,7 +300,15 @@ impl ChannelRuntime {
             };
             let retry = match &result {
                 Err(ChannelError::NotOwner { holder }) => {
-                    hint = holder.clone().filter(|h| *h != target);
+                    hint = holder
+                        .clone()
+                        .filter(|h| *h != target && !avoid.contains(h));
+                    true
+                }
+                Err(ChannelError::OwnerGone { maybe_ran: ran }) => {
+                    tracing::debug!(%channel, %target, "owner gone or stalled; routing around it");
+                    avoid.push(target.clone());
+                    maybe_ran |= ran;
                     true
                 }
                 Err(ChannelError::Unreachable(why)) => {
@@ -356,7 +366,9 @@ impl ChannelRuntime {
             if let Some(m) = metrics {
                 m.routed.with_label_values(&["retried"]).inc();
             }
-            if hint.is_none() {
+            // A gone owner is routed around at once; otherwise the channel is moving: back off.
+            let rerouted = matches!(result, Err(ChannelError::OwnerGone { .. }));
+            if hint.is_none() && !rerouted {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(500));
             }

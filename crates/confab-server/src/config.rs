@@ -92,7 +92,7 @@ impl Default for ClusterSettings {
     fn default() -> Self {
         Self {
             node_ttl_ms: 3000,
-            lease_ms: 3000,
+            lease_ms: 1500,
             route_timeout_ms: 5000,
             route_deadline_ms: 20_000,
             key_prefix: "confab".into(),
@@ -458,12 +458,12 @@ mod tests {
         c.apply_env(env(&[
             ("CONFAB_REDIS_URL", "redis://127.0.0.1:1"),
             ("CONFAB_NODE_ID", "a"),
-            ("CONFAB_CLUSTER_LEASE_MS", "1500"),
+            ("CONFAB_CLUSTER_LEASE_MS", "2500"),
         ]))
         .unwrap();
         assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:1"));
         assert_eq!(c.node_id.as_deref(), Some("a"));
-        assert_eq!(c.cluster.lease_ms, 1500);
+        assert_eq!(c.cluster.lease_ms, 2500);
     }
 
     #[test]

@@ -378,11 +378,15 @@ impl Cluster {
 
     /// Where a command for `channel` should go: the live lease holder, else placement's choice
     /// among live nodes (this node when it knows no other).
-    pub(crate) async fn target(&self, channel: ChannelSid) -> String {
+    pub(crate) async fn target(&self, channel: ChannelSid, avoid: &[String]) -> String {
         let me = self.node_id();
         let mut live = self.live_nodes();
         if self.is_draining() {
             live.retain(|n| n != me);
+        }
+        // Nodes found gone or stalled for this command, unless no other node is left.
+        if live.iter().any(|n| !avoid.contains(n)) {
+            live.retain(|n| !avoid.contains(n));
         }
         if let Ok(Some((holder, _))) = self.lease_of(channel).await {
             if live.contains(&holder) || (holder == me && !self.is_draining()) {
@@ -394,7 +398,11 @@ impl Cluster {
             .unwrap_or_else(|| me.to_owned())
     }
 
-    /// Sends `request` to `target`'s inbox and waits for the outcome.
+    /// Sends `request` to `target`'s inbox and waits for the outcome. `OwnerGone` when nobody
+    /// reads that inbox (the node died: its lease on the channel is broken at once, which fencing
+    /// makes safe even if it lives) or when, while the command waits, the node loses the
+    /// channel's lease or stops reading its inbox (it stalled: it can no longer commit, so the
+    /// command is better sent elsewhere than waited for until `route_timeout`).
     pub(crate) async fn forward(
         &self,
         target: &str,
@@ -435,16 +443,77 @@ impl Cluster {
         match receivers {
             Err(e) => return Err(ChannelError::Unreachable(e.to_string())),
             // Nobody reads that inbox: the node is gone, and the command did not run.
-            Ok(0) => return Err(ChannelError::NotOwner { holder: None }),
+            Ok(0) => {
+                self.break_lease(channel, target).await;
+                return Err(ChannelError::OwnerGone { maybe_ran: false });
+            }
             Ok(_) => {}
         }
-        match tokio::time::timeout(self.inner.config.route_timeout, rx).await {
-            Ok(Ok(outcome)) => outcome.into(),
-            Ok(Err(_)) => Err(ChannelError::Unreachable("the reply was dropped".into())),
-            Err(_) => Err(ChannelError::Unreachable(format!(
-                "no reply from {target} within {:?}",
-                self.inner.config.route_timeout
-            ))),
+        let deadline = tokio::time::Instant::now() + self.inner.config.route_timeout;
+        let check = (self.inner.config.lease_ttl / 4).max(Duration::from_millis(50));
+        let mut rx = rx;
+        let mut held = false;
+        loop {
+            let wake = (tokio::time::Instant::now() + check).min(deadline);
+            tokio::select! {
+                reply = &mut rx => return match reply {
+                    Ok(outcome) => outcome.into(),
+                    Err(_) => Err(ChannelError::Unreachable("the reply was dropped".into())),
+                },
+                () = tokio::time::sleep_until(wake) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ChannelError::Unreachable(format!(
+                    "no reply from {target} within {:?}",
+                    self.inner.config.route_timeout
+                )));
+            }
+            if self.inbox_readers(target).await == Some(0) {
+                self.break_lease(channel, target).await;
+                return Err(ChannelError::OwnerGone { maybe_ran: true });
+            }
+            match self.lease_of(channel).await {
+                Ok(Some((holder, _))) if holder == target => held = true,
+                // Another node took the channel: the target's commit would be fenced.
+                Ok(Some(_)) => return Err(ChannelError::OwnerGone { maybe_ran: true }),
+                // The target held the lease and let it expire: it stalled.
+                Ok(None) if held => return Err(ChannelError::OwnerGone { maybe_ran: true }),
+                // Not taken yet (the target takes it when it runs the command), or Redis
+                // cannot tell: wait on.
+                Ok(None) | Err(_) => {}
+            }
+        }
+    }
+
+    /// How many subscribers `node`'s inbox has (`None` when Redis cannot tell).
+    async fn inbox_readers(&self, node: &str) -> Option<i64> {
+        let topic = keys::inbox_topic(&self.inner.config.prefix, node);
+        let mut conn = self.inner.conn.clone();
+        let counts: Vec<(String, i64)> = self
+            .timed(async {
+                redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg(&topic)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| StoreError::Backend(e.to_string()))
+            })
+            .await
+            .ok()?;
+        counts.first().map(|(_, n)| *n)
+    }
+
+    /// Frees the channel's lease if `node` holds it: `node` reads no inbox, so it is dead (or
+    /// cut off from Redis, and then fenced: its commits need the lease's epoch).
+    async fn break_lease(&self, channel: ChannelSid, node: &str) {
+        if let Ok(Some((holder, epoch))) = self.lease_of(channel).await {
+            if holder == node {
+                let store = &self.inner.store;
+                if let Ok(true) = self.timed(store.release_lease(channel, node, epoch)).await {
+                    tracing::info!(%channel, %node, epoch,
+                        "broke the lease of a node that reads no inbox");
+                }
+            }
         }
     }
 

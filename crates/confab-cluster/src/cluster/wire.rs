@@ -88,6 +88,9 @@ impl From<Result<Vec<ChannelEvent>, ChannelError>> for Outcome {
             Err(ChannelError::Unavailable(why)) => Outcome::Unavailable(why.to_owned()),
             Err(ChannelError::Unreachable(why)) => Outcome::Unavailable(why),
             Err(ChannelError::Webhook(e)) => Outcome::Webhook(e),
+            Err(ChannelError::OwnerGone { .. }) => {
+                Outcome::Unavailable("the channel's owner is gone".into())
+            }
         }
     }
 }
