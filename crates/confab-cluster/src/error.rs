@@ -30,8 +30,9 @@ pub enum ChannelError {
     #[error("channel owner unreachable: {0}")]
     Unreachable(String),
     /// The node a command was forwarded to is gone or stalled: nobody reads its inbox, or it
-    /// lost the channel's lease while the command waited for its answer. The router sends the
-    /// command elsewhere and not to that node again; it never leaves the node that forwarded.
+    /// cannot commit (it lost the channel's lease, or never took it) while the command waits
+    /// for its answer. The router sends the command elsewhere and passes that node over when it
+    /// places the channel; at the routing deadline it becomes `Unreachable`.
     #[error("the channel's owner is gone or stalled")]
     OwnerGone {
         /// Whether the command may have run there (it was delivered before the node stalled).

@@ -300,14 +300,11 @@ impl ChannelRuntime {
             };
             let retry = match &result {
                 Err(ChannelError::NotOwner { holder }) => {
-                    hint = holder
-                        .clone()
-                        .filter(|h| *h != target && !avoid.contains(h));
+                    hint = holder.clone().filter(|h| *h != target);
                     true
                 }
                 Err(ChannelError::OwnerGone { maybe_ran: ran }) => {
                     tracing::debug!(%channel, %target, "owner gone or stalled; routing around it");
-                    avoid.push(target.clone());
                     maybe_ran |= ran;
                     true
                 }
@@ -357,17 +354,22 @@ impl ChannelRuntime {
                     m.routed.with_label_values(&["failed"]).inc();
                 }
                 return match result {
-                    Err(ChannelError::NotOwner { .. }) => Err(ChannelError::Unreachable(
-                        "no node could take the channel in time".into(),
-                    )),
+                    Err(ChannelError::NotOwner { .. } | ChannelError::OwnerGone { .. }) => Err(
+                        ChannelError::Unreachable("no node could take the channel in time".into()),
+                    ),
                     other => other,
                 };
             }
             if let Some(m) = metrics {
                 m.routed.with_label_values(&["retried"]).inc();
             }
-            // A gone owner is routed around at once; otherwise the channel is moving: back off.
-            let rerouted = matches!(result, Err(ChannelError::OwnerGone { .. }));
+            // A node newly found gone is routed around at once; otherwise the channel is
+            // moving (or every node was found gone): back off.
+            let rerouted =
+                matches!(result, Err(ChannelError::OwnerGone { .. })) && !avoid.contains(&target);
+            if rerouted {
+                avoid.push(target.clone());
+            }
             if hint.is_none() && !rerouted {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(500));

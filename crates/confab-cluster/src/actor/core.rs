@@ -238,6 +238,7 @@ impl ChannelCore {
                 let post = self
                     .post_hooks(resolved.as_ref(), webhooks, create.service_sid)
                     .await?;
+                self.keep_lease().await?;
                 return self.create(create, caller, post).await;
             }
             // A user names a message by SID; the stored message is read here, never taken from
@@ -304,6 +305,9 @@ impl ChannelCore {
         let post = self
             .post_hooks(resolved.as_ref(), webhooks, service)
             .await?;
+        // The reads and the webhook above may have taken a while: a lease renewed last a third
+        // of its TTL ago is renewed before the commit needs it.
+        self.keep_lease().await?;
         let Some((Some(state), limits)) = &mut self.loaded else {
             return Err(DomainError::ChannelNotFound.into());
         };
@@ -471,9 +475,11 @@ impl ChannelCore {
         let period = (cluster.config().lease_ttl / 3).max(std::time::Duration::from_millis(10));
         tokio::pin!(work);
         loop {
+            // Counted from the last renewal, wherever it happened.
+            let due = tokio::time::Instant::from_std(self.renewed_at + period);
             tokio::select! {
                 out = &mut work => return Ok(out),
-                () = tokio::time::sleep(period) => match cluster.renew(self.sid, epoch).await {
+                () = tokio::time::sleep_until(due) => match cluster.renew(self.sid, epoch).await {
                     Ok(true) => self.renewed_at = Instant::now(),
                     Ok(false) => {
                         self.lose_lease();

@@ -97,7 +97,13 @@ struct Inner {
     metrics: Option<RuntimeMetrics>,
     shutdown: watch::Sender<bool>,
     owned: std::sync::atomic::AtomicI64,
+    /// Nodes whose inbox was seen without a reader, and since when: a node whose inbox stays
+    /// unread for `DEAD_INBOX` is taken for dead (one reading could be a pub/sub reconnect).
+    unread_inboxes: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long a node's inbox must stay unread before its leases are broken.
+const DEAD_INBOX: Duration = Duration::from_millis(1000);
 
 /// Removes a forwarded command's waiter when the forwarding ends, whichever way.
 struct PendingGuard<'a> {
@@ -171,6 +177,7 @@ impl Cluster {
                 metrics,
                 shutdown,
                 owned: std::sync::atomic::AtomicI64::new(0),
+                unread_inboxes: Mutex::new(HashMap::new()),
             }),
         };
         cluster.beat().await?;
@@ -378,20 +385,22 @@ impl Cluster {
 
     /// Where a command for `channel` should go: the live lease holder, else placement's choice
     /// among live nodes (this node when it knows no other).
+    /// `avoid` names nodes found gone or stalled for this command: placement passes them over
+    /// (unless no other node is left), but a live node holding the lease is still the target
+    /// (it took the channel back: it is neither).
     pub(crate) async fn target(&self, channel: ChannelSid, avoid: &[String]) -> String {
         let me = self.node_id();
         let mut live = self.live_nodes();
         if self.is_draining() {
             live.retain(|n| n != me);
         }
-        // Nodes found gone or stalled for this command, unless no other node is left.
-        if live.iter().any(|n| !avoid.contains(n)) {
-            live.retain(|n| !avoid.contains(n));
-        }
         if let Ok(Some((holder, _))) = self.lease_of(channel).await {
             if live.contains(&holder) || (holder == me && !self.is_draining()) {
                 return holder;
             }
+        }
+        if live.iter().any(|n| !avoid.contains(n)) {
+            live.retain(|n| !avoid.contains(n));
         }
         crate::placement::owner(channel, &live)
             .cloned()
@@ -399,10 +408,11 @@ impl Cluster {
     }
 
     /// Sends `request` to `target`'s inbox and waits for the outcome. `OwnerGone` when nobody
-    /// reads that inbox (the node died: its lease on the channel is broken at once, which fencing
-    /// makes safe even if it lives) or when, while the command waits, the node loses the
-    /// channel's lease or stops reading its inbox (it stalled: it can no longer commit, so the
-    /// command is better sent elsewhere than waited for until `route_timeout`).
+    /// has read that inbox for `DEAD_INBOX` (the node died: its lease on the channel is broken,
+    /// which fencing makes safe even if it lives), or when, on two checks in a row while the
+    /// command waits, the target does not hold the channel's lease although it held it or was
+    /// sent the command a check ago (it stalled and cannot commit: the command is better sent
+    /// elsewhere than waited for until `route_timeout`). A reply that arrived first always wins.
     pub(crate) async fn forward(
         &self,
         target: &str,
@@ -442,24 +452,28 @@ impl Cluster {
             .await;
         match receivers {
             Err(e) => return Err(ChannelError::Unreachable(e.to_string())),
-            // Nobody reads that inbox: the node is gone, and the command did not run.
+            // Nobody reads that inbox: the command did not run. The node is dead unless its
+            // pub/sub connection is only being re-established.
             Ok(0) => {
-                self.break_lease(channel, target).await;
+                if self.inbox_unread_long(target).await {
+                    self.break_lease(channel, target).await;
+                }
                 return Err(ChannelError::OwnerGone { maybe_ran: false });
             }
-            Ok(_) => {}
+            Ok(_) => {
+                self.inbox_read(target);
+            }
         }
         let deadline = tokio::time::Instant::now() + self.inner.config.route_timeout;
-        let check = (self.inner.config.lease_ttl / 4).max(Duration::from_millis(50));
+        let check = (self.inner.config.lease_ttl / 6).max(Duration::from_millis(50));
         let mut rx = rx;
-        let mut held = false;
+        // Consecutive checks that found the target unable to commit.
+        let mut strikes = 0;
         loop {
             let wake = (tokio::time::Instant::now() + check).min(deadline);
             tokio::select! {
-                reply = &mut rx => return match reply {
-                    Ok(outcome) => outcome.into(),
-                    Err(_) => Err(ChannelError::Unreachable("the reply was dropped".into())),
-                },
+                biased;
+                reply = &mut rx => return reply_of(reply),
                 () = tokio::time::sleep_until(wake) => {}
             }
             if tokio::time::Instant::now() >= deadline {
@@ -468,24 +482,66 @@ impl Cluster {
                     self.inner.config.route_timeout
                 )));
             }
-            if self.inbox_readers(target).await == Some(0) {
-                self.break_lease(channel, target).await;
+            let verdict = tokio::select! {
+                biased;
+                reply = &mut rx => return reply_of(reply),
+                verdict = self.can_commit(channel, target) => verdict,
+            };
+            strikes = if verdict { 0 } else { strikes + 1 };
+            if strikes >= 2 {
+                if let Ok(outcome) = rx.try_recv() {
+                    return outcome.into();
+                }
                 return Err(ChannelError::OwnerGone { maybe_ran: true });
-            }
-            match self.lease_of(channel).await {
-                Ok(Some((holder, _))) if holder == target => held = true,
-                // Another node took the channel: the target's commit would be fenced.
-                Ok(Some(_)) => return Err(ChannelError::OwnerGone { maybe_ran: true }),
-                // The target held the lease and let it expire: it stalled.
-                Ok(None) if held => return Err(ChannelError::OwnerGone { maybe_ran: true }),
-                // Not taken yet (the target takes it when it runs the command), or Redis
-                // cannot tell: wait on.
-                Ok(None) | Err(_) => {}
             }
         }
     }
 
-    /// How many subscribers `node`'s inbox has (`None` when Redis cannot tell).
+    /// Whether `target` may still commit a command for `channel` it was sent: it holds the
+    /// lease, or nobody does yet and its inbox is read (it takes the lease when it runs the
+    /// command; two checks in a row without are a stall). An inbox unread for `DEAD_INBOX`
+    /// breaks its lease. When Redis cannot tell, yes.
+    async fn can_commit(&self, channel: ChannelSid, target: &str) -> bool {
+        let readers = self.inbox_readers(target).await;
+        if readers == Some(0) && self.inbox_unread_long(target).await {
+            self.break_lease(channel, target).await;
+            return false;
+        }
+        if readers.is_some_and(|n| n > 0) {
+            self.inbox_read(target);
+        }
+        match self.lease_of(channel).await {
+            Ok(Some((holder, _))) => holder == target,
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+
+    /// Notes an unread inbox of `node`; true once it has been unread for `DEAD_INBOX` (and
+    /// at once when the node's heartbeat is gone).
+    async fn inbox_unread_long(&self, node: &str) -> bool {
+        if !self.live_nodes().iter().any(|n| n == node) {
+            return true;
+        }
+        let Ok(mut unread) = self.inner.unread_inboxes.lock() else {
+            return false;
+        };
+        if unread.len() > 1000 {
+            unread.clear();
+        }
+        let since = *unread.entry(node.to_owned()).or_insert_with(Instant::now);
+        since.elapsed() >= DEAD_INBOX
+    }
+
+    /// Notes that `node`'s inbox is read.
+    fn inbox_read(&self, node: &str) {
+        if let Ok(mut unread) = self.inner.unread_inboxes.lock() {
+            unread.remove(node);
+        }
+    }
+
+    /// How many subscribers `node`'s inbox has (`None` when Redis cannot tell). On one Redis
+    /// server, not a Redis Cluster: there `PUBLISH` and `PUBSUB NUMSUB` count one shard.
     async fn inbox_readers(&self, node: &str) -> Option<i64> {
         let topic = keys::inbox_topic(&self.inner.config.prefix, node);
         let mut conn = self.inner.conn.clone();
@@ -503,8 +559,8 @@ impl Cluster {
         counts.first().map(|(_, n)| *n)
     }
 
-    /// Frees the channel's lease if `node` holds it: `node` reads no inbox, so it is dead (or
-    /// cut off from Redis, and then fenced: its commits need the lease's epoch).
+    /// Frees the channel's lease if `node` holds it: `node` has read no inbox for a while, so it
+    /// is dead (or cut off from Redis, and then fenced: its commits need the lease's epoch).
     async fn break_lease(&self, channel: ChannelSid, node: &str) {
         if let Ok(Some((holder, epoch))) = self.lease_of(channel).await {
             if holder == node {
@@ -604,5 +660,15 @@ impl Cluster {
                 tracing::warn!(error = %e, "cluster heartbeat failed");
             }
         }
+    }
+}
+
+/// The outcome of a forwarded command's reply channel.
+fn reply_of(
+    reply: Result<Outcome, oneshot::error::RecvError>,
+) -> Result<Vec<ChannelEvent>, ChannelError> {
+    match reply {
+        Ok(outcome) => outcome.into(),
+        Err(_) => Err(ChannelError::Unreachable("the reply was dropped".into())),
     }
 }
