@@ -1,0 +1,79 @@
+//! `SqliteStore`'s checkpoints: the writer never copies the log into the database (commits do
+//! not wait for it); the checkpoint thread does, every `checkpoint_ms`.
+
+// Test code fails by panicking; that is its job.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use confab_domain::{DefaultRoles, Service, ServiceLimits, ServiceSid, Timestamp};
+use confab_store::{ServiceStore, SqliteOptions, SqliteStore};
+
+fn size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Writes `count` services (each a commit of a few pages).
+async fn write(store: &SqliteStore, count: u128) {
+    for i in 0..count {
+        let mut sids = confab_domain::CountingSids(i * 10 + 1_000_000);
+        let sid = ServiceSid::from_bits(i + 1);
+        let roles = DefaultRoles::new(sid, &mut sids, Timestamp(0));
+        let service = Service::new(
+            sid,
+            "x".repeat(2000),
+            &roles,
+            ServiceLimits {
+                channel_members: 10,
+                user_channels: 10,
+            },
+            Timestamp(0),
+        );
+        store
+            .create_service(&service, &roles.into_vec())
+            .await
+            .unwrap();
+    }
+}
+
+/// A store in a fresh directory checkpointing every `checkpoint_ms`; its database file's path.
+fn open(dir: &Path, checkpoint_ms: u64) -> (SqliteStore, std::path::PathBuf) {
+    let db = dir.join("confab.db");
+    let options = SqliteOptions {
+        checkpoint_ms,
+        ..SqliteOptions::default()
+    };
+    (SqliteStore::open(&db, options).unwrap(), db)
+}
+
+#[tokio::test]
+async fn the_writer_leaves_checkpoints_to_the_checkpoint_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("confab.db-wal");
+    // No checkpoint for an hour: whatever reaches the database file, the writer copied.
+    let (store, db) = open(dir.path(), 3_600_000);
+    let before = size(&db);
+    // Well past SQLite's automatic checkpoint (1,000 pages of log).
+    write(&store, 3000).await;
+    assert!(size(&wal) > 1000 * 4096, "the log holds every commit");
+    assert_eq!(
+        size(&db),
+        before,
+        "the writer copied the log into the database"
+    );
+    drop(store);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (store, db) = open(dir.path(), 50);
+    let before = size(&db);
+    write(&store, 300).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while size(&db) <= before {
+        assert!(
+            Instant::now() < deadline,
+            "the checkpoint thread never copied the log"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
