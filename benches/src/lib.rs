@@ -73,6 +73,9 @@ pub struct Options {
     pub source_addrs: usize,
     /// PID of the node, for `idle` (found from the listening port when absent).
     pub node_pid: Option<u32>,
+    /// Server processes whose CPU time `fanout` and `room` count over the send phase (from the
+    /// first send to the last delivery), to report CPU seconds per 100,000 deliveries.
+    pub server_pids: Vec<u32>,
 }
 
 impl Default for Options {
@@ -87,6 +90,7 @@ impl Default for Options {
             progress: true,
             source_addrs: 0,
             node_pid: None,
+            server_pids: Vec::new(),
         }
     }
 }

@@ -51,6 +51,10 @@ struct Cli {
     /// The node's PID, for `idle` (found from the listening port when absent).
     #[arg(long)]
     node_pid: Option<u32>,
+    /// A server process whose CPU time to count over the send phase (fanout, room); repeat
+    /// for several nodes (and Redis).
+    #[arg(long = "server-pid")]
+    server_pids: Vec<u32>,
     /// The node's data directory, to read its generated credentials.
     #[arg(long)]
     data_dir: Option<String>,
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         progress: !cli.quiet,
         source_addrs: cli.source_addrs,
         node_pid: cli.node_pid,
+        server_pids: cli.server_pids.clone(),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

@@ -80,6 +80,13 @@ pub struct Report {
     /// `idle`: node resident memory before and after connecting, in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rss_bytes: Option<(u64, u64)>,
+    /// `fanout`, `room` with `--server-pid`: the servers' CPU seconds (user and system) from
+    /// the first send to the last delivery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_secs: Option<f64>,
+    /// The same per 100,000 deliveries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_per_100k: Option<f64>,
 }
 
 impl Report {
@@ -110,6 +117,11 @@ impl Report {
         );
         if let Some(per) = self.rss_per_connection_bytes {
             text.push_str(&format!("\n  node RSS per connection: {:.0} bytes", per));
+        }
+        if let (Some(cpu), Some(per)) = (self.server_cpu_secs, self.server_cpu_per_100k) {
+            text.push_str(&format!(
+                "\n  server CPU {cpu:.2} s over the send phase, {per:.2} s per 100,000 deliveries"
+            ));
         }
         text
     }
