@@ -43,12 +43,16 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_for() { for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; echo "no '$2' in $1" >&2; cat "$1" >&2; exit 1; }
 stop_all() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
-start_redis() {
+start_redis() { # name
     local port; port=$(free_port)
-    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no >"$dir/redis.log" 2>&1 &
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no >"$dir/$1.log" 2>&1 &
     pids+=($!); redis_pid=$!
-    wait_for "$dir/redis.log" "Ready to accept"
+    wait_for "$dir/$1.log" "Ready to accept"
     redis_url="redis://127.0.0.1:$port"
+}
+run_bench() { # log, confab-bench args...
+    local log=$1; shift
+    "$bench" "$@" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
 }
 confab_env=(CONFAB_REALTIME_OPS_PER_SEC=1000000 CONFAB_REALTIME_OPS_BURST=1000000 RUST_LOG=warn)
 start_confab() { # name, extra args...
@@ -75,13 +79,13 @@ PY
 for rate in $rates; do
     echo "rate $rate messages/s, $connections connections in $channels rooms, ${duration}s:"
     # Socket.IO: two nodes on one Redis.
-    start_redis
+    start_redis "redis-sio-$rate"
     urls=(); spids=("$redis_pid")
     for n in 1 2; do
         port=$(free_port)
-        node benches/socketio/server.mjs --port "$port" --redis "$redis_url" >"$dir/sio$n.log" 2>&1 &
+        node benches/socketio/server.mjs --port "$port" --redis "$redis_url" >"$dir/sio$n-$rate.log" 2>&1 &
         pids+=($!); spids+=($!)
-        wait_for "$dir/sio$n.log" "listening"
+        wait_for "$dir/sio$n-$rate.log" "listening"
         urls+=(--url "http://127.0.0.1:$port")
     done
     node benches/socketio/load.mjs "${urls[@]}" --connections "$connections" --channels "$channels" \
@@ -92,23 +96,22 @@ for rate in $rates; do
 
     # Confab: one embedded node.
     start_confab "embedded-$rate"
-    "$bench" fanout --url "$last_url" --data-dir "$dir/embedded-$rate" --connections "$connections" \
-        --channels "$channels" --rate "$rate" --duration "$duration" --quiet \
-        --server-pid "$last_pid" --json "$out/confab-embedded-$rate.json" >/dev/null 2>&1
+    run_bench "$dir/bench-embedded-$rate.log" fanout --url "$last_url" --data-dir "$dir/embedded-$rate" \
+        --connections "$connections" --channels "$channels" --rate "$rate" --duration "$duration" \
+        --quiet --server-pid "$last_pid" --json "$out/confab-embedded-$rate.json"
     summary "Confab embedded" "$out/confab-embedded-$rate.json"
     stop_all
 
     # Confab: two cluster nodes on one Redis (same credentials, from the first node's files).
-    start_redis
+    start_redis "redis-cluster-$rate"
     start_confab "c1-$rate" --redis-url "$redis_url" --node-id c1
     c1_url=$last_url; c1_pid=$last_pid
-    cp "$dir/c1-$rate/credentials.json" "$dir/credentials.json"
-    mkdir -p "$dir/c2-$rate" && cp "$dir/credentials.json" "$dir/c2-$rate/credentials.json"
+    mkdir -p "$dir/c2-$rate" && cp "$dir/c1-$rate/credentials.json" "$dir/c2-$rate/credentials.json"
     start_confab "c2-$rate" --redis-url "$redis_url" --node-id c2
-    "$bench" fanout --url "$c1_url" --url "$last_url" --data-dir "$dir/c1-$rate" \
-        --connections "$connections" --channels "$channels" --rate "$rate" --duration "$duration" \
-        --quiet --server-pid "$c1_pid" --server-pid "$last_pid" --server-pid "$redis_pid" \
-        --json "$out/confab-cluster-$rate.json" >/dev/null 2>&1
+    run_bench "$dir/bench-cluster-$rate.log" fanout --url "$c1_url" --url "$last_url" \
+        --data-dir "$dir/c1-$rate" --connections "$connections" --channels "$channels" \
+        --rate "$rate" --duration "$duration" --quiet --server-pid "$c1_pid" \
+        --server-pid "$last_pid" --server-pid "$redis_pid" --json "$out/confab-cluster-$rate.json"
     summary "Confab, 2 cluster nodes" "$out/confab-cluster-$rate.json"
     stop_all
 done

@@ -20,6 +20,10 @@ const duration = Number(one("--duration", "15")) * 1000;
 const drain = Number(one("--drain", "10")) * 1000;
 const payload = "x".repeat(Number(one("--payload", "100")));
 const serverPids = all("--server-pid").map(Number);
+if (urls.length === 0 || connections < channels) {
+  console.error("load.mjs: give at least one --url, and at least as many --connections as --channels");
+  process.exit(2);
+}
 
 const cpu = () =>
   serverPids.reduce((total, pid) => {

@@ -313,7 +313,8 @@ impl App {
         };
         self.execute(caller, channel_sid, ChannelOp::Apply(command))
             .await?;
-        self.ensure_user_for(caller, &service, identity).await?;
+        self.ensure_user_for(caller, false, &service, identity)
+            .await?;
         Ok(())
     }
 

@@ -61,11 +61,13 @@ impl App {
         Ok(self.find_or_create_user(service, identity).await?.0)
     }
 
-    /// [`App::ensure_user`] for a client action of `caller` (its connection, its invite): a
-    /// user created here fires `onUserAdded`.
+    /// [`App::ensure_user`] for an action of `caller` (a connection, an invite, a REST member
+    /// or invite creation): a user created here fires `onUserAdded` (for the account only when
+    /// `requested`, as [`App::user_webhooks`] says).
     pub async fn ensure_user_for(
         &self,
         caller: &Caller,
+        requested: bool,
         service: &Service,
         identity: &str,
     ) -> AppResult<User> {
@@ -73,7 +75,7 @@ impl App {
         if created {
             self.user_webhooks(
                 caller,
-                false,
+                requested,
                 service,
                 confab_webhooks::HookEvent::UserAdded,
                 &user,

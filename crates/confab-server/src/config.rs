@@ -152,15 +152,37 @@ impl WebhookSettings {
         route_timeout_ms: Option<u64>,
     ) -> Result<confab_webhooks::WebhookConfig, ServerError> {
         use std::time::Duration;
+        let refuse = |message: String| Err(ServerError::Config(message));
+        // Times are added to clock readings in milliseconds: a day is far beyond any use.
+        const DAY_MS: u64 = 86_400_000;
+        for (name, value) in [
+            ("timeout_ms", self.timeout_ms),
+            ("retry_base_ms", self.retry_base_ms),
+            ("retry_max_ms", self.retry_max_ms),
+            ("poll_ms", self.poll_ms),
+            ("claim_hold_ms", self.claim_hold_ms),
+        ] {
+            if value == 0 || value > DAY_MS {
+                return refuse(format!(
+                    "webhooks.{name} ({value}) must be between 1 and {DAY_MS} milliseconds"
+                ));
+            }
+        }
         // A job in a node's hands waits for its URL at most four calls long, then makes its
         // own: a shorter hold lets other nodes take jobs this one is still delivering.
         if self.claim_hold_ms <= 5 * self.timeout_ms {
-            return Err(ServerError::Config(format!(
+            return refuse(format!(
                 "webhooks.claim_hold_ms ({}) must be longer than five webhook calls \
                  (5 x webhooks.timeout_ms = {})",
                 self.claim_hold_ms,
                 5 * self.timeout_ms
-            )));
+            ));
+        }
+        if let Some(route) = route_timeout_ms.filter(|route| *route <= 500) {
+            return refuse(format!(
+                "cluster.route_timeout_ms ({route}) leaves pre-event webhooks no time: it must \
+                 exceed 500 milliseconds"
+            ));
         }
         Ok(confab_webhooks::WebhookConfig {
             account_sid,

@@ -151,6 +151,15 @@ impl Node {
             .clone()
             .filter(|id| !id.is_empty())
             .unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>()));
+        // Checked before the node joins a cluster: a refused setting leaves no trace there.
+        let webhook_config = config.webhooks.to_config(
+            credentials.account_sid.to_string(),
+            credentials.auth_token.clone(),
+            config
+                .redis_url
+                .as_ref()
+                .map(|_| config.cluster.route_timeout_ms),
+        )?;
         let (store, cluster) =
             open_store(&config, &node_id, store_metrics, &runtime_metrics).await?;
         let (broker, presence): (Arc<dyn confab_cluster::Broker>, Arc<dyn Presence>) =
@@ -164,16 +173,9 @@ impl Node {
         let hub = confab_web::realtime::Hub::start(&broker, &presence, Some(web_metrics.clone()));
         let webhook_metrics =
             confab_webhooks::WebhookMetrics::register(&registry).map_err(metric_error)?;
-        let webhooks = confab_webhooks::Webhooks::start(
-            store.clone(),
-            config.webhooks.to_config(
-                credentials.account_sid.to_string(),
-                credentials.auth_token.clone(),
-                cluster.as_ref().map(|_| config.cluster.route_timeout_ms),
-            )?,
-            Some(webhook_metrics),
-        )
-        .map_err(ServerError::Config)?;
+        let webhooks =
+            confab_webhooks::Webhooks::start(store.clone(), webhook_config, Some(webhook_metrics))
+                .map_err(ServerError::Config)?;
         let drain_hub = hub.clone();
         let runtime = ChannelRuntime::new(
             store.clone(),

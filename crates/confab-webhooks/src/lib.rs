@@ -130,6 +130,9 @@ impl std::fmt::Debug for Webhooks {
     }
 }
 
+/// The shortest time worth another pre-event attempt within its budget.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
+
 fn now() -> Timestamp {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -238,7 +241,11 @@ impl Webhooks {
                 .call(&target.url, target.method, params, None, timeout)
                 .await;
             attempt += 1;
-            let time_left = deadline.is_none_or(|d| d > std::time::Instant::now());
+            // Another attempt only with time for it: one cut to a few milliseconds would turn
+            // a refusal or a failed connection into a timeout.
+            let time_left = deadline.is_none_or(|d| {
+                d.saturating_duration_since(std::time::Instant::now()) >= MIN_ATTEMPT
+            });
             let label = match &outcome {
                 Outcome::Ok(_) => "ok",
                 Outcome::Status(_) => "refused",

@@ -474,20 +474,24 @@ impl ChannelCore {
         };
         let period = (cluster.config().lease_ttl / 3).max(std::time::Duration::from_millis(10));
         tokio::pin!(work);
+        // Counted from the last renewal, wherever it happened.
+        let mut due = self.renewed_at + period;
         loop {
-            // Counted from the last renewal, wherever it happened.
-            let due = tokio::time::Instant::from_std(self.renewed_at + period);
             tokio::select! {
                 out = &mut work => return Ok(out),
-                () = tokio::time::sleep_until(due) => match cluster.renew(self.sid, epoch).await {
-                    Ok(true) => self.renewed_at = Instant::now(),
-                    Ok(false) => {
-                        self.lose_lease();
-                        return Err(ChannelError::NotOwner { holder: None });
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {
+                    match cluster.renew(self.sid, epoch).await {
+                        Ok(true) => self.renewed_at = Instant::now(),
+                        Ok(false) => {
+                            self.lose_lease();
+                            return Err(ChannelError::NotOwner { holder: None });
+                        }
+                        // Redis is unreachable: the commit will tell (it is fenced). The next
+                        // try waits a period, not a spin while the connection comes back.
+                        Err(_) => {}
                     }
-                    // Redis is unreachable: the commit will tell (it is fenced).
-                    Err(_) => {}
-                },
+                    due = Instant::now() + period;
+                }
             }
         }
     }

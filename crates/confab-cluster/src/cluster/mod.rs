@@ -97,9 +97,10 @@ struct Inner {
     metrics: Option<RuntimeMetrics>,
     shutdown: watch::Sender<bool>,
     owned: std::sync::atomic::AtomicI64,
-    /// Nodes whose inbox was seen without a reader, and since when: a node whose inbox stays
-    /// unread for `DEAD_INBOX` is taken for dead (one reading could be a pub/sub reconnect).
-    unread_inboxes: Mutex<HashMap<String, Instant>>,
+    /// Nodes whose inbox was seen without a reader: since when, and when last. A node whose
+    /// inbox stays unread for `DEAD_INBOX` is taken for dead (one reading could be a pub/sub
+    /// reconnect); readings further apart than that start over.
+    unread_inboxes: Mutex<HashMap<String, (Instant, Instant)>>,
 }
 
 /// How long a node's inbox must stay unread before its leases are broken.
@@ -467,7 +468,10 @@ impl Cluster {
         let deadline = tokio::time::Instant::now() + self.inner.config.route_timeout;
         let check = (self.inner.config.lease_ttl / 6).max(Duration::from_millis(50));
         let mut rx = rx;
-        // Consecutive checks that found the target unable to commit.
+        let sent = Instant::now();
+        // Whether the target was seen holding the lease; consecutive checks that found it
+        // unable to commit.
+        let mut held = false;
         let mut strikes = 0;
         loop {
             let wake = (tokio::time::Instant::now() + check).min(deadline);
@@ -485,7 +489,7 @@ impl Cluster {
             let verdict = tokio::select! {
                 biased;
                 reply = &mut rx => return reply_of(reply),
-                verdict = self.can_commit(channel, target) => verdict,
+                verdict = self.can_commit(channel, target, &mut held, sent) => verdict,
             };
             strikes = if verdict { 0 } else { strikes + 1 };
             if strikes >= 2 {
@@ -497,11 +501,18 @@ impl Cluster {
         }
     }
 
-    /// Whether `target` may still commit a command for `channel` it was sent: it holds the
-    /// lease, or nobody does yet and its inbox is read (it takes the lease when it runs the
-    /// command; two checks in a row without are a stall). An inbox unread for `DEAD_INBOX`
-    /// breaks its lease. When Redis cannot tell, yes.
-    async fn can_commit(&self, channel: ChannelSid, target: &str) -> bool {
+    /// Whether `target` may still commit a command for `channel` sent to it at `sent`: it holds
+    /// the lease, or nobody does and it has neither held it since (it let it expire: a stall) nor
+    /// had a whole lease period to take it (a live node takes it as soon as it runs the
+    /// command, even behind a backlog). An inbox unread for `DEAD_INBOX` breaks its lease.
+    /// When Redis cannot tell, yes.
+    async fn can_commit(
+        &self,
+        channel: ChannelSid,
+        target: &str,
+        held: &mut bool,
+        sent: Instant,
+    ) -> bool {
         let readers = self.inbox_readers(target).await;
         if readers == Some(0) && self.inbox_unread_long(target).await {
             self.break_lease(channel, target).await;
@@ -511,8 +522,11 @@ impl Cluster {
             self.inbox_read(target);
         }
         match self.lease_of(channel).await {
-            Ok(Some((holder, _))) => holder == target,
-            Ok(None) => false,
+            Ok(Some((holder, _))) => {
+                *held |= holder == target;
+                holder == target
+            }
+            Ok(None) => !*held && sent.elapsed() < self.inner.config.lease_ttl,
             Err(_) => true,
         }
     }
@@ -529,8 +543,15 @@ impl Cluster {
         if unread.len() > 1000 {
             unread.clear();
         }
-        let since = *unread.entry(node.to_owned()).or_insert_with(Instant::now);
-        since.elapsed() >= DEAD_INBOX
+        let now = Instant::now();
+        let seen = unread.entry(node.to_owned()).or_insert((now, now));
+        if now.duration_since(seen.1) > DEAD_INBOX {
+            // An old reading (the node was found read again since, or nobody looked): the
+            // window starts over.
+            *seen = (now, now);
+        }
+        seen.1 = now;
+        now.duration_since(seen.0) >= DEAD_INBOX
     }
 
     /// Notes that `node`'s inbox is read.

@@ -264,7 +264,7 @@ impl Connection {
             .ok_or_else(|| AppError::token_rejected("unknown service"))?;
         let caller = Caller::user(service.sid, grant.identity.clone());
         let user = app
-            .ensure_user_for(&caller, &service, &grant.identity)
+            .ensure_user_for(&caller, false, &service, &grant.identity)
             .await?;
         // Registered before the channels are read, so that no membership change in between is
         // missed: the hub subscribes it to channels joined from now on (in cluster mode, once

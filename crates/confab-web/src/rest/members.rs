@@ -5,7 +5,7 @@ use confab_app::lookup::find_event;
 use confab_app::AppError;
 use confab_cluster::ChannelOp;
 use confab_domain::{
-    AddMember, Channel, ChannelCommand, ChannelEventKind, ConsumptionUpdate, InviteMember,
+    AddMember, Caller, Channel, ChannelCommand, ChannelEventKind, ConsumptionUpdate, InviteMember,
     InviteSid, Member, MemberRef, MemberSid, RoleSid, Service, UpdateMember,
 };
 use confab_protocol::rest as json;
@@ -61,6 +61,7 @@ fn member_ref(key: &str) -> MemberRef {
 /// or invite to be created; the user is created if the identity is new, as Twilio does.
 async fn newcomer(
     state: &AppState,
+    hooks: super::WebhooksRequested,
     service: &Service,
     form: &Form,
 ) -> Result<(String, Option<RoleSid>), ApiError> {
@@ -71,7 +72,10 @@ async fn newcomer(
         Some(sid) => Some(state.app.load_role(service.sid, sid).await?.sid),
         None => None,
     };
-    state.app.ensure_user(service, &identity).await?;
+    state
+        .app
+        .ensure_user_for(&Caller::Account, hooks.0, service, &identity)
+        .await?;
     Ok((identity, role_sid))
 }
 
@@ -107,7 +111,7 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let (service, channel) = service_and_channel(&state, &path.0, &path.1).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
-    let (identity, role_sid) = newcomer(&state, &service, &form).await?;
+    let (identity, role_sid) = newcomer(&state, hooks, &service, &form).await?;
     let command = ChannelCommand::AddMember(AddMember {
         identity,
         role_sid,
@@ -218,7 +222,7 @@ async fn create_invite(
 ) -> Result<HttpResponse, ApiError> {
     let (service, channel) = service_and_channel(&state, &path.0, &path.1).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
-    let (identity, role_sid) = newcomer(&state, &service, &form).await?;
+    let (identity, role_sid) = newcomer(&state, hooks, &service, &form).await?;
     let command = ChannelCommand::Invite(InviteMember {
         identity,
         role_sid: role_sid.unwrap_or(service.default_channel_role_sid),
