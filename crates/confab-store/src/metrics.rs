@@ -1,6 +1,6 @@
 //! The store's metrics, registered into the registry it is handed (never a global one).
 
-use prometheus::{Histogram, HistogramOpts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntGauge, Registry};
 
 /// Write-path metrics of a store.
 #[derive(Debug, Clone)]
@@ -10,6 +10,10 @@ pub struct StoreMetrics {
     pub write_seconds: Histogram,
     /// `confab_store_batch_size`: writes per committed transaction.
     pub batch_size: Histogram,
+    /// `confab_sqlite_wal_frames`: frames in SQLite's write-ahead log at the last checkpoint.
+    pub wal_frames: IntGauge,
+    /// `confab_sqlite_wal_frames_behind`: frames the last checkpoint left in the log.
+    pub wal_behind: IntGauge,
 }
 
 impl StoreMetrics {
@@ -33,11 +37,23 @@ impl StoreMetrics {
                 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
             ]),
         )?;
+        let wal_frames = IntGauge::new(
+            "confab_sqlite_wal_frames",
+            "Frames in SQLite's write-ahead log at the last checkpoint (embedded store).",
+        )?;
+        let wal_behind = IntGauge::new(
+            "confab_sqlite_wal_frames_behind",
+            "Frames the last SQLite checkpoint could not copy yet: readers still needed them.",
+        )?;
         registry.register(Box::new(write_seconds.clone()))?;
         registry.register(Box::new(batch_size.clone()))?;
+        registry.register(Box::new(wal_frames.clone()))?;
+        registry.register(Box::new(wal_behind.clone()))?;
         Ok(Self {
             write_seconds,
             batch_size,
+            wal_frames,
+            wal_behind,
         })
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use confab_domain::{DefaultRoles, Service, ServiceLimits, ServiceSid, Timestamp};
-use confab_store::{ServiceStore, SqliteOptions, SqliteStore};
+use confab_store::{ServiceStore, SqliteOptions, SqliteStore, StoreMetrics};
 
 fn size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
@@ -37,14 +37,17 @@ async fn write(store: &SqliteStore, count: u128) {
     }
 }
 
-/// A store in a fresh directory checkpointing every `checkpoint_ms`; its database file's path.
-fn open(dir: &Path, checkpoint_ms: u64) -> (SqliteStore, std::path::PathBuf) {
+/// A store in a fresh directory checkpointing every `checkpoint_ms`; its database file's path
+/// and its metrics.
+fn open(dir: &Path, checkpoint_ms: u64) -> (SqliteStore, std::path::PathBuf, StoreMetrics) {
     let db = dir.join("confab.db");
     let options = SqliteOptions {
         checkpoint_ms,
         ..SqliteOptions::default()
     };
-    (SqliteStore::open(&db, options).unwrap(), db)
+    let metrics = StoreMetrics::register(&prometheus::Registry::new()).unwrap();
+    let store = SqliteStore::open_with_metrics(&db, options, Some(metrics.clone())).unwrap();
+    (store, db, metrics)
 }
 
 #[tokio::test]
@@ -52,7 +55,7 @@ async fn the_writer_leaves_checkpoints_to_the_checkpoint_thread() {
     let dir = tempfile::tempdir().unwrap();
     let wal = dir.path().join("confab.db-wal");
     // No checkpoint for an hour: whatever reaches the database file, the writer copied.
-    let (store, db) = open(dir.path(), 3_600_000);
+    let (store, db, _) = open(dir.path(), 3_600_000);
     let before = size(&db);
     // Well past SQLite's automatic checkpoint (1,000 pages of log).
     write(&store, 3000).await;
@@ -65,14 +68,15 @@ async fn the_writer_leaves_checkpoints_to_the_checkpoint_thread() {
     drop(store);
 
     let dir = tempfile::tempdir().unwrap();
-    let (store, db) = open(dir.path(), 50);
+    let (store, db, metrics) = open(dir.path(), 50);
     let before = size(&db);
     write(&store, 300).await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while size(&db) <= before {
+    // The database file grows with the first checkpoint, which then reports the log's frames.
+    while size(&db) <= before || metrics.wal_frames.get() == 0 {
         assert!(
             Instant::now() < deadline,
-            "the checkpoint thread never copied the log"
+            "the checkpoint thread never copied the log (or never reported it)"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

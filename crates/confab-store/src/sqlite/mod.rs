@@ -177,7 +177,7 @@ impl SqliteStore {
         // database (10 % of a busy node's time when the writer did, in the commit path). The
         // log file is cut back to 64 MiB when a checkpoint lets it start over.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")?;
-        let checkpointer = start_checkpointer(&path, &options)?;
+        let checkpointer = start_checkpointer(&path, &options, metrics.clone())?;
         let (tx, rx) = mpsc::channel(options.write_queue.max(1));
         let max_batch = options.max_batch.max(1);
         std::thread::Builder::new()
@@ -295,6 +295,7 @@ fn writer_loop(
 fn start_checkpointer(
     path: &Path,
     options: &SqliteOptions,
+    metrics: Option<crate::StoreMetrics>,
 ) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
     let conn = open_connection(path, options)?;
     let every = std::time::Duration::from_millis(options.checkpoint_ms.max(10));
@@ -308,7 +309,11 @@ fn start_checkpointer(
                 });
                 match result {
                     Ok((log, copied)) => {
-                        tracing::trace!(log, copied, "sqlite: passive checkpoint")
+                        tracing::trace!(log, copied, "sqlite: passive checkpoint");
+                        if let Some(m) = &metrics {
+                            m.wal_frames.set(log.max(0));
+                            m.wal_behind.set((log - copied).max(0));
+                        }
                     }
                     Err(e) => tracing::warn!(error = %e, "sqlite: checkpoint failed"),
                 }
