@@ -24,6 +24,7 @@ use crate::policy::Policies;
 use crate::runtime::{RandomSids, Registry};
 
 mod core;
+mod hooks;
 
 use self::core::ChannelCore;
 
