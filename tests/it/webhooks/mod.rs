@@ -3,15 +3,17 @@
 //! Python of the suite's virtual environment (`.venv`, made by `scripts/test.sh`).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use confab_client::Request;
 use confab_testkit::{NodeArgs, NodeProcess, RedisServer, RestClient, TestCredentials, TestNode};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::realtime::{connect, service};
+
+mod receiver;
+
+use receiver::{event_types, of_type, params, receiver_port_while_down, Receiver};
 
 /// Every post-event Twilio's Programmable Chat fires (media aside).
 const POST_EVENTS: [&str; 11] = [
@@ -27,135 +29,6 @@ const POST_EVENTS: [&str; 11] = [
     "onUserAdded",
     "onUserUpdated",
 ];
-
-/// The receiver process; killed on drop.
-struct Receiver {
-    child: Child,
-    port: u16,
-    http: reqwest::Client,
-}
-
-impl Receiver {
-    /// Starts a receiver validating with the test nodes' auth token, on `port` (0: any).
-    fn start(port: u16) -> Self {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let python = root.join(".venv/bin/python");
-        assert!(
-            python.exists(),
-            "{} is missing: scripts/test.sh makes the suite's Python environment",
-            python.display()
-        );
-        let mut child = Command::new(python)
-            .arg(root.join("tests/python/webhook_receiver.py"))
-            .args(["--token", &TestCredentials::default().auth_token])
-            .args(["--port", &port.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the receiver prints its port");
-        Self {
-            child,
-            port,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// Every webhook request received so far.
-    async fn requests(&self) -> Vec<Value> {
-        let body: Value = self
-            .http
-            .get(self.url("/_requests"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body.as_array().unwrap().clone()
-    }
-
-    /// Waits until `done` holds for the requests received (at most `limit`).
-    async fn wait_for(&self, limit: Duration, what: &str, done: impl Fn(&[Value]) -> bool) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let got = self.requests().await;
-            if done(&got) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; received: {got:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn behave(&self, rule: Value) {
-        let r = self
-            .http
-            .post(self.url("/_behaviour"))
-            .json(&rule)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A request's parameters as a map.
-fn params(request: &Value) -> HashMap<String, String> {
-    request["params"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p[0].as_str().unwrap().to_owned(),
-                p[1].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
-fn event_types(requests: &[Value]) -> Vec<String> {
-    requests
-        .iter()
-        .map(|r| params(r).get("EventType").cloned().unwrap_or_default())
-        .collect()
-}
-
-fn of_type<'a>(requests: &'a [Value], event: &str) -> Vec<&'a Value> {
-    requests
-        .iter()
-        .filter(|r| params(r).get("EventType").map(String::as_str) == Some(event))
-        .collect()
-}
-
-/// A port where a receiver will listen, with nothing listening there yet.
-fn receiver_port_while_down() -> u16 {
-    let mut receiver = Receiver::start(0);
-    receiver.kill();
-    receiver.port
-}
 
 /// Short webhook timings for node processes: a dead node's jobs move after 2 s.
 fn quick_webhook_env() -> Vec<(String, String)> {
