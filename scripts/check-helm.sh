@@ -2,7 +2,8 @@
 # Checks the Helm chart (helm/confab) and the plain manifests (deploy/k8s) without a cluster:
 # `helm lint --strict` and `helm template` through helm-python-sdk (Helm's Go SDK, shipped in
 # the wheel as a shared library: no helm binary, nothing downloaded; see scripts/helm.py), of
-# three value sets: the defaults, an external Redis URL, and ServiceMonitor + HPA on. Every
+# four value sets: the defaults, an external Redis URL, ServiceMonitor + HPA on, and media in an
+# S3 bucket. Every
 # rendered object and deploy/k8s/**/*.yaml is validated with `kubernetes-validate --strict`
 # against the chart's oldest Kubernetes (1.30) and the newest the validator knows; the one kind
 # it has no schema for, the Prometheus Operator's ServiceMonitor (a CRD), is checked by
@@ -27,6 +28,7 @@ cases=(
     "defaults|"
     "external-redis|--set externalRedis.url=redis://redis.example.internal:6379/0"
     "monitoring|--set serviceMonitor.enabled=true,autoscaling.enabled=true"
+    "s3-media|--set config.media.s3.bucket=chat-media,config.media.s3.endpoint=http://minio:9000,config.media.s3.pathStyle=true,config.media.s3.existingSecret=media-s3"
 )
 for case in "${cases[@]}"; do
     name="${case%%|*}"

@@ -8,6 +8,8 @@ CASE is one of:
   external-redis  externalRedis.url set: no Redis StatefulSet (nor its Service, Secret, policy)
   monitoring      serviceMonitor.enabled and autoscaling.enabled: a ServiceMonitor that selects
                   the headless Service's admin port, an HPA, no fixed replica count
+  s3-media        config.media.s3 set: confab.toml names the bucket, the access key comes from
+                  the named Secret
   plain           deploy/k8s: three replicas against the Redis StatefulSet
 
 Every case also checks what holds for any Confab pod (probes, drain, security context, node
@@ -227,10 +229,14 @@ def main() -> int:
     objects = load(paths)
     deployment = confab_deployment(objects)
     check_confab_pod(objects, deployment)
-    external = {"confab-credentials"} if case == "plain" else set()
+    external = {"confab-credentials"} if case == "plain" else {"media-s3"} if case == "s3-media" else set()
     check_references(objects, external)
     kinds = sorted({o["kind"] for o in objects})
 
+    if case in ("defaults", "external-redis", "monitoring", "plain"):
+        configmap = next(o for o in of_kind(objects, "ConfigMap") if "confab.toml" in o.get("data", {}))
+        media = tomllib.loads(configmap["data"]["confab.toml"]).get("media", {})
+        check(media.get("backend") == "off", "media are off without a bucket")
     if case in ("defaults", "plain"):
         check(deployment["spec"].get("replicas") == 3, "the Deployment runs 3 replicas")
         check_bundled_redis(objects, deployment)
@@ -250,6 +256,16 @@ def main() -> int:
             "CONFAB_REDIS_URL is externalRedis.url",
         )
         check(deployment["spec"].get("replicas") == 3, "the Deployment runs 3 replicas")
+    elif case == "s3-media":
+        configmap = next(o for o in of_kind(objects, "ConfigMap") if "confab.toml" in o.get("data", {}))
+        media = tomllib.loads(configmap["data"]["confab.toml"])["media"]
+        check(media.get("backend") == "s3", "media.backend is s3")
+        check(media["s3"] == {"bucket": "chat-media", "endpoint": "http://minio:9000", "region": "",
+                              "prefix": "", "path_style": True}, f"media.s3 {media['s3']}")
+        env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+        for key in ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY"):
+            ref = env[f"CONFAB_MEDIA_S3_{key}"].get("valueFrom", {}).get("secretKeyRef", {})
+            check(ref.get("name") == "media-s3", f"CONFAB_MEDIA_S3_{key} from the Secret media-s3")
     elif case == "monitoring":
         check("replicas" not in deployment["spec"], "no fixed replicas under an HPA")
         hpas = of_kind(objects, "HorizontalPodAutoscaler")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of Confab on a fresh machine: first brings what is missing (Node.js and npm,
 # Debian's Chromium, promtool from Debian's prometheus package, redis-server (each Redis test
-# starts its own on a free port), a Python virtual environment
-# with the official Twilio helper library, helm-python-sdk and kubernetes-validate), then
+# starts its own on a free port), s3s-fs (an S3 server from crates.io, likewise), a Python
+# virtual environment with the official Twilio helper library, helm-python-sdk and
+# kubernetes-validate), then
 # checks formatting and lints, runs the Rust tests (unit, property, store conformance,
 # integration with real nodes and kill -9, criterion benches in test mode), a bounded run of each
 # fuzz target (cargo-fuzz, installed from crates.io when missing), the JS SDK tests in
@@ -52,6 +53,12 @@ cargo fmt --all -- --check
 
 log "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "s3s-fs: the S3 server (crates.io) the S3 media backend is tested against"
+# Each test starts its own on a free port; pinned, since 0.15 and later need a newer rustc.
+command -v "${S3S_FS:-s3s-fs}" >/dev/null \
+    || cargo install s3s-fs --version 0.14.1 --features binary --locked --quiet
+export S3S_FS="${S3S_FS:-$(command -v s3s-fs)}"
 
 log "cargo test (unit, property, conformance, integration, benches in test mode)"
 cargo build -p confab-server --locked

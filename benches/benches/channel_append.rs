@@ -25,6 +25,7 @@ fn post(i: u64) -> ChannelOp {
         date_updated: None,
         last_updated_by: None,
         client_id: None,
+        media: None,
     }))
 }
 

@@ -63,6 +63,7 @@ fn batch(seq: u64) -> Arc<EventBatch> {
         was_edited: false,
         last_updated_by: None,
         client_id: None,
+        media: None,
         date_created: Timestamp(0),
         date_updated: Timestamp(0),
     };

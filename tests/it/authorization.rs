@@ -147,6 +147,7 @@ fn request(op: &str, channel: &str) -> Request {
             body: "hi".into(),
             attributes: None,
             client_id: None,
+            media_sid: None,
         },
         "getMessages" => Request::GetMessages {
             channel,

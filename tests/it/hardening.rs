@@ -166,6 +166,7 @@ async fn look_alike_identities_and_long_client_ids_are_refused() {
         body: "hi".into(),
         attributes: None,
         client_id: Some(client_id),
+        media_sid: None,
     };
     assert_eq!(
         error_code(&alice, send("x".repeat(60_000))).await,

@@ -11,6 +11,7 @@ mod durability;
 mod failover;
 mod hardening;
 mod harness;
+mod media;
 mod metrics;
 mod realtime;
 mod realtime_abuse;

@@ -38,6 +38,7 @@ async fn data_survives_a_redis_restart() {
         webhooks: Default::default(),
         notifications: Default::default(),
         media_compatibility_message: None,
+        media_size_limit_mb: confab_domain::DEFAULT_MEDIA_SIZE_LIMIT_MB,
     };
     store.create_service(&service, &[]).await.unwrap();
     server.restart().unwrap();

@@ -2,9 +2,10 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { deflateSync } from "node:zlib";
 import { chromium } from "playwright-core";
 
 import { Node } from "./node.mjs";
@@ -147,6 +148,118 @@ test("two users chat, type, read, invite, edit and delete, and survive a node re
   await message(bob, "after the restart").waitFor(WAIT);
   await channelItem(bob, "#my-channels", "lobby").click();
   for (const text of ["hi bob", "hi alice", "ping"]) await message(bob, text).waitFor(WAIT);
+});
+
+/** A `width`×`height` PNG: a blue image with a red diagonal. */
+function png(width, height) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc32 = (bytes) => {
+    let c = 0xffffffff;
+    for (const b of bytes) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const typed = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(typed));
+    return Buffer.concat([length, typed, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  const rows = [];
+  for (let y = 0; y < height; y++) {
+    rows.push(0); // no filter
+    for (let x = 0; x < width; x++) rows.push(...(x === y ? [220, 30, 30] : [59, 91, 219]));
+  }
+  return Buffer.concat([
+    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk("IHDR", header),
+    chunk("IDAT", deflateSync(Buffer.from(rows))),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+
+/** The `a.download` of the message whose link reads `name`, once its URL is there. */
+async function downloadLink(page, name) {
+  const link = page.locator("#messages .message .attachment a.download", { hasText: name });
+  await link.and(page.locator("[href]")).waitFor(WAIT);
+  return link;
+}
+
+/** What the browser saves when the user clicks `link`: [file name, bytes]. */
+async function download(page, link) {
+  const [saved] = await Promise.all([page.waitForEvent("download", WAIT), link.click()]);
+  return [saved.suggestedFilename(), readFileSync(await saved.path())];
+}
+
+test("a picked image shows inline and a dropped file is a download, for the other member too", async () => {
+  const carol = await signIn("carol");
+  await create(carol, "photos");
+  const dave = await signIn("dave");
+  await channelItem(dave, "#public-channels", "photos").locator("button.join").click();
+  await dave.locator("#channel-title", { hasText: "photos" }).waitFor(WAIT);
+
+  // Carol picks an image with the attach button's file input.
+  const image = png(24, 16);
+  await carol.setInputFiles("#file-input", { name: "diagonal.png", mimeType: "image/png", buffer: image });
+  for (const page of [carol, dave]) {
+    // Shown inline, and loaded (the node serves it, the page's policy lets it in).
+    await page.waitForFunction(
+      () => {
+        const img = document.querySelector("#messages .message .attachment img");
+        return img !== null && img.complete && img.naturalWidth > 0;
+      },
+      null,
+      WAIT,
+    );
+    const img = page.locator("#messages .message .attachment img");
+    assert.deepEqual(await img.evaluate((i) => [i.naturalWidth, i.naturalHeight, i.alt]), [24, 16, "diagonal.png"]);
+  }
+  assert.equal(await carol.locator("#messages .message.mine .attachment img").count(), 1);
+  const imageLink = await downloadLink(dave, "diagonal.png");
+  const href = await imageLink.getAttribute("href");
+  const fetched = await dave.evaluate(async (url) => Array.from(new Uint8Array(await (await fetch(url)).arrayBuffer())), href);
+  assert.ok(Buffer.from(fetched).equals(image), "the link serves the uploaded bytes");
+  const [imageName, imageBytes] = await download(dave, imageLink);
+  assert.equal(imageName, "diagonal.png");
+  assert.ok(imageBytes.equals(image));
+
+  // Carol drops a text file on the messages: not an image, so a link with its name.
+  const notes = "agenda\n1. photos\n";
+  const highlighted = await carol.evaluate((text) => {
+    const files = new DataTransfer();
+    files.items.add(new File([text], "notes.txt", { type: "text/plain" }));
+    const list = document.getElementById("messages");
+    const drag = (type) => list.dispatchEvent(new DragEvent(type, { dataTransfer: files, bubbles: true, cancelable: true }));
+    const accepted = !drag("dragenter") && !drag("dragover"); // cancelled: the drop is welcome
+    const during = list.classList.contains("drop-target");
+    drag("drop");
+    return { accepted, during, after: list.classList.contains("drop-target") };
+  }, notes);
+  assert.deepEqual(highlighted, { accepted: true, during: true, after: false });
+  const notesLink = await downloadLink(dave, "notes.txt");
+  const notesMessage = dave.locator("#messages .message", { has: dave.locator("a.download", { hasText: "notes.txt" }) });
+  assert.equal(await notesMessage.locator("img").count(), 0);
+  assert.equal(await notesMessage.locator(".author").textContent(), "carol");
+  const [notesName, notesBytes] = await download(dave, notesLink);
+  assert.equal(notesName, "notes.txt");
+  assert.equal(notesBytes.toString(), notes);
+
+  // After a reload the history shows both again.
+  await dave.reload();
+  await dave.fill("#identity", "dave");
+  await dave.click("#signin-button");
+  await channelItem(dave, "#my-channels", "photos").click();
+  await downloadLink(dave, "notes.txt");
+  await dave.waitForFunction(() => document.querySelector("#messages .attachment img")?.naturalWidth === 24, null, WAIT);
 });
 
 test("the page and the SDK run under the node's Content-Security-Policy", async () => {

@@ -3,9 +3,10 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import { randomBytes } from "node:crypto";
 import WebSocket from "ws";
 
-import { Client, ConfabError } from "../../web/sdk/confab.js";
+import { Client, ConfabError, Media } from "../../web/sdk/confab.js";
 import { Node } from "./node.mjs";
 
 let node;
@@ -219,6 +220,204 @@ test("a dropped connection reconnects and resumes every missed message once", as
   await room.sendMessage("after");
   while (seen.length < 22) await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(seen, ["before", ...Array.from({ length: 20 }, (_, i) => `missed ${i}`), "after"]);
+});
+
+/** Calls `fn` with every `fetch` the SDK makes recorded (url, method, headers). */
+async function recordingFetches(fn) {
+  const calls = [];
+  const original = globalThis.fetch;
+  globalThis.fetch = (url, init = {}) => {
+    calls.push({ url: String(url), method: init.method ?? "GET", headers: init.headers ?? {} });
+    return original(url, init);
+  };
+  try {
+    return await fn(calls);
+  } finally {
+    globalThis.fetch = original;
+  }
+}
+
+/** The bytes at `url`, fetched without any credentials. */
+async function bytesAt(url) {
+  const response = await fetch(url);
+  assert.equal(response.status, 200, `GET ${url}`);
+  return {
+    bytes: Buffer.from(await response.arrayBuffer()),
+    contentType: response.headers.get("content-type"),
+    disposition: response.headers.get("content-disposition"),
+  };
+}
+
+/** The media resource `sid` fetched over HTTP with `token`: [status, JSON]. */
+async function mediaResource(token, sid) {
+  const serviceSid = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()).grants.chat.service_sid;
+  const response = await fetch(`${node.url}/v1/Services/${serviceSid}/Media/${sid}`, { headers: { "X-Twilio-Token": token } });
+  return [response.status, await response.json()];
+}
+
+test("media messages: bytes, FormData and text are uploaded, delivered, fetched and paged", async () => {
+  const alice = await connect("js-media-alice");
+  const bob = await connect("js-media-bob");
+  const room = await alice.createChannel({ uniqueName: "js-media" });
+  await room.join();
+  const bobs = await bob.getChannelByUniqueName("js-media");
+  await bobs.join();
+  const received = [];
+  bobs.on("messageAdded", (m) => received.push(m));
+  const arrived = (n) => (async () => {
+    while (received.length < n) await new Promise((r) => setTimeout(r, 20));
+  })();
+
+  const bytes = randomBytes(70_000); // several TCP segments, and not valid UTF-8
+  const form = new FormData();
+  form.append("file", new Blob(["line one\nline two\n"], { type: "text/plain" }), "notes.txt");
+  const sent = [
+    [{ contentType: "application/octet-stream", media: bytes, filename: "random.bin" }, bytes, "application/octet-stream", "random.bin"],
+    [form, Buffer.from("line one\nline two\n"), "text/plain", "notes.txt"],
+    [{ contentType: "text/csv", media: "a,b\n1,2\n" }, Buffer.from("a,b\n1,2\n"), "text/csv", null],
+  ];
+  for (const [i, [message]] of sent.entries()) assert.equal(await room.sendMessage(message, { n: i }), i);
+  assert.equal(await room.sendMessage("and some text"), 3);
+  await arrived(4);
+
+  for (const [i, [, content, contentType, filename]] of sent.entries()) {
+    const m = received[i];
+    assert.equal(m.index, i);
+    assert.equal(m.author, "js-media-alice");
+    assert.equal(m.type, "media");
+    assert.deepEqual(m.attributes, { n: i });
+    assert.ok(m.media instanceof Media);
+    assert.match(m.media.sid, /^ME[0-9a-f]{32}$/);
+    assert.equal(m.media.contentType, contentType);
+    assert.equal(m.media.filename, filename);
+    assert.equal(m.media.size, content.length);
+    // The member reads the file through a URL that needs no credentials.
+    const url = await m.media.getContentTemporaryUrl();
+    assert.match(url, /[?&]Expires=\d+&Signature=/);
+    const got = await bytesAt(url);
+    assert.ok(got.bytes.equals(content), `bytes of message ${i}`);
+    // The node serves only raster images under their own type; anything else comes as an
+    // attachment, so that no upload can run as a page of the node's origin.
+    assert.equal(got.contentType, "application/octet-stream");
+  }
+  assert.equal(received[3].type, "text");
+  assert.equal(received[3].media, null);
+  assert.equal(received[3].body, "and some text");
+
+  // History carries the media too.
+  const history = await bobs.getMessages();
+  assert.deepEqual(history.items.map((m) => m.type), ["media", "media", "media", "text"]);
+  assert.deepEqual(history.items.map((m) => m.media?.sid ?? null), [...received.slice(0, 3).map((m) => m.media.sid), null]);
+  const fromHistory = await bytesAt(await history.items[0].media.getContentTemporaryUrl());
+  assert.ok(fromHistory.bytes.equals(bytes));
+  // The uploader reads it as well.
+  const own = (await room.getMessages()).items[1];
+  assert.equal(own.media.filename, "notes.txt");
+  assert.ok((await bytesAt(await own.media.getContentTemporaryUrl())).bytes.equals(sent[1][1]));
+
+  // The media request carries the client's current token: the one updateToken gave it.
+  const fresh = await node.devToken("js-media-bob");
+  await bob.updateToken(fresh);
+  await recordingFetches(async (calls) => {
+    await history.items[1].media.getContentTemporaryUrl();
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0].method, "GET");
+    assert.equal(calls[0].headers["X-Twilio-Token"], fresh);
+    assert.ok(calls[0].url.startsWith(`${node.url}/v1/Services/IS`), calls[0].url);
+  });
+});
+
+test("media is for the channel's members, and only its uploader attaches it, once", async () => {
+  const ann = await connect("js-media-ann");
+  const ben = await connect("js-media-ben");
+  const eve = await connect("js-media-eve");
+  const room = await ann.createChannel({ uniqueName: "js-media-private-ish" });
+  await room.join();
+  await (await ben.getChannelBySid(room.sid)).join();
+  await room.sendMessage({ contentType: "image/png", media: new Uint8Array([137, 80, 78, 71]), filename: "x.png" });
+  const [message] = (await room.getMessages()).items;
+
+  // Someone outside the channel cannot read it: neither the resource nor its content.
+  const [status, body] = await mediaResource(eve._token, message.media.sid);
+  assert.equal(status, 404);
+  assert.equal(body.code, 20404);
+  await assert.rejects(
+    new Media(eve, { sid: message.media.sid }).getContentTemporaryUrl(),
+    (e) => e instanceof ConfabError && e.code === 20404 && e.status === 404,
+  );
+  const [ok, resource] = await mediaResource(ann._token, message.media.sid);
+  assert.equal(ok, 200);
+  assert.equal(resource.sid, message.media.sid);
+  assert.equal(resource.message_sid, message.sid);
+  assert.equal(resource.channel_sid, room.sid);
+  const png = await bytesAt(await message.media.getContentTemporaryUrl());
+  assert.equal(png.contentType, "image/png");
+  assert.match(png.disposition, /^inline/);
+  assert.equal((await fetch(resource.links.content)).status, 401, "links.content needs credentials");
+  const forged = resource.links.content_direct_temporary.replace(/Signature=[^&]+/, "Signature=forged");
+  assert.notEqual((await fetch(forged)).status, 200, "a forged signature is refused");
+
+  // Ben may not send Ann's file, not even one she has not sent yet.
+  const unsent = await ann._uploadMedia({ contentType: "text/plain", media: "ann's", filename: "ann.txt" });
+  for (const sid of [message.media.sid, unsent.sid]) {
+    await assert.rejects(
+      ben._request("sendMessage", { channel: room.sid, mediaSid: sid, clientId: `ben-${sid}` }),
+      (e) => e instanceof ConfabError && e.code === 20404,
+    );
+  }
+  // Ann may send her own upload once; a second message with it is refused.
+  await ann._request("sendMessage", { channel: room.sid, mediaSid: unsent.sid, clientId: "ann-1" });
+  await assert.rejects(
+    ann._request("sendMessage", { channel: room.sid, mediaSid: unsent.sid, clientId: "ann-2" }),
+    (e) => e instanceof ConfabError && e.code === 50511 && e.status === 409,
+  );
+  assert.equal(await room.getMessagesCount(), 2);
+
+  // Refused uploads reject with the node's error, and send nothing.
+  await assert.rejects(
+    room.sendMessage({ contentType: "not a type", media: "x" }),
+    (e) => e instanceof ConfabError && e.code === 20001 && e.status === 400,
+  );
+  await assert.rejects(room.sendMessage({ media: new Uint8Array([1]) }), (e) => e instanceof ConfabError && e.status === 400);
+  await assert.rejects(room.sendMessage({ contentType: "text/plain" }), (e) => e instanceof ConfabError && e.status === 400);
+  assert.equal(await room.getMessagesCount(), 2);
+});
+
+test("a media message survives a dropped connection: one upload, one message", async () => {
+  const sender = await connect("js-media-sender");
+  const reader = await connect("js-media-reader");
+  const room = await sender.createChannel({ uniqueName: "js-media-resume" });
+  await room.join();
+  const readers = await reader.getChannelBySid(room.sid);
+  await readers.join();
+  const seen = [];
+  readers.on("messageAdded", (m) => seen.push(m));
+
+  // The network drops right after the message frame goes out, before its reply.
+  const send = sender._send.bind(sender);
+  let dropped = false;
+  let sends = 0;
+  sender._send = (call) => {
+    send(call);
+    if (call.op === "sendMessage") sends += 1;
+    if (call.op === "sendMessage" && !dropped) {
+      dropped = true;
+      sender._ws.terminate();
+    }
+  };
+  const content = randomBytes(1000);
+  const index = await recordingFetches(async (calls) => {
+    const index = await room.sendMessage({ contentType: "application/octet-stream", media: content, filename: "r.bin" });
+    assert.deepEqual(calls.map((c) => c.method), ["POST"], "the file is uploaded once");
+    return index;
+  });
+  assert.equal(sends, 2, "the message was sent again after the reconnect");
+  assert.equal(index, 0);
+  while (seen.length < 1) await new Promise((r) => setTimeout(r, 20));
+  await room.sendMessage("after");
+  while (seen.length < 2) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(seen.map((m) => [m.index, m.type]), [[0, "media"], [1, "text"]]);
+  assert.ok((await bytesAt(await seen[0].media.getContentTemporaryUrl())).bytes.equals(content));
 });
 
 test("a refused token rejects Client.create", async () => {

@@ -26,7 +26,8 @@ def confab_binary():
 class Node:
     """A `confab serve` process on free loopback ports with its own data directory."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, **settings):
+        """`settings` are more `CONFAB_*` variables (`CONFAB_REDIS_URL=...`)."""
         env = dict(os.environ)
         env.update(
             CONFAB_ACCOUNT_SID=ACCOUNT_SID,
@@ -35,6 +36,7 @@ class Node:
             CONFAB_API_KEY_SECRET=API_KEY_SECRET,
             RUST_LOG="warn",
         )
+        env.update(settings)
         self.proc = subprocess.Popen(
             [confab_binary(), "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
              "--data-dir", data_dir],

@@ -176,7 +176,8 @@ function renderMessage(message) {
   actions.className = "actions";
   if (mine) {
     actions.append(
-      button("edit", "edit", async () => {
+      // A media message keeps its file; only text messages are edited here.
+      ...(message.media ? [] : [button("edit", "edit", async () => {
         const input = document.createElement("input");
         input.className = "edit-input";
         input.value = body.textContent;
@@ -190,15 +191,85 @@ function renderMessage(message) {
         body.hidden = true;
         body.after(input, save);
         input.focus();
-      }),
+      })]),
       button("delete", "delete", async () => {
         await message.remove();
         div.remove();
       }),
     );
   }
-  div.append(actions, author, body, meta);
+  div.append(actions, author, body);
+  if (message.media) div.append(renderMedia(message.media));
+  div.append(meta);
   return div;
+}
+
+// Images the browser shows by itself; SVG can carry scripts, so the node serves it (like any
+// other file) only as a download.
+const isInlineImage = (contentType) => /^image\//i.test(contentType ?? "") && !/svg/i.test(contentType);
+
+function formatSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+// The node writes its links with its own address (its public URL or listen address), which need
+// not be the origin this page came from (localhost and 127.0.0.1, say). The page's policy only
+// lets images load from its own origin and `download` only works there; the page is served by
+// the node it talks to, so the same path on the page's origin is the same file.
+function onPageOrigin(url) {
+  const u = new URL(url, location.href);
+  return u.pathname + u.search;
+}
+
+/** A media message's file: the image itself when the browser can show it, and a download link. */
+function renderMedia(media) {
+  const box = document.createElement("div");
+  box.className = "attachment";
+  const name = media.filename || "file";
+  const link = document.createElement("a");
+  link.className = "download";
+  link.textContent = name;
+  link.download = name;
+  const size = document.createElement("span");
+  size.className = "size";
+  size.textContent = formatSize(media.size);
+  let img = null;
+  if (isInlineImage(media.contentType)) {
+    img = document.createElement("img");
+    img.alt = name;
+    // A type the node does not serve as an image: the link is still there.
+    img.onerror = () => img.remove();
+    box.append(img);
+  }
+  box.append(link, size);
+  // Temporary URLs expire after a few minutes: a click on an older one fetches a fresh one.
+  let fetchedAt = 0;
+  const refresh = async () => {
+    link.href = onPageOrigin(await media.getContentTemporaryUrl());
+    fetchedAt = Date.now();
+  };
+  link.addEventListener("click", async (e) => {
+    if (Date.now() - fetchedAt < 60_000) return;
+    e.preventDefault();
+    try {
+      await refresh();
+      link.click();
+    } catch (err) {
+      showError("room-error", err);
+    }
+  });
+  refresh().then(
+    () => {
+      if (img) img.src = link.getAttribute("href");
+    },
+    () => {
+      box.classList.add("unavailable");
+      link.textContent = `${name} (unavailable)`;
+    },
+  );
+  return box;
 }
 
 async function openRoom(channel) {
@@ -310,6 +381,65 @@ $("composer").addEventListener("submit", async (e) => {
     showError("room-error", err);
   }
 });
+
+// Files become media messages: from the attach button's picker or dropped on the messages.
+async function sendFiles(files) {
+  const channel = state.active;
+  if (!channel || files.length === 0) return;
+  const attach = $("attach-button");
+  state.uploads = (state.uploads ?? 0) + files.length;
+  attach.textContent = "Uploading…";
+  for (const file of files) {
+    try {
+      // twilio-chat's FormData form: the part carries the file's name and type.
+      const form = new FormData();
+      form.append("file", file, file.name);
+      await channel.sendMessage(form);
+      showError("room-error");
+    } catch (err) {
+      showError("room-error", err);
+    } finally {
+      state.uploads -= 1;
+      if (state.uploads === 0) attach.textContent = "Attach";
+    }
+  }
+}
+
+$("attach-button").addEventListener("click", () => $("file-input").click());
+$("file-input").addEventListener("change", () => {
+  const input = $("file-input");
+  const files = [...input.files];
+  input.value = ""; // so that picking the same file again is a change too
+  sendFiles(files);
+});
+
+const carriesFiles = (e) => [...(e.dataTransfer?.types ?? [])].includes("Files");
+for (const type of ["dragenter", "dragover"]) {
+  $("messages").addEventListener(type, (e) => {
+    if (!state.active || !carriesFiles(e)) return;
+    e.preventDefault(); // accept the drop
+    e.dataTransfer.dropEffect = "copy";
+    $("messages").classList.add("drop-target");
+  });
+}
+$("messages").addEventListener("dragleave", (e) => {
+  // Moving between the messages inside the list is not leaving it.
+  if (!$("messages").contains(e.relatedTarget)) $("messages").classList.remove("drop-target");
+});
+$("messages").addEventListener("drop", (e) => {
+  if (!carriesFiles(e)) return;
+  e.preventDefault();
+  $("messages").classList.remove("drop-target");
+  sendFiles([...e.dataTransfer.files]);
+});
+// A file dropped anywhere else would make the browser leave the chat to open it.
+for (const type of ["dragover", "drop"]) {
+  window.addEventListener(type, (e) => {
+    if (!carriesFiles(e) || e.defaultPrevented) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = "none";
+  });
+}
 
 $("create-form").addEventListener("submit", async (e) => {
   e.preventDefault();

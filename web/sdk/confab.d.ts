@@ -13,7 +13,8 @@ export interface ClientOptions {
 }
 
 export class ConfabError extends Error {
-  /** Twilio error code, or "disconnected" when the reply was lost with the connection. */
+  /** Twilio error code, or "disconnected" when the reply was lost with the connection, or 0
+   * when the SDK refused the call itself or no node answered an HTTP request. */
   code: number | string;
   status: number;
 }
@@ -55,6 +56,28 @@ export class Member {
   lastConsumptionTimestamp: Date | null;
 }
 
+/** The file of a media message. */
+export class Media {
+  sid: string;
+  contentType: string | null;
+  filename: string | null;
+  /** In bytes. */
+  size: number;
+  category: "media";
+  /** A URL serving the file without credentials for a few minutes (an `<img src>`, a download
+   * link); ask again rather than keeping it. */
+  getContentTemporaryUrl(): Promise<string>;
+}
+
+/** A media message for `Channel.sendMessage` (or pass a `FormData` whose first file is the upload). */
+export interface SendMediaOptions {
+  /** The MIME type; defaults to the Blob's own type. */
+  contentType?: string;
+  media: string | ArrayBuffer | ArrayBufferView | Blob;
+  /** Defaults to the name of a `File`. */
+  filename?: string;
+}
+
 export class Message {
   channel: Channel;
   sid: string;
@@ -62,7 +85,9 @@ export class Message {
   author: string;
   body: string;
   attributes: any;
-  type: "text";
+  type: "text" | "media";
+  /** The file of a media message; null for a text message. */
+  media: Media | null;
   memberSid: string | null;
   dateCreated: Date | null;
   dateUpdated: Date | null;
@@ -114,7 +139,8 @@ export class Channel extends Emitter {
   getMembersCount(): Promise<number>;
   getMessagesCount(): Promise<number>;
   getUnconsumedMessagesCount(): Promise<number>;
-  sendMessage(body: string, attributes?: any): Promise<number>;
+  /** A text message (a string) or a media message (uploaded first); resolves with its index. */
+  sendMessage(message: string | FormData | SendMediaOptions, attributes?: any): Promise<number>;
   getMessages(pageSize?: number, anchor?: number, direction?: "backwards" | "forward"): Promise<Paginator<Message>>;
   typing(): Promise<void>;
   updateLastConsumedMessageIndex(index: number | null): Promise<number>;

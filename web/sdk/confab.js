@@ -5,6 +5,10 @@
 // The client reconnects by itself (exponential backoff with jitter) and resumes every channel
 // from the last event it delivered; `sendMessage` carries a client id and is retried across
 // reconnects, so nothing is lost and nothing is sent twice.
+//
+// Media messages upload their file over HTTP (`POST /v1/Services/{IS}/Media`, authenticated by
+// the access token) and then send the message with the media's SID; needs `fetch` (browsers,
+// Node 18+).
 
 const RETRYABLE = "disconnected";
 
@@ -126,6 +130,25 @@ export class Member {
   }
 }
 
+/** The file of a media message (`message.media`), like twilio-chat's `Media`. */
+export class Media {
+  constructor(client, view) {
+    this._client = client;
+    this.sid = view.sid;
+    this.contentType = view.contentType ?? null;
+    this.filename = view.filename ?? null;
+    this.size = view.size ?? 0;
+    this.category = "media";
+  }
+  /** A URL serving the file without credentials for a few minutes (for an `<img src>` or a
+   * download link); ask again for a fresh one rather than keeping it. Rejects with a
+   * ConfabError (20404) when the user may not read the file. */
+  async getContentTemporaryUrl() {
+    const resource = await this._client._mediaRequest("GET", `/${this.sid}`);
+    return resource.links.content_direct_temporary;
+  }
+}
+
 /** A message. */
 export class Message {
   constructor(channel, view) {
@@ -138,7 +161,9 @@ export class Message {
     this.author = view.author;
     this.body = view.body;
     this.attributes = view.attributes ?? {};
-    this.type = view.type ?? "text";
+    this.type = view.type ?? (view.media ? "media" : "text");
+    // Like twilio-chat: null for a text message.
+    this.media = view.media ? new Media(this.channel._client, view.media) : null;
     this.memberSid = view.memberSid ?? null;
     this.dateCreated = parseDate(view.dateCreated);
     this.dateUpdated = parseDate(view.dateUpdated);
@@ -270,12 +295,25 @@ export class Channel extends Emitter {
   async getUnconsumedMessagesCount() {
     return (await this._call("getUnconsumedMessagesCount")).count;
   }
-  /** Sends a message; resolves with its index. Safe to retry: it is stored once. */
-  async sendMessage(body, attributes) {
+  /**
+   * Sends a message; resolves with its index. Safe to retry: it is stored once.
+   *
+   * `message` is the body (a string), or a media message like twilio-chat's: a `FormData`
+   * whose first file is the upload, or `{contentType, media, filename}` with `media` a string,
+   * bytes (Uint8Array, ArrayBuffer, Buffer) or a Blob. The file is uploaded first, once; only
+   * the message itself is retried across reconnects.
+   */
+  async sendMessage(message, attributes) {
+    const params = { attributes };
+    if (message !== null && typeof message === "object") {
+      params.mediaSid = (await this._client._uploadMedia(message)).sid;
+    } else {
+      params.body = message;
+    }
     const clientId = randomId();
     for (;;) {
       try {
-        const result = await this._call("sendMessage", { body, attributes, clientId });
+        const result = await this._call("sendMessage", { ...params, clientId });
         return result.index;
       } catch (e) {
         if (e.code !== RETRYABLE) throw e;
@@ -322,6 +360,44 @@ function randomId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** The claims of a JWT (no verification: the server does that), or null when it is not one. */
+function tokenClaims(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const binary = atob(part + "=".repeat((4 - (part.length % 4)) % 4));
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0))));
+  } catch {
+    return null;
+  }
+}
+
+function isFormData(value) {
+  return typeof FormData !== "undefined" && value instanceof FormData;
+}
+
+function isBlob(value) {
+  return typeof Blob !== "undefined" && value instanceof Blob;
+}
+
+/** The request body and headers of an upload of `media` (see `Channel.sendMessage`). */
+function uploadBody(media) {
+  // fetch writes the multipart body and its boundary itself.
+  if (isFormData(media)) return { body: media, headers: {}, query: "" };
+  if (!("media" in media)) throw new ConfabError(0, "A media message needs {contentType, media} or a FormData", 400);
+  const data = media.media;
+  if (!(typeof data === "string" || isBlob(data) || data instanceof ArrayBuffer || ArrayBuffer.isView(data))) {
+    throw new ConfabError(0, "media must be a string, bytes or a Blob", 400);
+  }
+  const contentType = media.contentType || (isBlob(data) ? data.type : "");
+  if (!contentType) throw new ConfabError(0, "A media message needs a contentType", 400);
+  const filename = media.filename ?? (typeof data.name === "string" ? data.name : null);
+  return {
+    body: data,
+    headers: { "Content-Type": contentType },
+    query: filename ? `?Filename=${encodeURIComponent(filename)}` : "",
+  };
+}
+
 function realtimeUrl(url) {
   let u = url ?? (globalThis.location ? globalThis.location.origin : "http://127.0.0.1:8080");
   u = u.replace(/^http:/, "ws:").replace(/^https:/, "wss:").replace(/\/+$/, "");
@@ -346,6 +422,8 @@ export class Client extends Emitter {
     super();
     this._token = token;
     this._url = realtimeUrl(options.url);
+    // The node's HTTP API lives beside its realtime endpoint.
+    this._httpBase = this._url.replace(/^ws(s?):/, "http$1:").replace(/\/v2\/realtime$/, "");
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     if (!this._WebSocket) throw new ConfabError(0, "No WebSocket implementation: pass options.WebSocket", 400);
     this._backoffMin = options.backoffMinMs ?? 200;
@@ -611,6 +689,36 @@ export class Client extends Emitter {
 
   async getUser(identity) {
     return new User(this, await this._request("getUser", { identity }));
+  }
+
+  /** A call of the node's Media API as the signed-in user; resolves with the JSON answer. */
+  async _mediaRequest(method, path, { body, headers = {}, query = "" } = {}) {
+    const serviceSid = tokenClaims(this._token)?.grants?.chat?.service_sid;
+    if (!serviceSid) throw new ConfabError(0, "The access token has no chat grant with a service_sid", 400);
+    const url = `${this._httpBase}/v1/Services/${serviceSid}/Media${path}${query}`;
+    let response;
+    try {
+      // The current token, so that one renewed by updateToken is used from then on.
+      response = await fetch(url, { method, body, headers: { ...headers, "X-Twilio-Token": this._token } });
+    } catch (e) {
+      throw new ConfabError(0, `Media request failed: ${e.message}`, 0);
+    }
+    const text = await response.text();
+    let json = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      // Not the node answering (a proxy's error page): keep the status.
+    }
+    if (!response.ok) {
+      throw new ConfabError(json?.code ?? 0, json?.message ?? (text || response.statusText), json?.status ?? response.status);
+    }
+    return json;
+  }
+
+  /** Uploads the file of a media message; resolves with the media resource. */
+  async _uploadMedia(media) {
+    return this._mediaRequest("POST", "", uploadBody(media));
   }
 
   async updateToken(token) {

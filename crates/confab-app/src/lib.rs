@@ -2,7 +2,7 @@
 //! WebSocket API, and those to come) parses its input, calls one function here, and renders
 //! what it returns; so a behaviour lives in one place and is tested once.
 //!
-//! It owns the use cases ([`channels`], [`messages`], [`users`]), the lookups they share
+//! It owns the use cases ([`channels`], [`messages`], [`media`], [`users`]), the lookups they share
 //! ([`lookup`]) and the one error type with every Twilio code ([`error`]). Each use case takes a
 //! [`Caller`]: the account (REST, server-side calls) or a user of a service (realtime). Writes go
 //! to the channel's actor with the caller, and the actor decides (`confab_domain::policy`)
@@ -12,16 +12,16 @@
 //! It must not speak HTTP, WebSocket or any wire format (that is `confab-web` and
 //! `confab-protocol`), nor order writes (that is the actor in `confab-cluster`).
 
+mod allowance;
 pub mod channels;
 pub mod error;
 pub mod lookup;
+pub mod media;
 pub mod messages;
 pub mod users;
 mod webhooks;
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use confab_cluster::{ChannelOp, ChannelRuntime, Policies};
 use confab_domain::{ChannelEvent, ChannelSid, Limits, ServiceSid};
@@ -59,27 +59,20 @@ pub struct App {
     store: Arc<dyn Store>,
     limits: AppLimits,
     /// Per inviting user: how many new users it may still create through invites.
-    invited: Arc<std::sync::Mutex<HashMap<(ServiceSid, String), Allowance>>>,
+    invited: Arc<allowance::Allowances>,
+    /// Where media live, and the node's upload slots.
+    media: Arc<media::MediaState>,
 }
-
-/// Tokens that refill at a steady rate up to a burst.
-#[derive(Debug, Clone, Copy)]
-struct Allowance {
-    tokens: f64,
-    at: Instant,
-}
-
-/// Inviting users tracked before the idle ones are forgotten: a bound on the map.
-const MAX_INVITERS: usize = 100_000;
 
 impl App {
-    /// The application over a node's runtime (and its store).
-    pub fn new(runtime: ChannelRuntime, limits: AppLimits) -> Self {
+    /// The application over a node's runtime (and its store), keeping media as `media` says.
+    pub fn new(runtime: ChannelRuntime, limits: AppLimits, media: media::MediaSettings) -> Self {
         Self {
             store: runtime.store().clone(),
             runtime,
             limits,
             invited: Arc::default(),
+            media: Arc::new(media::MediaState::new(media)),
         }
     }
 
@@ -119,31 +112,12 @@ impl App {
         if self.store.count_users(service).await? >= limits.users_per_service {
             return Err(AppError::service_user_limit(limits.users_per_service));
         }
-        if limits.invited_users_per_minute == 0 {
-            return Err(AppError::too_many_new_users());
-        }
-        let rate = f64::from(limits.invited_users_per_minute);
-        let now = Instant::now();
-        let mut invited = self
+        if !self
             .invited
-            .lock()
-            .map_err(|_| AppError::internal("the invite allowances are poisoned"))?;
-        if invited.len() >= MAX_INVITERS {
-            invited.retain(|_, a| now.duration_since(a.at).as_secs_f64() < 60.0);
-        }
-        let allowance = invited
-            .entry((service, inviter.to_owned()))
-            .or_insert(Allowance {
-                tokens: rate,
-                at: now,
-            });
-        let refill = now.duration_since(allowance.at).as_secs_f64() * rate / 60.0;
-        allowance.tokens = (allowance.tokens + refill).min(rate);
-        allowance.at = now;
-        if allowance.tokens < 1.0 {
+            .take(service, inviter, limits.invited_users_per_minute)
+        {
             return Err(AppError::too_many_new_users());
         }
-        allowance.tokens -= 1.0;
         Ok(())
     }
 

@@ -2,8 +2,8 @@
 
 use confab_cluster::{ChannelOp, MessageChange};
 use confab_domain::{
-    Caller, Channel, ChannelCommand, ChannelEventKind, ChannelSid, ConsumptionUpdate, Member,
-    MemberRef, Message, PostMessage, UpdateMember,
+    Caller, Channel, ChannelCommand, ChannelEventKind, ChannelSid, ConsumptionUpdate, MediaSid,
+    Member, MemberRef, Message, MessageMedia, PostMessage, UpdateMember,
 };
 use confab_store::{PageRequest, PageStart};
 
@@ -20,6 +20,8 @@ pub struct NewMessage {
     pub attributes: Option<String>,
     /// The sender's idempotency key.
     pub client_id: Option<String>,
+    /// A media the sender uploaded, to attach.
+    pub media: Option<MediaSid>,
 }
 
 /// Which way a history page goes from its anchor.
@@ -111,6 +113,9 @@ impl App {
             date_updated: None,
             last_updated_by: None,
             client_id: message.client_id.filter(|c| !c.is_empty()),
+            media: message
+                .media
+                .map(|sid| Box::new(MessageMedia::requested(sid))),
         });
         let events = self
             .execute(caller, channel, ChannelOp::Apply(command))

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use confab_app::channels::{NewChannel, UserRef};
+use confab_app::media::{content_path, MediaSettings, Upload};
 use confab_app::messages::{Direction, NewMessage};
 use confab_app::users::UserChange;
 use confab_app::{App, AppLimits, Caller, Participation};
@@ -15,6 +16,7 @@ use confab_cluster::{ChannelRuntime, LocalBroker, RuntimeConfig};
 use confab_domain::{
     CountingSids, DefaultRoles, Service, ServiceLimits, ServiceSid, Timestamp, UpdateChannel,
 };
+use confab_media::{BlobStore, Bytes, FsBlobs, UrlSigner};
 use confab_store::{SqliteOptions, SqliteStore, Store};
 
 struct Fixture {
@@ -44,17 +46,28 @@ async fn fixture() -> Fixture {
         .create_service(&service, &roles.clone().into_vec())
         .await
         .unwrap();
+    let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobs::open(dir.path().join("media")).unwrap());
     let runtime = ChannelRuntime::new(
         store,
         Arc::new(LocalBroker::new(1024)),
         RuntimeConfig {
             // Long enough that only explicit invalidation can explain a fresh decision.
             policy_ttl: Duration::from_secs(3600),
+            media: Some(blobs.clone()),
             ..RuntimeConfig::default()
         },
     );
+    let media = MediaSettings {
+        blobs: Some(blobs),
+        signer: UrlSigner::new(b"test"),
+        max_upload_bytes: 1024,
+        allowed_types: vec!["image/*".into()],
+        url_ttl: Duration::from_secs(60),
+        uploads_in_flight: 2,
+        uploads_per_minute: 5,
+    };
     Fixture {
-        app: App::new(runtime, AppLimits::default()),
+        app: App::new(runtime, AppLimits::default(), media),
         service,
         roles,
         _dir: dir,
@@ -68,6 +81,28 @@ impl Fixture {
 
     async fn ensure(&self, identity: &str) {
         self.app.ensure_user(&self.service, identity).await.unwrap();
+    }
+
+    /// Users alice, bob and eve; the public channel `room` that alice created, with alice and
+    /// bob as members. Returns the three as callers.
+    async fn room_of_alice_and_bob(&self) -> (Caller, Caller, Caller) {
+        for who in ["alice", "bob", "eve"] {
+            self.ensure(who).await;
+        }
+        let (alice, bob, eve) = (self.user("alice"), self.user("bob"), self.user("eve"));
+        self.app
+            .create_channel(
+                &alice,
+                NewChannel {
+                    unique_name: Some("room".into()),
+                    ..NewChannel::default()
+                },
+            )
+            .await
+            .unwrap();
+        self.app.join(&alice, "room").await.unwrap();
+        self.app.join(&bob, "room").await.unwrap();
+        (alice, bob, eve)
     }
 }
 
@@ -114,22 +149,7 @@ async fn a_creator_joins_its_private_channel_as_admin_and_others_do_not_see_it()
 #[actix_rt::test]
 async fn messages_need_membership_and_the_own_or_any_permission() {
     let f = fixture().await;
-    for who in ["alice", "bob", "eve"] {
-        f.ensure(who).await;
-    }
-    let (alice, bob, eve) = (f.user("alice"), f.user("bob"), f.user("eve"));
-    f.app
-        .create_channel(
-            &alice,
-            NewChannel {
-                unique_name: Some("room".into()),
-                ..NewChannel::default()
-            },
-        )
-        .await
-        .unwrap();
-    f.app.join(&alice, "room").await.unwrap();
-    f.app.join(&bob, "room").await.unwrap();
+    let (alice, bob, eve) = f.room_of_alice_and_bob().await;
     let send = |body: &str| NewMessage {
         body: body.into(),
         ..NewMessage::default()
@@ -270,4 +290,181 @@ async fn invites_create_users_within_the_inviters_rate_and_the_services_cap() {
     f.app.invite(&alice, "room", "bob", false).await.unwrap();
     let users = f.app.store().count_users(f.service.sid).await.unwrap();
     assert_eq!(users, 62);
+}
+
+fn png(bytes: &'static [u8]) -> Upload {
+    Upload {
+        content_type: "image/png".into(),
+        filename: Some("cat.png".into()),
+        bytes: Bytes::from_static(bytes),
+    }
+}
+
+#[actix_rt::test]
+async fn media_is_read_by_its_uploader_and_the_channel_it_was_posted_in() {
+    let f = fixture().await;
+    let (alice, bob, eve) = f.room_of_alice_and_bob().await;
+    let slot = f.app.admit_upload(&alice, &f.service, None).unwrap();
+    assert_eq!(
+        slot.limit, 1024,
+        "the node's bound caps the service's 150 MB"
+    );
+    let media = f
+        .app
+        .upload_media(&alice, &f.service, &slot, png(b"\x89PNG"))
+        .await
+        .unwrap();
+    assert_eq!((media.size, media.author.as_deref()), (4, Some("alice")));
+    // Before it is posted: the uploader only.
+    assert!(f.app.media(&alice, f.service.sid, media.sid).await.is_ok());
+    assert_eq!(
+        code(f.app.media(&bob, f.service.sid, media.sid).await),
+        20404
+    );
+    // Another user cannot post alice's upload.
+    let with_media = NewMessage {
+        media: Some(media.sid),
+        ..NewMessage::default()
+    };
+    assert_eq!(
+        code(f.app.send_message(&bob, "room", with_media.clone()).await),
+        20404
+    );
+    let message = f
+        .app
+        .send_message(&alice, "room", with_media.clone())
+        .await
+        .unwrap();
+    assert_eq!(message.kind(), "media");
+    assert_eq!(message.media.as_deref(), Some(&media.summary()));
+    // Attached once.
+    assert_eq!(
+        code(f.app.send_message(&alice, "room", with_media).await),
+        50511
+    );
+    // Posted: the channel's members read it, a stranger does not.
+    let (seen, blob) = f
+        .app
+        .media_content(&bob, f.service.sid, media.sid)
+        .await
+        .unwrap();
+    assert_eq!(seen.message_sid, Some(message.sid));
+    assert_eq!(blob.read_all().await.unwrap(), b"\x89PNG");
+    assert_eq!(
+        code(f.app.media_content(&eve, f.service.sid, media.sid).await),
+        20404
+    );
+    assert!(f
+        .app
+        .media(&Caller::Account, f.service.sid, media.sid)
+        .await
+        .is_ok());
+    // A signed URL works without a caller until it expires; a forged one does not.
+    let query = f.app.temporary_content_query(&seen);
+    let expires: i64 = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("Expires="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let signature = query.split_once("Signature=").unwrap().1;
+    assert!(f
+        .app
+        .media_content_signed(f.service.sid, media.sid, expires, signature)
+        .await
+        .is_ok());
+    assert_eq!(
+        code(
+            f.app
+                .media_content_signed(f.service.sid, media.sid, expires + 1, signature)
+                .await
+        ),
+        20403
+    );
+    assert!(content_path(f.service.sid, media.sid).ends_with("/Content"));
+    // Removing the message removes its media.
+    f.app
+        .remove_message(&alice, "room", message.index)
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if f.app
+            .media(&Caller::Account, f.service.sid, media.sid)
+            .await
+            .is_err()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        code(
+            f.app
+                .media(&Caller::Account, f.service.sid, media.sid)
+                .await
+        ),
+        20404
+    );
+}
+
+#[actix_rt::test]
+async fn uploads_are_bounded_in_size_type_and_number() {
+    let f = fixture().await;
+    let alice = f.user("alice");
+    let slot = f.app.admit_upload(&alice, &f.service, None).unwrap();
+    let big = Upload {
+        bytes: Bytes::from(vec![0u8; 1025]),
+        ..png(b"")
+    };
+    assert_eq!(
+        code(f.app.upload_media(&alice, &f.service, &slot, big).await),
+        50512
+    );
+    let text = Upload {
+        content_type: "text/html".into(),
+        ..png(b"<b>")
+    };
+    assert_eq!(
+        code(f.app.upload_media(&alice, &f.service, &slot, text).await),
+        20001
+    );
+    let named = Upload {
+        filename: Some("../../etc/passwd".into()),
+        ..png(b"x")
+    };
+    assert_eq!(
+        code(f.app.upload_media(&alice, &f.service, &slot, named).await),
+        20001
+    );
+    assert_eq!(
+        code(
+            f.app
+                .upload_media(&alice, &f.service, &slot, png(b""))
+                .await
+        ),
+        20001,
+        "an empty upload"
+    );
+    // Refused before a byte is read: another service's user, a declared type not allowed.
+    let stranger = Caller::user(ServiceSid::from_bits(99), "alice");
+    assert_eq!(code(f.app.admit_upload(&stranger, &f.service, None)), 20404);
+    assert_eq!(
+        code(
+            f.app
+                .admit_upload(&Caller::Account, &f.service, Some("text/html"))
+        ),
+        20001
+    );
+    // The node reads two uploads at once (the account has no per-user allowance)...
+    let account = Caller::Account;
+    let _second = f.app.admit_upload(&account, &f.service, None).unwrap();
+    assert_eq!(code(f.app.admit_upload(&account, &f.service, None)), 20429);
+    drop(slot);
+    drop(_second);
+    // ...and a user makes five a minute.
+    for _ in 0..4 {
+        drop(f.app.admit_upload(&alice, &f.service, None).unwrap());
+    }
+    assert_eq!(code(f.app.admit_upload(&alice, &f.service, None)), 20429);
+    assert!(f.app.admit_upload(&f.user("bob"), &f.service, None).is_ok());
 }

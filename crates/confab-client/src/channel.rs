@@ -53,6 +53,10 @@ impl Channel {
         &self.view
     }
 
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     fn ch(&self) -> String {
         self.view.sid.clone()
     }
@@ -190,12 +194,18 @@ impl Channel {
         attributes: Option<Value>,
         client_id: &str,
     ) -> Result<u64, ClientError> {
-        let request = Request::SendMessage {
+        self.send_request(Request::SendMessage {
             channel: self.ch(),
             body: body.to_owned(),
             attributes,
             client_id: Some(client_id.to_owned()),
-        };
+            media_sid: None,
+        })
+        .await
+    }
+
+    /// Sends a `sendMessage` request that carries a client id until it is answered.
+    pub(crate) async fn send_request(&self, request: Request) -> Result<u64, ClientError> {
         loop {
             match self.call(request.clone()).await {
                 Ok(v) => {

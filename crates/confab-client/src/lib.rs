@@ -12,6 +12,7 @@
 
 mod channel;
 mod connection;
+mod media;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,7 @@ pub use confab_protocol::realtime::Request;
 pub use confab_protocol::realtime::{
     ChannelView, ErrorBody, MemberView, MessageView, PageView, UserView,
 };
+pub use media::{MediaFile, MediaLinks, MediaResource};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -154,6 +156,9 @@ pub struct Client {
     user: UserView,
     state: watch::Receiver<ConnectionState>,
     init: Value,
+    /// The first node's HTTP base URL, for the media API.
+    http_base: String,
+    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for Client {
@@ -184,6 +189,7 @@ impl Client {
             return Err(ClientError::Closed("no URL to connect to".into()));
         }
         let urls: Vec<String> = urls.iter().map(|u| connection::realtime_url(u)).collect();
+        let http_base = media::http_base(&urls[0]);
         let (calls_tx, calls_rx) = mpsc::channel(1024);
         let (events_tx, events_rx) = mpsc::channel(10_000);
         let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
@@ -218,6 +224,8 @@ impl Client {
                 user,
                 state: state_rx,
                 init,
+                http_base,
+                http: reqwest::Client::new(),
             },
             Events { rx: events_rx },
         ))

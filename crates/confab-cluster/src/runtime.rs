@@ -60,6 +60,9 @@ pub struct RuntimeConfig {
     pub policy_ttl: Duration,
     /// Webhook calls and delivery; `None` calls no webhook (and stores no webhook job).
     pub webhooks: Option<confab_webhooks::Webhooks>,
+    /// The media blob store: the bytes of a removed message's media are deleted from it.
+    /// `None` deletes the media's record only.
+    pub media: Option<Arc<dyn confab_media::BlobStore>>,
 }
 
 impl Default for RuntimeConfig {
@@ -74,6 +77,7 @@ impl Default for RuntimeConfig {
             cluster: None,
             policy_ttl: Duration::from_millis(500),
             webhooks: None,
+            media: None,
         }
     }
 }
@@ -474,6 +478,7 @@ impl ChannelRuntime {
                 .map(|m| m.channel_actors.clone()),
             inner.config.cluster.clone(),
             inner.config.webhooks.clone(),
+            inner.config.media.clone(),
         );
         let addr = ChannelActor::start_in_arbiter(&inner.arbiters[index].handle(), move |_| actor);
         actors.insert(channel, (generation, addr.clone()));

@@ -83,6 +83,7 @@ fn post(body: &str) -> ChannelOp {
         date_updated: None,
         last_updated_by: None,
         client_id: None,
+        media: None,
     }))
 }
 
@@ -271,6 +272,7 @@ async fn a_retried_post_with_the_same_client_id_creates_one_message() {
             date_updated: None,
             last_updated_by: None,
             client_id: Some("c-1".into()),
+            media: None,
         }))
     };
     let first = index_of(

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::DomainError;
 use crate::limits::{check_body, check_identity, check_name, Attributes, Limits};
+use crate::media::MessageMedia;
 use crate::resources::{Channel, ChannelType, Invite, LastMessage, Member, Message};
 use crate::sid::{ChannelSid, InviteSid, MemberSid, MessageSid, RoleSid, ServiceSid, SidSource};
 use crate::time::Timestamp;
@@ -157,6 +158,10 @@ pub struct PostMessage {
     pub last_updated_by: Option<String>,
     /// The sender's idempotency key: the owner answers a repeat with the first message.
     pub client_id: Option<String>,
+    /// The media it carries. From a request only `sid` is read: the channel's owner fills the
+    /// rest from the stored upload and attaches it (a media is attached once).
+    #[serde(default)]
+    pub media: Option<Box<MessageMedia>>,
 }
 
 /// What a message update changes; absent fields stay as they are.
@@ -766,6 +771,14 @@ impl ChannelState {
         ctx: &mut ApplyContext<'_>,
     ) -> Result<Vec<ChannelEventKind>, DomainError> {
         check_body(&p.body, ctx.limits)?;
+        if p.media.is_some() && !p.body.is_empty() {
+            // As in Programmable Chat, a media message has no text: a body beside a media would
+            // reach no `onMessageSend` moderation (the message fires `onMediaMessageSend`).
+            return Err(DomainError::InvalidParameter {
+                field: "Body".into(),
+                reason: "a media message has no body".into(),
+            });
+        }
         if p.client_id
             .as_ref()
             .is_some_and(|c| c.len() > ctx.limits.client_id_bytes)
@@ -807,6 +820,7 @@ impl ChannelState {
             was_edited: false,
             last_updated_by: p.last_updated_by,
             client_id: p.client_id,
+            media: p.media,
             date_created,
             date_updated: p.date_updated.unwrap_or(date_created),
         };

@@ -77,6 +77,22 @@ pub enum DomainError {
     /// The identity already has a pending invite to the channel.
     #[error("Invite already exists")]
     AlreadyInvited,
+    /// The media does not exist in this service, or the sender may not attach it (it is
+    /// another user's upload).
+    #[error("Media not found")]
+    MediaNotFound,
+    /// The media is attached to a message already: a media is attached once.
+    #[error("Media {media} is already attached to a message")]
+    MediaAttached {
+        /// The media's SID.
+        media: crate::MediaSid,
+    },
+    /// An upload is larger than the service's media size limit.
+    #[error("Message media size is too large: at most {limit} bytes")]
+    MediaTooLarge {
+        /// The limit in force, in bytes.
+        limit: u64,
+    },
     /// The acting identity's roles do not grant the permission the action needs.
     #[error("User unauthorized for command: needs {permission}")]
     NotAuthorized {

@@ -12,6 +12,7 @@
 pub mod channel;
 pub mod error;
 pub mod limits;
+pub mod media;
 pub mod permissions;
 pub mod policy;
 pub mod resources;
@@ -26,6 +27,7 @@ pub use channel::{
 };
 pub use error::DomainError;
 pub use limits::{Attributes, Limits};
+pub use media::{Media, MessageMedia};
 pub use permissions::{can, Action, DefaultRoles, Permission};
 pub use policy::{Caller, Participation, ServicePolicy, UserGrants};
 pub use resources::*;

@@ -322,7 +322,11 @@ pub fn authorize(
             {
                 return Err(forbidden("a user sends messages as itself, now"));
             }
-            check(user, my_role, Action::SendMessage, None)
+            check(user, my_role, Action::SendMessage, None)?;
+            if p.media.is_some() {
+                check_permission(user, my_role, Permission::SendMediaMessage)?;
+            }
+            Ok(())
         }
         ChannelCommand::UpdateMessage(u) => {
             need_member()?;

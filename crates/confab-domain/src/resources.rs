@@ -38,12 +38,23 @@ pub struct Service {
     pub consumption_report_interval: u32,
     /// Per-service limits (at most the node's limits).
     pub limits: ServiceLimits,
-    /// Webhook settings, stored and returned (delivery is not implemented yet).
+    /// Webhook settings: the service's pre- and post-event URLs and the events they get.
     pub webhooks: ServiceWebhooks,
     /// Push notification settings, stored and returned.
     pub notifications: Notifications,
     /// The text shown by clients that cannot display media.
     pub media_compatibility_message: Option<String>,
+    /// The largest media upload, in MB (Twilio's `media.size_limit_mb`, 150 by default); the
+    /// node's own bound (`media.max_upload_bytes`) caps it.
+    #[serde(default = "default_media_size_limit_mb")]
+    pub media_size_limit_mb: u32,
+}
+
+/// Twilio's default `media.size_limit_mb`.
+pub const DEFAULT_MEDIA_SIZE_LIMIT_MB: u32 = 150;
+
+fn default_media_size_limit_mb() -> u32 {
+    DEFAULT_MEDIA_SIZE_LIMIT_MB
 }
 
 impl Service {
@@ -73,6 +84,7 @@ impl Service {
             webhooks: ServiceWebhooks::default(),
             notifications: Notifications::default(),
             media_compatibility_message: None,
+            media_size_limit_mb: DEFAULT_MEDIA_SIZE_LIMIT_MB,
         }
     }
 }
@@ -318,6 +330,10 @@ pub struct Message {
     /// The sender's idempotency key, if it gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// The media it carries instead of (or beside) text: a message with media has `type`
+    /// `media`. Absent on text messages and on records from before media existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<Box<crate::media::MessageMedia>>,
     /// When it was sent.
     pub date_created: Timestamp,
     /// When it last changed.
@@ -325,6 +341,15 @@ pub struct Message {
 }
 
 impl Message {
+    /// `media` when it carries media, `text` otherwise (Twilio's `type`).
+    pub fn kind(&self) -> &'static str {
+        if self.media.is_some() {
+            "media"
+        } else {
+            "text"
+        }
+    }
+
     /// Whether the account posted it (for records from before the flag was kept: whether it
     /// names `system` as its author; see [`Channel::by_account`]).
     pub fn is_by_account(&self) -> bool {

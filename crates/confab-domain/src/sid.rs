@@ -134,6 +134,8 @@ sid_types! {
     /// A webhook delivery job (`WJ…`): one call of one webhook for one event, kept until it
     /// is delivered or given up. Confab's own; Twilio has no such resource.
     WebhookJobSid => "WJ";
+    /// An uploaded media file (`ME…`), attached to at most one message.
+    MediaSid => "ME";
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! strings, absolute `url`s and `links` on the node's public base URL.
 
 use confab_domain::{
-    AccountSid, Channel, ChannelWebhook, Credential, Invite, Member, Message, NotificationSetting,
-    Role, Service, User,
+    AccountSid, Channel, ChannelWebhook, Credential, Invite, Media, Member, Message,
+    NotificationSetting, Role, Service, User,
 };
 use serde_json::{json, Value};
 
@@ -91,7 +91,7 @@ pub fn service(s: &Service, urls: &Urls) -> Value {
             "invited_to_channel": notification(&s.notifications.invited_to_channel, false),
         },
         "media": {
-            "size_limit_mb": 150,
+            "size_limit_mb": s.media_size_limit_mb,
             "compatibility_message": s.media_compatibility_message,
         },
         "url": url,
@@ -207,9 +207,44 @@ pub fn message(m: &Message, urls: &Urls) -> Value {
         "from": m.author,
         "body": m.body,
         "index": m.index,
-        "type": "text",
-        "media": null,
+        "type": m.kind(),
+        "media": m.media.as_ref().map(|media| json!({
+            "sid": media.sid,
+            "size": media.size,
+            "content_type": media.content_type,
+            "filename": media.filename,
+        })),
         "url": format!("{}/Messages/{}", urls.channel(m.service_sid, m.channel_sid), m.sid),
+    })
+}
+
+/// A media resource (Twilio's Media Content Service shape). `temporary_query` makes the content
+/// path a signed URL (`Expires=…&Signature=…`).
+pub fn media(m: &Media, urls: &Urls, temporary_query: &str) -> Value {
+    let url = format!(
+        "{}/v1/Services/{}/Media/{}",
+        urls.base, m.service_sid, m.sid
+    );
+    json!({
+        "sid": m.sid,
+        "account_sid": urls.account,
+        "service_sid": m.service_sid,
+        "channel_sid": m.channel_sid,
+        "message_sid": m.message_sid,
+        "date_created": date(m.date_created),
+        "date_upload_updated": date(m.date_created),
+        "date_updated": date(m.date_updated),
+        "size": m.size,
+        "content_type": m.content_type,
+        "filename": m.filename,
+        "author": m.author.as_deref().unwrap_or(confab_domain::channel::ACCOUNT_NAME),
+        "category": "media",
+        "is_multipart_upstream": false,
+        "url": url,
+        "links": {
+            "content": format!("{url}/Content"),
+            "content_direct_temporary": format!("{url}/Content?{temporary_query}"),
+        },
     })
 }
 

@@ -1,6 +1,8 @@
 //! `confab chat`: a terminal chat client on the Rust SDK, to try Confab from two terminals.
+//! A line `/send PATH` sends a file as a media message.
 
-use confab_client::{Client, ClientError, CreateChannelOptions};
+use confab_client::{Client, ClientError, CreateChannelOptions, MediaFile};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Joins (creating if needed) `channel` as `identity`, prints its events, and sends each line
@@ -27,7 +29,16 @@ pub async fn run(url: &str, token: &str, channel: &str) -> Result<(), ClientErro
         .get_messages(Some(20), None, confab_client::Direction::Backwards)
         .await?;
     for m in history.items {
-        println!("[{}] {}: {}", m.index, m.author, m.body);
+        let text = match &m.media {
+            Some(media) => media_line(
+                media.filename.as_deref(),
+                media.size,
+                &media.content_type,
+                &media.sid,
+            ),
+            None => m.body.clone(),
+        };
+        println!("[{}] {}: {text}", m.index, m.author);
     }
     println!(
         "-- joined {channel} as {}; type a line and Enter to send, Ctrl-D to quit --",
@@ -45,7 +56,7 @@ pub async fn run(url: &str, token: &str, channel: &str) -> Result<(), ClientErro
                     "[{}] {}: {}",
                     d["index"],
                     d["author"].as_str().unwrap_or(""),
-                    d["body"].as_str().unwrap_or("")
+                    message_text(d)
                 ),
                 "memberJoined" => println!("* {} joined", d["identity"].as_str().unwrap_or("")),
                 "memberLeft" => println!("* {} left", d["identity"].as_str().unwrap_or("")),
@@ -65,11 +76,68 @@ pub async fn run(url: &str, token: &str, channel: &str) -> Result<(), ClientErro
         if line.is_empty() {
             continue;
         }
-        if let Err(e) = ch.send_message(line).await {
+        let sent = match line.strip_prefix("/send ") {
+            Some(path) => match read_file(path.trim()).await {
+                Ok(file) => ch.send_media(file, None).await,
+                Err(e) => {
+                    eprintln!("! cannot read {path}: {e}");
+                    continue;
+                }
+            },
+            None => ch.send_message(line).await,
+        };
+        if let Err(e) = sent {
             eprintln!("! {e}");
         }
     }
     client.shutdown();
     printer.abort();
     Ok(())
+}
+
+fn media_line(filename: Option<&str>, size: u64, content_type: &str, sid: &str) -> String {
+    format!(
+        "[file {} ({size} bytes, {content_type}), {sid}]",
+        filename.unwrap_or("unnamed")
+    )
+}
+
+/// A message event's text: its body, or a line naming its media.
+fn message_text(data: &Value) -> String {
+    match data.get("media").filter(|m| m.is_object()) {
+        Some(m) => media_line(
+            m["filename"].as_str(),
+            m["size"].as_u64().unwrap_or(0),
+            m["contentType"].as_str().unwrap_or(""),
+            m["sid"].as_str().unwrap_or(""),
+        ),
+        None => data["body"].as_str().unwrap_or("").to_owned(),
+    }
+}
+
+/// A file to send, its content type told by its extension.
+async fn read_file(path: &str) -> std::io::Result<MediaFile> {
+    let bytes = tokio::fs::read(path).await?;
+    let path = std::path::Path::new(path);
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let content_type = match extension.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        "mp3" => "audio/mpeg",
+        "mp4" => "video/mp4",
+        _ => "application/octet-stream",
+    };
+    Ok(MediaFile {
+        content_type: content_type.to_owned(),
+        filename: path.file_name().and_then(|n| n.to_str()).map(str::to_owned),
+        bytes,
+    })
 }

@@ -101,6 +101,94 @@ impl Default for ClusterSettings {
     }
 }
 
+/// Where media bytes are kept (`[media]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaBackend {
+    /// Files under `media.dir` (the embedded default).
+    Fs,
+    /// An S3-compatible bucket (`[media.s3]`): what a cluster needs, unless every node mounts
+    /// one shared `media.dir`.
+    S3,
+    /// No media: uploads are refused (503). For a cluster without a bucket, where files on
+    /// each node's own disk would be served by that node only.
+    Off,
+}
+
+/// Media uploads (`[media]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSettings {
+    /// `fs`, `s3` or `off`.
+    pub backend: MediaBackend,
+    /// The directory of the `fs` backend (default: `data_dir/media`).
+    pub dir: Option<PathBuf>,
+    /// The largest upload in bytes; a service's `Media.SizeLimitMb` is capped by it.
+    pub max_upload_bytes: u64,
+    /// Content types accepted: exact (`application/pdf`), a family (`image/*`) or all (`*/*`).
+    pub allowed_types: Vec<String>,
+    /// How long a temporary content URL works, in seconds.
+    pub url_ttl_secs: u64,
+    /// Uploads this node reads at once (more are refused with 20429): with
+    /// `max_upload_bytes`, a bound on the memory uploads hold.
+    pub uploads_in_flight: usize,
+    /// Uploads one user may make a minute on one node (20429 beyond).
+    pub uploads_per_minute: u32,
+    /// Seconds one upload's body may take to arrive (a slow client holds an upload slot).
+    pub upload_timeout_secs: u64,
+    /// The bucket of the `s3` backend.
+    pub s3: confab_media::S3Options,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            backend: MediaBackend::Fs,
+            dir: None,
+            max_upload_bytes: 32 * 1024 * 1024,
+            allowed_types: vec!["*/*".into()],
+            url_ttl_secs: 300,
+            uploads_in_flight: 16,
+            uploads_per_minute: 30,
+            upload_timeout_secs: 300,
+            s3: confab_media::S3Options::default(),
+        }
+    }
+}
+
+impl MediaSettings {
+    /// The blob store these settings name (`None` for `off`).
+    pub fn blobs(
+        &self,
+        data_dir: &Path,
+    ) -> Result<Option<std::sync::Arc<dyn confab_media::BlobStore>>, ServerError> {
+        if self.max_upload_bytes == 0
+            || self.uploads_in_flight == 0
+            || self.url_ttl_secs == 0
+            || self.upload_timeout_secs == 0
+        {
+            return Err(ServerError::Config(
+                "media.max_upload_bytes, uploads_in_flight, url_ttl_secs and upload_timeout_secs \
+                 must be positive"
+                    .into(),
+            ));
+        }
+        Ok(Some(match self.backend {
+            MediaBackend::Off => return Ok(None),
+            MediaBackend::Fs => {
+                let dir = self.dir.clone().unwrap_or_else(|| data_dir.join("media"));
+                std::sync::Arc::new(confab_media::FsBlobs::open(&dir).map_err(|e| {
+                    ServerError::Config(format!("media.dir {}: {e}", dir.display()))
+                })?)
+            }
+            MediaBackend::S3 => std::sync::Arc::new(
+                confab_media::S3Blobs::new(&self.s3)
+                    .map_err(|e| ServerError::Config(e.to_string()))?,
+            ),
+        }))
+    }
+}
+
 /// Settings of webhook calls (`[webhooks]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -274,6 +362,8 @@ pub struct Config {
     pub realtime: confab_web::realtime::RealtimeConfig,
     /// Webhook calls.
     pub webhooks: WebhookSettings,
+    /// Media uploads.
+    pub media: MediaSettings,
 }
 
 impl Default for Config {
@@ -299,6 +389,7 @@ impl Default for Config {
             http: HttpSettings::default(),
             realtime: confab_web::realtime::RealtimeConfig::default(),
             webhooks: WebhookSettings::default(),
+            media: MediaSettings::default(),
         }
     }
 }
@@ -379,6 +470,14 @@ fn overlay(
                 .map_err(|_| bad("a non-negative integer"))?
                 .into(),
         ),
+        // A list is comma-separated: `CONFAB_MEDIA_ALLOWED_TYPES=image/*,application/pdf`.
+        Value::Array(_) => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Value::String(item.to_owned()))
+                .collect(),
+        ),
         _ => Value::String(raw.clone()),
     };
     *changed = true;
@@ -452,14 +551,6 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
-    }
-
-    #[test]
-    fn defaults_match_the_documented_ones() {
-        let c = Config::default();
-        assert_eq!(c.listen, "127.0.0.1:8080");
-        assert_eq!(c.admin_listen, "127.0.0.1:9090");
-        assert_eq!(c.data_dir, PathBuf::from("./confab-data"));
     }
 
     #[test]
@@ -564,5 +655,35 @@ mod tests {
             config.pre_budget,
             Some(std::time::Duration::from_millis(4750))
         );
+    }
+
+    #[test]
+    fn lists_and_media_settings_come_from_the_environment() {
+        let mut c = Config::default();
+        c.apply_env(env(&[
+            ("CONFAB_MEDIA_ALLOWED_TYPES", "image/*, application/pdf,"),
+            ("CONFAB_MEDIA_BACKEND", "s3"),
+            ("CONFAB_MEDIA_S3_BUCKET", "chat"),
+            ("CONFAB_MEDIA_S3_PATH_STYLE", "true"),
+            ("CONFAB_WEBHOOKS_ALLOWED_HOSTS", "hooks.example.com"),
+        ]))
+        .unwrap();
+        assert_eq!(c.media.allowed_types, ["image/*", "application/pdf"]);
+        assert_eq!(c.media.backend, MediaBackend::S3);
+        assert_eq!(c.media.s3.bucket, "chat");
+        assert!(c.media.s3.path_style);
+        assert_eq!(c.webhooks.allowed_hosts, ["hooks.example.com"]);
+    }
+
+    #[test]
+    fn the_documented_configuration_is_the_default() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let block = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/configuration.md has a toml block");
+        let documented = Config::parse(block).expect("the documented configuration parses");
+        assert_eq!(documented, Config::default());
     }
 }

@@ -160,6 +160,14 @@ impl Node {
                 .as_ref()
                 .map(|_| config.cluster.route_timeout_ms),
         )?;
+        let blobs = config.media.blobs(&config.data_dir)?;
+        if config.redis_url.is_some() && config.media.backend == crate::config::MediaBackend::Fs {
+            // Not refused: every node may mount one shared media.dir.
+            tracing::warn!(
+                "media.backend is fs in cluster mode: each node serves only the media uploaded to \
+                 it unless every node mounts the same media.dir; use media.backend = \"s3\""
+            );
+        }
         let (store, cluster) =
             open_store(&config, &node_id, store_metrics, &runtime_metrics).await?;
         let (broker, presence): (Arc<dyn confab_cluster::Broker>, Arc<dyn Presence>) =
@@ -190,6 +198,7 @@ impl Node {
                 cluster: cluster.clone(),
                 policy_ttl: Duration::from_millis(config.runtime.policy_cache_ms),
                 webhooks: Some(webhooks),
+                media: blobs.clone(),
             },
         );
 
@@ -234,6 +243,16 @@ impl Node {
                     max_page_size: config.http.max_page_size,
                     max_reply_bytes: config.realtime.max_reply_bytes,
                 },
+                confab_app::media::MediaSettings {
+                    blobs,
+                    // Every node has the account's auth token: a URL one signs, all honour.
+                    signer: confab_media::UrlSigner::new(credentials.auth_token.as_bytes()),
+                    max_upload_bytes: config.media.max_upload_bytes,
+                    allowed_types: config.media.allowed_types.clone(),
+                    url_ttl: Duration::from_secs(config.media.url_ttl_secs),
+                    uploads_in_flight: config.media.uploads_in_flight,
+                    uploads_per_minute: config.media.uploads_per_minute,
+                },
             ),
             runtime: runtime.clone(),
             store,
@@ -247,6 +266,7 @@ impl Node {
                 default_page_size: config.http.default_page_size,
                 max_page_size: config.http.max_page_size,
                 webhooks_per_channel: config.http.webhooks_per_channel,
+                upload_timeout: Duration::from_secs(config.media.upload_timeout_secs),
             },
             realtime: config.realtime.clone(),
             hub,
@@ -272,6 +292,7 @@ impl Node {
                 .configure(confab_web::assets::configure)
                 .configure(confab_web::dev::configure)
                 .configure(confab_web::rest::configure)
+                .configure(confab_web::media::configure)
         })
         .workers(workers)
         // Realtime frames are small and latency-bound: Nagle's algorithm would hold a frame

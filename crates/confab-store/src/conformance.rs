@@ -21,8 +21,10 @@ use confab_domain::{
 };
 
 mod jobs;
+mod media;
 
 pub use self::jobs::*;
+pub use self::media::*;
 
 use crate::{
     ChannelCommit, ChannelStore, Conflict, MemberKey, PageRequest, PageStart, Store, StoreError,
@@ -48,6 +50,8 @@ macro_rules! store_conformance_tests {
             webhook_jobs_are_stored_with_their_commit,
             webhook_job_claims_hold_jobs_until_they_expire,
             webhook_jobs_retry_and_finish,
+            media_is_attached_once,
+            service_media_is_deleted_with_the_service,
         );
     };
     (@tests $make:expr; $($name:ident,)*) => {$(
@@ -160,6 +164,7 @@ fn post(body: &str) -> ChannelCommand {
         date_updated: None,
         last_updated_by: None,
         client_id: None,
+        media: None,
     })
 }
 

@@ -12,8 +12,8 @@
 use async_trait::async_trait;
 use confab_domain::{
     Channel, ChannelEvent, ChannelSid, ChannelType, ChannelWebhook, Credential, CredentialSid,
-    Invite, InviteSid, Member, MemberSid, Message, MessageSid, Role, RoleSid, Service, ServiceSid,
-    Timestamp, User, UserSid, WebhookJob, WebhookJobSid, WebhookSid,
+    Invite, InviteSid, Media, MediaSid, Member, MemberSid, Message, MessageSid, Role, RoleSid,
+    Service, ServiceSid, Timestamp, User, UserSid, WebhookJob, WebhookJobSid, WebhookSid,
 };
 
 use crate::error::StoreError;
@@ -336,6 +336,53 @@ pub trait WebhookJobStore: Send + Sync {
     async fn pending_jobs(&self) -> Result<(u64, Option<Timestamp>), StoreError>;
 }
 
+/// The records of uploaded media; their bytes are kept apart, in a blob store.
+///
+/// Contract: a media is attached to at most one message, ever. [`MediaStore::attach_media`] is
+/// a compare-and-set: it attaches an unattached media and answers the record, answers it
+/// unchanged when it is attached to that same message already (a retried send), and refuses
+/// (`Conflict(Sid)`) when it is attached to another. [`MediaStore::detach_media`] undoes an
+/// attachment whose message was never committed.
+#[async_trait]
+pub trait MediaStore: Send + Sync {
+    /// Stores a new media record. `Conflict(Sid)` if the SID exists.
+    async fn create_media(&self, media: &Media) -> Result<(), StoreError>;
+    /// The media, if it exists in this service.
+    async fn get_media(
+        &self,
+        service: ServiceSid,
+        sid: MediaSid,
+    ) -> Result<Option<Media>, StoreError>;
+    /// Attaches the media to a message (see the trait's contract). `None` if it does not exist
+    /// in this service.
+    async fn attach_media(
+        &self,
+        service: ServiceSid,
+        sid: MediaSid,
+        channel: ChannelSid,
+        message: MessageSid,
+        at: Timestamp,
+    ) -> Result<Option<Media>, StoreError>;
+    /// Detaches the media from `message` if it is attached to it; otherwise does nothing.
+    async fn detach_media(
+        &self,
+        service: ServiceSid,
+        sid: MediaSid,
+        message: MessageSid,
+    ) -> Result<(), StoreError>;
+    /// Deletes a media record; answers it if it existed.
+    async fn delete_media(
+        &self,
+        service: ServiceSid,
+        sid: MediaSid,
+    ) -> Result<Option<Media>, StoreError>;
+    /// The media attached to messages of a channel (to delete with the channel).
+    async fn channel_media(&self, channel: ChannelSid) -> Result<Vec<Media>, StoreError>;
+    /// Deletes every media record of a service, attached or not, and answers them (their bytes
+    /// are the caller's to delete).
+    async fn delete_service_media(&self, service: ServiceSid) -> Result<Vec<Media>, StoreError>;
+}
+
 /// Every aggregate's store together: what a node runs on.
 pub trait Store:
     ServiceStore
@@ -345,6 +392,7 @@ pub trait Store:
     + CredentialStore
     + WebhookStore
     + WebhookJobStore
+    + MediaStore
     + std::fmt::Debug
 {
 }
@@ -357,6 +405,7 @@ impl<T> Store for T where
         + CredentialStore
         + WebhookStore
         + WebhookJobStore
+        + MediaStore
         + std::fmt::Debug
 {
 }

@@ -4,13 +4,15 @@
 //! temporary data directory; [`NodeProcess`] runs the `confab` binary as a child process, for
 //! tests that kill it. Both hand out a [`RestClient`] with the node's credentials. Nothing is
 //! global and no port is fixed, so many nodes can run in one test process. [`RedisServer`] is a
-//! `redis-server` of the test's own on a free port.
+//! `redis-server` of the test's own on a free port, [`S3Server`] an S3-protocol server
+//! (`s3s-fs`).
 //!
 //! It must not be used by production code.
 
 mod process;
 mod redis_server;
 mod rest;
+mod s3_server;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use confab_server::{Config, Node, Stopper};
 pub use process::{NodeArgs, NodeProcess};
 pub use redis_server::RedisServer;
 pub use rest::{RestClient, RestResponse};
+pub use s3_server::{S3Server, S3_ACCESS_KEY, S3_SECRET_KEY};
 
 /// Credentials every test node accepts.
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@ pub mod dev;
 pub mod error;
 pub mod form;
 pub mod headers;
+pub mod media;
 pub mod metrics;
 pub mod realtime;
 pub mod rest;
@@ -41,6 +42,8 @@ pub struct WebLimits {
     pub max_page_size: usize,
     /// Most webhooks one channel may have.
     pub webhooks_per_channel: usize,
+    /// How long one media upload's body may take to arrive.
+    pub upload_timeout: std::time::Duration,
 }
 
 impl Default for WebLimits {
@@ -50,6 +53,7 @@ impl Default for WebLimits {
             default_page_size: 50,
             max_page_size: 1000,
             webhooks_per_channel: 5,
+            upload_timeout: std::time::Duration::from_secs(300),
         }
     }
 }

@@ -129,6 +129,7 @@ mod tests {
             date_updated: None,
             last_updated_by: None,
             client_id: None,
+            media: None,
         });
         PreHookChange::parse(br#"{"body":"d**n","friendlyName":"ignored"}"#).apply(&mut command);
         let ChannelCommand::PostMessage(post) = command else {

@@ -5,7 +5,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use confab_domain::{
     Channel, ChannelCommand, ChannelEvent, ChannelEventKind, ChannelState, CreateChannel, Member,
-    Message, ServiceSid, Timestamp, User,
+    Message, MessageMedia, ServiceSid, Timestamp, User,
 };
 
 /// A webhook event, pre (before the action, may refuse or change it) or post (after the commit).
@@ -13,6 +13,8 @@ use confab_domain::{
 pub enum HookEvent {
     /// `onMessageSend` (pre).
     MessageSend,
+    /// `onMediaMessageSend` (pre): a message that carries a media.
+    MediaMessageSend,
     /// `onMessageUpdate` (pre).
     MessageUpdate,
     /// `onMessageRemove` (pre).
@@ -31,6 +33,8 @@ pub enum HookEvent {
     UserUpdate,
     /// `onMessageSent`.
     MessageSent,
+    /// `onMediaMessageSent`: a message that carries a media.
+    MediaMessageSent,
     /// `onMessageUpdated`.
     MessageUpdated,
     /// `onMessageRemoved`.
@@ -55,8 +59,9 @@ pub enum HookEvent {
 
 impl HookEvent {
     /// Every event, pre-events first.
-    pub const ALL: [HookEvent; 20] = [
+    pub const ALL: [HookEvent; 22] = [
         Self::MessageSend,
+        Self::MediaMessageSend,
         Self::MessageUpdate,
         Self::MessageRemove,
         Self::ChannelAdd,
@@ -66,6 +71,7 @@ impl HookEvent {
         Self::MemberRemove,
         Self::UserUpdate,
         Self::MessageSent,
+        Self::MediaMessageSent,
         Self::MessageUpdated,
         Self::MessageRemoved,
         Self::ChannelAdded,
@@ -82,6 +88,7 @@ impl HookEvent {
     pub fn name(self) -> &'static str {
         match self {
             Self::MessageSend => "onMessageSend",
+            Self::MediaMessageSend => "onMediaMessageSend",
             Self::MessageUpdate => "onMessageUpdate",
             Self::MessageRemove => "onMessageRemove",
             Self::ChannelAdd => "onChannelAdd",
@@ -91,6 +98,7 @@ impl HookEvent {
             Self::MemberRemove => "onMemberRemove",
             Self::UserUpdate => "onUserUpdate",
             Self::MessageSent => "onMessageSent",
+            Self::MediaMessageSent => "onMediaMessageSent",
             Self::MessageUpdated => "onMessageUpdated",
             Self::MessageRemoved => "onMessageRemoved",
             Self::ChannelAdded => "onChannelAdded",
@@ -114,6 +122,7 @@ impl HookEvent {
         matches!(
             self,
             Self::MessageSend
+                | Self::MediaMessageSend
                 | Self::MessageUpdate
                 | Self::MessageRemove
                 | Self::ChannelAdd
@@ -126,9 +135,9 @@ impl HookEvent {
     }
 }
 
-/// Twilio's filter names that Confab accepts and never fires: the media events (media messages
-/// are not supported yet) and `onMemberUpdate`, which Twilio's filter list has.
-const NEVER_FIRED: [&str; 3] = ["onMediaMessageSend", "onMediaMessageSent", "onMemberUpdate"];
+/// Twilio's filter names that Confab accepts and never fires: `onMemberUpdate`, which Twilio's
+/// filter list has (member changes have no pre-event in Programmable Chat).
+const NEVER_FIRED: [&str; 1] = ["onMemberUpdate"];
 
 /// Whether `name` is a `WebhookFilters` value Twilio accepts.
 pub fn is_service_filter(name: &str) -> bool {
@@ -137,7 +146,7 @@ pub fn is_service_filter(name: &str) -> bool {
 
 /// Whether `name` is a channel webhook filter: a post-event name.
 pub fn is_channel_filter(name: &str) -> bool {
-    HookEvent::from_name(name).is_some_and(|e| !e.is_pre()) || name == "onMediaMessageSent"
+    HookEvent::from_name(name).is_some_and(|e| !e.is_pre())
 }
 
 /// Who acted, as the webhooks tell it.
@@ -223,6 +232,16 @@ impl Builder {
         self.put("Attributes", message.attributes.as_str());
         self.put("From", message.author.clone());
         self.time("DateCreated", message.date_created);
+        if let Some(media) = &message.media {
+            self.media(media);
+        }
+    }
+
+    fn media(&mut self, media: &MessageMedia) {
+        self.put("MediaSid", media.sid.to_string());
+        self.put("MediaContentType", media.content_type.clone());
+        self.opt("MediaFilename", media.filename.clone());
+        self.put("MediaSize", media.size.to_string());
     }
 
     fn member(&mut self, member: &Member) {
@@ -257,6 +276,9 @@ fn reason(actor: &Actor<'_>, identity: &str, own: &'static str, other: &'static 
 /// a pre-event webhook builds no parameters.
 pub fn pre_event_of(command: &ChannelCommand) -> Option<HookEvent> {
     match command {
+        ChannelCommand::PostMessage(post) if post.media.is_some() => {
+            Some(HookEvent::MediaMessageSend)
+        }
         ChannelCommand::PostMessage(_) => Some(HookEvent::MessageSend),
         ChannelCommand::UpdateMessage(_) => Some(HookEvent::MessageUpdate),
         ChannelCommand::RemoveMessage { .. } => Some(HookEvent::MessageRemove),
@@ -283,7 +305,8 @@ pub fn pre_channel_event(
     let service = channel.service_sid;
     let (event, mut b) = match command {
         ChannelCommand::PostMessage(post) => {
-            let mut b = Builder::new(HookEvent::MessageSend, service, actor);
+            let event = pre_event_of(command)?;
+            let mut b = Builder::new(event, service, actor);
             b.put("ChannelSid", channel.sid.to_string());
             b.put("Body", post.body.clone());
             b.opt("Attributes", post.attributes.clone());
@@ -291,7 +314,10 @@ pub fn pre_channel_event(
                 "From",
                 post.author.clone().unwrap_or_else(|| "system".into()),
             );
-            (HookEvent::MessageSend, b)
+            if let Some(media) = &post.media {
+                b.media(media);
+            }
+            (event, b)
         }
         ChannelCommand::UpdateMessage(update) => {
             let current = &update.current;
@@ -430,6 +456,9 @@ pub fn post_channel_event(
             (HookEvent::MemberUpdated, member.service_sid)
         }
         ChannelEventKind::MemberLeft { member } => (HookEvent::MemberRemoved, member.service_sid),
+        ChannelEventKind::MessageAdded { message } if message.media.is_some() => {
+            (HookEvent::MediaMessageSent, message.service_sid)
+        }
         ChannelEventKind::MessageAdded { message } => (HookEvent::MessageSent, message.service_sid),
         ChannelEventKind::MessageUpdated { message, .. } => {
             (HookEvent::MessageUpdated, message.service_sid)

@@ -11,6 +11,7 @@ use confab_domain::{
     policy, ApplyContext, Caller, ChannelCommand, ChannelEvent, ChannelEventKind, ChannelSid,
     ChannelState, CreateChannel, DomainError, Limits, MessageSid, ServicePolicy, UpdateMessage,
 };
+use confab_media::BlobStore;
 use confab_store::{ChannelCommit, Store, StoreError};
 use confab_webhooks::Webhooks;
 
@@ -55,6 +56,8 @@ pub(super) struct ChannelCore {
     pub(super) announce: bool,
     /// The node's webhooks: pre-event calls, and delivery of the jobs a commit stores.
     pub(super) hooks: Option<Webhooks>,
+    /// Where media bytes are, to delete those of removed messages; `None` deletes records only.
+    pub(super) blobs: Option<Arc<dyn BlobStore>>,
 }
 
 impl ChannelCore {
@@ -289,6 +292,7 @@ impl ChannelCore {
             command => command,
         };
         let mut command = command;
+        self.resolve_media(caller, &mut command).await?;
         if let Some(resolved) = &resolved {
             self.pre_event(resolved, &mut command).await?;
         }
@@ -317,7 +321,33 @@ impl ChannelCore {
             jobs,
             jobs_due,
         };
-        self.store.commit(&commit).await?;
+        let attached = match self.attach_media(&commit.events, at).await {
+            Ok(attached) => attached,
+            Err(e) => {
+                // The state above holds the refused message: read it again.
+                self.loaded = None;
+                self.client_ids_loaded = false;
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.store.commit(&commit).await {
+            // Only when nothing was written: after a backend failure the message may be stored,
+            // and its media stays attached (a later post here finds out which).
+            let unwritten = matches!(
+                e,
+                StoreError::Fenced | StoreError::Conflict(_) | StoreError::NotFound
+            );
+            if let (Some(message), true) = (&attached, unwritten) {
+                self.detach_media(message).await;
+            }
+            return Err(e.into());
+        }
+        self.forget_removed_media(&commit.events);
+        let Some((Some(state), limits)) = &mut self.loaded else {
+            return Err(ChannelError::Unavailable(
+                "the channel was unloaded during a commit",
+            ));
+        };
         if state.is_removed() {
             self.loaded = Some((None, limits.clone()));
         }

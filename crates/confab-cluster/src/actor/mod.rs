@@ -25,6 +25,7 @@ use crate::runtime::{RandomSids, Registry};
 
 mod core;
 mod hooks;
+mod media;
 
 use self::core::ChannelCore;
 
@@ -106,6 +107,7 @@ impl ChannelActor {
         alive: Option<prometheus::IntGauge>,
         cluster: Option<Cluster>,
         hooks: Option<confab_webhooks::Webhooks>,
+        blobs: Option<Arc<dyn confab_media::BlobStore>>,
     ) -> Self {
         Self {
             core: Some(ChannelCore {
@@ -125,6 +127,7 @@ impl ChannelActor {
                 renewed_at: Instant::now(),
                 announce: false,
                 hooks,
+                blobs,
             }),
             registry,
             generation,

@@ -50,6 +50,7 @@ fn post(author: &str, body: &str, require_member: bool) -> ChannelCommand {
         date_updated: None,
         last_updated_by: None,
         client_id: None,
+        media: None,
     })
 }
 
@@ -103,6 +104,40 @@ fn non_member_cannot_post_when_membership_is_required() {
         Err(DomainError::NotMember)
     );
     assert_eq!(state, before);
+}
+
+#[test]
+fn a_media_message_carries_its_media_and_no_body() {
+    let limits = Limits::default();
+    let mut sids = CountingSids(0);
+    let mut state = new_channel(&mut sids, &limits);
+    let media = crate::MessageMedia {
+        sid: crate::MediaSid::from_bits(9),
+        size: 3,
+        content_type: "image/png".into(),
+        filename: Some("a.png".into()),
+    };
+    let with = |body: &str| match post("system", body, false) {
+        ChannelCommand::PostMessage(p) => ChannelCommand::PostMessage(PostMessage {
+            media: Some(Box::new(media.clone())),
+            ..p
+        }),
+        _ => unreachable!(),
+    };
+    let before = state.clone();
+    assert!(matches!(
+        apply(&mut state, &mut sids, &limits, with("caption")),
+        Err(DomainError::InvalidParameter { .. })
+    ));
+    assert_eq!(state, before);
+    let events = apply(&mut state, &mut sids, &limits, with("")).unwrap();
+    match &events[0].kind {
+        ChannelEventKind::MessageAdded { message } => {
+            assert_eq!(message.kind(), "media");
+            assert_eq!(message.media.as_deref(), Some(&media));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
 }
 
 #[test]

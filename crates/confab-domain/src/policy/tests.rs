@@ -115,6 +115,7 @@ fn message(author: &str, by_account: bool) -> Message {
         was_edited: false,
         last_updated_by: None,
         client_id: None,
+        media: None,
         date_created: Timestamp(1),
         date_updated: Timestamp(1),
     }
@@ -269,6 +270,7 @@ fn members_act_on_themselves_only() {
             date_updated: None,
             last_updated_by: None,
             client_id: None,
+            media: None,
         })
     };
     assert_eq!(w.may("member", false, &post("member")), Ok(()));
@@ -280,6 +282,30 @@ fn members_act_on_themselves_only() {
         w.may("stranger", false, &post("stranger")),
         Err(DomainError::NotMember)
     );
+    // A media message needs sendMediaMessage besides sendMessage.
+    let media = ChannelCommand::PostMessage(PostMessage {
+        body: String::new(),
+        media: Some(Box::new(crate::MessageMedia::requested(
+            crate::MediaSid::from_bits(1),
+        ))),
+        ..match post("member") {
+            ChannelCommand::PostMessage(p) => p,
+            _ => unreachable!(),
+        }
+    });
+    assert_eq!(w.may("member", false, &media), Ok(()));
+    let mut text_only = world(ChannelType::Public, None);
+    for role in &mut text_only.policy.roles {
+        role.permissions
+            .retain(|p| *p != Permission::SendMediaMessage);
+    }
+    assert_eq!(
+        text_only.may("member", false, &media),
+        Err(DomainError::NotAuthorized {
+            permission: Permission::SendMediaMessage
+        })
+    );
+    assert_eq!(text_only.may("member", false, &post("member")), Ok(()));
     let decline = ChannelCommand::Decline {
         identity: "guest".into(),
     };

@@ -148,9 +148,12 @@ pub struct MessageView {
     pub body: String,
     /// Attributes as JSON.
     pub attributes: Value,
-    /// Always `text`.
+    /// `text`, or `media` when it carries a media.
     #[serde(rename = "type")]
     pub kind: String,
+    /// Its media, on a `media` message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaView>,
     /// The author's membership, if it was a member.
     pub member_sid: Option<String>,
     /// RFC 3339.
@@ -159,6 +162,21 @@ pub struct MessageView {
     pub date_updated: String,
     /// Who changed it last.
     pub last_updated_by: Option<String>,
+}
+
+/// A message's media (twilio-chat's `Media`): fetch `GET /v1/Services/{service}/Media/{sid}`
+/// for its content URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaView {
+    /// `ME…`
+    pub sid: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// MIME type.
+    pub content_type: String,
+    /// File name, if it has one.
+    pub filename: Option<String>,
 }
 
 impl From<&Message> for MessageView {
@@ -170,7 +188,13 @@ impl From<&Message> for MessageView {
             author: m.author.clone(),
             body: m.body.clone(),
             attributes: attributes(m.attributes.as_str()),
-            kind: "text".to_owned(),
+            kind: m.kind().to_owned(),
+            media: m.media.as_ref().map(|media| MediaView {
+                sid: media.sid.to_string(),
+                size: media.size,
+                content_type: media.content_type.clone(),
+                filename: media.filename.clone(),
+            }),
             member_sid: m.member_sid.map(|s| s.to_string()),
             date_created: date(m.date_created),
             date_updated: date(m.date_updated),

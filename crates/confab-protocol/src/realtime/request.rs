@@ -140,7 +140,8 @@ pub enum Request {
     SendMessage {
         /// Which channel.
         channel: String,
-        /// The text.
+        /// The text (may be empty on a media message).
+        #[serde(default)]
         body: String,
         /// Attributes.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,6 +149,9 @@ pub enum Request {
         /// An idempotency key: a repeat answers with the first message.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        /// A media the sender uploaded (`ME…`), to attach: the message's `type` is `media`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        media_sid: Option<String>,
     },
     /// A page of history.
     #[serde(rename_all = "camelCase")]
@@ -310,7 +314,8 @@ mod tests {
                 channel: "general".into(),
                 body: "hi".into(),
                 attributes: None,
-                client_id: None
+                client_id: None,
+                media_sid: None
             }
         );
         assert_eq!(

@@ -46,6 +46,7 @@ async fn post(world: &mut World, state: &mut ChannelState) -> Vec<confab_domain:
                 date_updated: None,
                 last_updated_by: None,
                 client_id: None,
+                media: None,
             }),
             &mut ctx,
         )

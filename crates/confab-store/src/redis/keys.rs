@@ -29,6 +29,9 @@
 //! | `{p}:hook-jobs` | hash | webhook job SID → job JSON (jobs waiting for delivery) |
 //! | `{p}:hook-due` | zset | webhook job SIDs, scored by when they are next due (ms) |
 //! | `{p}:hook-born` | zset | webhook job SIDs, scored by their creation time (ms) |
+//! | `{p}:media:{ME…}` | string | an uploaded media's record as created, JSON |
+//! | `{p}:media-at:{ME…}` | string | `CH…:IM…:ms`: the message it is attached to (set once) |
+//! | `{p}:media-of:{IS…}` | set | SIDs of the service's media records |
 //! | `{p}:node:{node}` | string | `1` while the node's heartbeat lasts (`PX` ttl) |
 //! | `{p}:nodes` | set | node ids that sent a heartbeat; `live_nodes` drops the expired |
 //! | `{p}:{CH…}:ch` | string | the channel, JSON |
@@ -45,6 +48,7 @@
 //! | `{p}:{CH…}:events` | zset | event JSON scored by event seq, the last `event_retention` |
 //! | `{p}:{CH…}:webhooks` | hash | webhook SID → webhook JSON |
 //! | `{p}:{CH…}:webhook-order` | zset | webhook SIDs, in creation order |
+//! | `{p}:{CH…}:media` | set | SIDs of the media attached to the channel's messages |
 //! | `{p}:{CH…}:lease` | hash | `node` and `epoch` of the lease holder (`PEXPIRE` ttl) |
 //! | `{p}:{CH…}:epoch` | string | the channel's lease epoch counter (`INCR`) |
 //!

@@ -21,6 +21,7 @@ mod channels;
 mod cluster;
 mod jobs;
 pub mod keys;
+mod media;
 mod scripts;
 mod services;
 

@@ -195,3 +195,26 @@ end
 if tonumber(ARGV[4]) > 0 then redis.call('PEXPIRE', ARGV[1], ARGV[4]) else redis.call('DEL', ARGV[1]) end
 return 1
 "#;
+
+/// Attaches a media once. ARGV: media record key, attachment key, channel media set,
+/// `CH…:IM…:ms`, media SID. Returns `MISSING`, or the attachment now stored (this one, or the
+/// earlier one it lost to).
+pub(super) const ATTACH_MEDIA: &str = r#"
+if redis.call('EXISTS', ARGV[1]) == 0 then return 'MISSING' end
+local current = redis.call('GET', ARGV[2])
+if current then return current end
+redis.call('SET', ARGV[2], ARGV[4])
+redis.call('SADD', ARGV[3], ARGV[5])
+return ARGV[4]
+"#;
+
+/// Detaches a media from one message. ARGV: attachment key, channel media set, `CH…:IM…`, media
+/// SID.
+pub(super) const DETACH_MEDIA: &str = r#"
+local current = redis.call('GET', ARGV[1])
+if current and string.sub(current, 1, string.len(ARGV[3])) == ARGV[3] then
+  redis.call('DEL', ARGV[1])
+  redis.call('SREM', ARGV[2], ARGV[4])
+end
+return 0
+"#;

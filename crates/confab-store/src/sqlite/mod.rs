@@ -10,6 +10,7 @@
 //! proceed while the writer works. No SQLite call ever runs on an async worker thread.
 
 mod jobs;
+mod media;
 mod queries;
 mod schema;
 

@@ -88,6 +88,16 @@ CREATE TABLE webhook_jobs (
 );
 CREATE INDEX webhook_jobs_by_due ON webhook_jobs(due);
 "#,
+    r#"
+CREATE TABLE media (
+    sid TEXT PRIMARY KEY,
+    service_sid TEXT NOT NULL,
+    channel_sid TEXT,
+    message_sid TEXT,
+    data TEXT NOT NULL
+);
+CREATE INDEX media_by_channel ON media(channel_sid) WHERE channel_sid IS NOT NULL;
+"#,
 ];
 
 /// Brings the database up to the newest schema.

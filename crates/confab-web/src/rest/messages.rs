@@ -4,7 +4,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use confab_app::lookup::find_event;
 use confab_app::AppError;
 use confab_cluster::{ChannelOp, MessageChange};
-use confab_domain::{ChannelCommand, ChannelEventKind, MessageSid, PostMessage};
+use confab_domain::{
+    ChannelCommand, ChannelEventKind, DomainError, MessageMedia, MessageSid, PostMessage,
+};
 use confab_protocol::rest as json;
 
 use super::{created, no_content, ok, query, Paging};
@@ -54,6 +56,14 @@ async fn create(
         date_updated: form.timestamp("DateUpdated")?,
         last_updated_by: form.string("LastUpdatedBy"),
         client_id: None,
+        media: form
+            .string("MediaSid")
+            .map(|sid| {
+                sid.parse()
+                    .map(|sid| Box::new(MessageMedia::requested(sid)))
+                    .map_err(|_| AppError::from(DomainError::MediaNotFound))
+            })
+            .transpose()?,
     });
     let events = super::execute(&state, hooks, channel.sid, ChannelOp::Apply(command)).await?;
     let message = find_event(&events, |k| match k {

@@ -227,6 +227,14 @@ async fn update(
     if let Some(v) = form.string("Media.CompatibilityMessage") {
         service.media_compatibility_message = Some(v);
     }
+    // Confab's extension: Twilio's limit is fixed; here a service may lower (or raise up to the
+    // node's `media.max_upload_bytes`) its own.
+    if let Some(v) = form.u32("Media.SizeLimitMb")? {
+        if v == 0 {
+            return Err(AppError::invalid("Media.SizeLimitMb must be at least 1").into());
+        }
+        service.media_size_limit_mb = v;
+    }
     service.date_updated = now();
     state.store.update_service(&service).await?;
     state.app.policies().forget_service(service.sid);
@@ -258,6 +266,7 @@ async fn delete(
             .await?;
         }
     }
+    state.app.delete_service_media(service.sid).await?;
     state.store.delete_service(service.sid).await?;
     state.app.policies().forget_service(service.sid);
     Ok(no_content())

@@ -51,6 +51,7 @@ fn message_batch(sid: ChannelSid, seq: u64, body: &str) -> Arc<EventBatch> {
         was_edited: false,
         last_updated_by: None,
         client_id: None,
+        media: None,
         date_created: Timestamp(0),
         date_updated: Timestamp(0),
     };

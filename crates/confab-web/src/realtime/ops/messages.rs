@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use confab_app::messages::{Direction, NewMessage};
 use confab_app::AppError;
-use confab_domain::ConsumptionUpdate;
+use confab_domain::{ConsumptionUpdate, DomainError};
 use confab_protocol::realtime::{MessageView, MessagesPage};
 use serde_json::{json, Value};
 
@@ -18,11 +18,16 @@ impl Connection {
         body: String,
         attributes: Option<Value>,
         client_id: Option<String>,
+        media_sid: Option<String>,
     ) -> OpResult {
+        let media = media_sid
+            .map(|sid| sid.parse().map_err(|_| DomainError::MediaNotFound))
+            .transpose()?;
         let message = NewMessage {
             body,
             attributes: attributes_text(attributes),
             client_id,
+            media,
         };
         let message = self
             .state

@@ -67,8 +67,9 @@ impl Connection {
                 body,
                 attributes,
                 client_id,
+                media_sid,
             } => {
-                self.send_message(&channel, body, attributes, client_id)
+                self.send_message(&channel, body, attributes, client_id, media_sid)
                     .await
             }
             R::GetMessages {
