@@ -98,7 +98,7 @@ fn hub_fanout(c: &mut Criterion) {
                 identity: format!("u{i}"),
                 friendly_name: None,
                 attributes: json!({}),
-                online: true,
+                online: Some(true),
             };
             hub.register(
                 id,

@@ -6,7 +6,7 @@ use confab_domain::policy::participation;
 use confab_domain::{
     AddMember, Caller, Channel, ChannelCommand, ChannelEventKind, ChannelSid, ChannelType,
     CreateChannel, Invite, InviteMember, Member, MemberRef, Participation, ServiceSid,
-    UpdateChannel,
+    UpdateChannel, UpdateMember,
 };
 use confab_store::{MemberKey, Page, PageRequest, PageStart};
 
@@ -44,6 +44,15 @@ impl<'a> UserRef<'a> {
             Caller::Account => Err(AppError::invalid("this operation acts for a user")),
         }
     }
+}
+
+/// What a user changes of a membership; absent fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct MemberChange {
+    /// New attributes JSON text.
+    pub attributes: Option<String>,
+    /// New notification level (`default` or `muted`), the caller's own only.
+    pub notification_level: Option<String>,
 }
 
 /// What a caller asks for when it creates a channel.
@@ -328,6 +337,36 @@ impl App {
         self.execute(caller, channel_sid, ChannelOp::Apply(command))
             .await?;
         Ok(())
+    }
+
+    /// Changes a member's attributes (its own with `editOwnMemberAttributes`, anyone's with
+    /// `editAnyMemberAttributes`) or the caller's own notification level; returns the member.
+    pub async fn update_member(
+        &self,
+        caller: &Caller,
+        key: &str,
+        identity: &str,
+        change: MemberChange,
+    ) -> AppResult<Member> {
+        let user = UserRef::of(caller)?;
+        let channel_sid = self.channel_sid(user.service, key).await?;
+        let command = ChannelCommand::UpdateMember(UpdateMember {
+            member: MemberRef::Identity(identity.to_owned()),
+            role_sid: None,
+            attributes: change.attributes,
+            consumption: None,
+            last_consumption_timestamp: None,
+            notification_level: change.notification_level,
+            date_created: None,
+            date_updated: None,
+        });
+        let events = self
+            .execute(caller, channel_sid, ChannelOp::Apply(command))
+            .await?;
+        find_event(&events, |k| match k {
+            ChannelEventKind::MemberUpdated { member, .. } => Some(member.clone()),
+            _ => None,
+        })
     }
 
     /// Changes the channel's names or attributes; returns it as the user now sees it.

@@ -302,6 +302,15 @@ impl App {
         Ok((channel, member))
     }
 
+    /// `getUnconsumedMessagesCount` as twilio-chat answers it: `None` while the member has no
+    /// read horizon (not "every message"), else [`App::unread`].
+    pub async fn unconsumed(&self, channel: &Channel, member: &Member) -> AppResult<Option<u64>> {
+        match member.last_consumed_message_index {
+            None => Ok(None),
+            Some(_) => self.unread(channel, member).await.map(Some),
+        }
+    }
+
     /// How many messages of the channel come after the member's read horizon.
     pub async fn unread(&self, channel: &Channel, member: &Member) -> AppResult<u64> {
         Ok(self

@@ -340,10 +340,19 @@ impl Channel {
             .ok_or_else(|| ClientError::Protocol("no count".into()))
     }
 
-    /// Messages after the read horizon.
-    pub async fn get_unconsumed_messages_count(&self) -> Result<u64, ClientError> {
-        self.count(Request::GetUnconsumedMessagesCount { channel: self.ch() })
-            .await
+    /// Messages after the read horizon; `None` while the caller has no read horizon (as
+    /// twilio-chat's `getUnconsumedMessagesCount()` resolves with `null`).
+    pub async fn get_unconsumed_messages_count(&self) -> Result<Option<u64>, ClientError> {
+        let v = self
+            .call(Request::GetUnconsumedMessagesCount { channel: self.ch() })
+            .await?;
+        match &v["count"] {
+            Value::Null => Ok(None),
+            count => count
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| ClientError::Protocol("no count".into())),
+        }
     }
 
     /// Messages in the channel.

@@ -119,8 +119,9 @@ pub fn role(r: &Role, urls: &Urls) -> Value {
     })
 }
 
-/// A user, with how many channels it belongs to.
-pub fn user(u: &User, joined_channels_count: u64, urls: &Urls) -> Value {
+/// A user, with how many channels it belongs to and, where the service tracks reachability,
+/// whether it is online (`is_notifiable` is then `false`: push notifications are not sent).
+pub fn user(u: &User, joined_channels_count: u64, online: Option<bool>, urls: &Urls) -> Value {
     let url = urls.user(u.service_sid, u.sid);
     json!({
         "sid": u.sid,
@@ -130,8 +131,8 @@ pub fn user(u: &User, joined_channels_count: u64, urls: &Urls) -> Value {
         "friendly_name": u.friendly_name,
         "role_sid": u.role_sid,
         "identity": u.identity,
-        "is_online": null,
-        "is_notifiable": null,
+        "is_online": online,
+        "is_notifiable": online.map(|_| false),
         "date_created": date(u.date_created),
         "date_updated": date(u.date_updated),
         "joined_channels_count": joined_channels_count,

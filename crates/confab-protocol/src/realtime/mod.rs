@@ -213,13 +213,14 @@ pub struct UserView {
     pub friendly_name: Option<String>,
     /// Attributes as JSON.
     pub attributes: Value,
-    /// Whether the user has a connected session.
-    pub online: bool,
+    /// Whether the user has a connected session; `null` when the service's reachability is
+    /// off (`ReachabilityEnabled`), as in twilio-chat.
+    pub online: Option<bool>,
 }
 
 impl UserView {
-    /// The view of `user` with its online status.
-    pub fn new(user: &User, online: bool) -> Self {
+    /// The view of `user` with its online status (`None`: reachability is off).
+    pub fn new(user: &User, online: Option<bool>) -> Self {
         Self {
             identity: user.identity.clone(),
             friendly_name: user.friendly_name.clone(),

@@ -110,6 +110,23 @@ pub enum Request {
         /// Who.
         identity: String,
     },
+    /// Changes a member's attributes (twilio-chat's `Member.updateAttributes`).
+    UpdateMemberAttributes {
+        /// Which channel.
+        channel: String,
+        /// Whose membership.
+        identity: String,
+        /// The new attributes.
+        attributes: Value,
+    },
+    /// Sets the caller's push notification level in a channel: `default` or `muted`
+    /// (twilio-chat's `Channel.setUserNotificationLevel`).
+    SetNotificationLevel {
+        /// Which channel.
+        channel: String,
+        /// `default` or `muted`.
+        level: String,
+    },
     /// Changes a channel's names or attributes.
     #[serde(rename_all = "camelCase")]
     UpdateChannel {
@@ -266,6 +283,8 @@ impl Request {
         "invite",
         "add",
         "removeMember",
+        "updateMemberAttributes",
+        "setNotificationLevel",
         "updateChannel",
         "deleteChannel",
         "getMembers",

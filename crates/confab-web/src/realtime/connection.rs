@@ -266,6 +266,9 @@ impl Connection {
         let user = app
             .ensure_user_for(&caller, false, &service, &grant.identity)
             .await?;
+        // With reachability off the user's online status is nobody's business (`null`), and
+        // the hub announces nothing.
+        let reachable = service.reachability_enabled.then_some(true);
         // Registered before the channels are read, so that no membership change in between is
         // missed: the hub subscribes it to channels joined from now on (in cluster mode, once
         // the user's topic is subscribed; the wait is bounded so that a Redis outage delays
@@ -276,7 +279,7 @@ impl Connection {
                 self.id,
                 service.sid,
                 grant.identity.clone(),
-                UserView::new(&user, true),
+                UserView::new(&user, reachable),
                 self.outbox.clone(),
                 Duration::from_secs(5),
             )
@@ -341,7 +344,8 @@ impl Connection {
         }
         let reply = json!({
             "identity": grant.identity,
-            "user": UserView::new(&user, true),
+            "user": UserView::new(&user, reachable),
+            "reachabilityEnabled": service.reachability_enabled,
             "channels": channels,
             "resumed": resumed,
             "protocolVersion": rt::PROTOCOL_VERSION,

@@ -9,6 +9,8 @@ mod connection;
 mod frames;
 pub mod hub;
 mod ops;
+
+pub(crate) use ops::online_anywhere;
 mod session;
 
 use std::time::Duration;

@@ -44,7 +44,15 @@ async fn render(state: &AppState, user: &User) -> Result<serde_json::Value, ApiE
         .store
         .count_memberships(user.service_sid, &user.identity)
         .await?;
-    Ok(json::user(user, joined, &state.urls))
+    // `is_online` only where the service tracks it (`ReachabilityEnabled`), as in Twilio.
+    let policy = state.app.policies().service(user.service_sid).await?;
+    let online = match policy.service.reachability_enabled {
+        true => {
+            Some(crate::realtime::online_anywhere(state, user.service_sid, &user.identity).await)
+        }
+        false => None,
+    };
+    Ok(json::user(user, joined, online, &state.urls))
 }
 
 async fn create(

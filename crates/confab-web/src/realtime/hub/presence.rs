@@ -38,7 +38,7 @@ impl HubTask {
                 }
             }
         }
-        let online = (reasons == ["online"]).then_some(user.online);
+        let online = (reasons == ["online"]).then_some(user.online).flatten();
         self.signal_user(key, user, &frame, channels.into_iter().collect(), online);
         self.offer_to(peers, &frame);
     }
@@ -168,7 +168,7 @@ impl HubTask {
             self.remote_online.remove(key);
             return;
         };
-        user.online = false;
+        user.online = Some(false);
         let frame = user_frame(&user, &["online"]);
         let channels = remote.channels.clone();
         self.remote_online.remove(key);

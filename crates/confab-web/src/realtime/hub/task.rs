@@ -144,7 +144,8 @@ impl HubTask {
                     },
                 );
                 let mut user = user;
-                user.online = true;
+                // `None` stays: the service keeps its users' online status to itself.
+                user.online = user.online.map(|_| true);
                 self.users.insert(key, user);
             }
             Command::Announce { id } => {
@@ -152,7 +153,8 @@ impl HubTask {
                     return;
                 };
                 let key = (entry.service, entry.identity.clone());
-                if self.announced.insert(key.clone()) {
+                let reachable = self.users.get(&key).is_some_and(|u| u.online.is_some());
+                if reachable && self.announced.insert(key.clone()) {
                     if let Some(user) = self.users.get(&key).cloned() {
                         self.send_user_updated(&key, &user, &["online"]);
                     }
@@ -241,7 +243,9 @@ impl HubTask {
             } => {
                 let key = (service, user.identity.clone());
                 let mut user = user;
-                user.online = self.by_user.get(&key).is_some_and(|s| !s.is_empty());
+                if user.online.is_some() {
+                    user.online = Some(self.by_user.get(&key).is_some_and(|s| !s.is_empty()));
+                }
                 self.users.insert(key.clone(), user.clone());
                 self.send_user_updated(&key, &user, &reasons);
             }
@@ -274,7 +278,7 @@ impl HubTask {
             self.left_at.retain(|(user, _), _| *user != key);
             let announced = self.announced.remove(&key);
             if let Some(mut user) = self.users.remove(&key).filter(|_| announced) {
-                user.online = false;
+                user.online = Some(false);
                 // Peers are found through the departed sessions' channels.
                 let channels: Vec<ChannelSid> = entry.channels.iter().copied().collect();
                 match (elsewhere, self.commands.clone()) {

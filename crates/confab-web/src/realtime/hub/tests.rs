@@ -79,7 +79,7 @@ async fn session(hub: &Hub, identity: &str, channel: ChannelSid, capacity: usize
         identity: identity.into(),
         friendly_name: None,
         attributes: serde_json::json!({}),
-        online: true,
+        online: Some(true),
     };
     let outbox = Outbox {
         tx,

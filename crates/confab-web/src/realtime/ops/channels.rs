@@ -1,7 +1,8 @@
 //! Channel and member operations: descriptors, get, create, join, leave, decline, invite, add,
 //! remove, update, delete, members.
 
-use confab_app::channels::{NewChannel, SeenChannel};
+use confab_app::channels::{MemberChange, NewChannel, SeenChannel};
+use confab_app::AppError;
 use confab_domain::{Channel, ChannelType, UpdateChannel};
 use confab_protocol::realtime::{request::Paging, ChannelView, MemberView, PageView};
 use confab_store::{PageRequest, PageStart};
@@ -148,6 +149,25 @@ impl Connection {
             .remove_member(&self.auth()?.caller, key, identity)
             .await?;
         Ok(json!({}))
+    }
+
+    pub(super) async fn update_member(
+        &self,
+        key: &str,
+        identity: &str,
+        change: MemberChange,
+    ) -> OpResult {
+        let member = self
+            .state
+            .app
+            .update_member(&self.auth()?.caller, key, identity, change)
+            .await?;
+        let mut view =
+            serde_json::to_value(MemberView::from(&member)).map_err(AppError::internal)?;
+        // The level is the member's own business: only its own replies show it.
+        view["notificationLevel"] =
+            json!(member.notification_level.as_deref().unwrap_or("default"));
+        Ok(view)
     }
 
     pub(super) async fn update_channel(

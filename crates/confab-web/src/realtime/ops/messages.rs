@@ -122,7 +122,7 @@ impl Connection {
     pub(super) async fn unread_count(&self, key: &str) -> OpResult {
         let app = &self.state.app;
         let (channel, member) = app.member_channel(self.auth()?.user(), key).await?;
-        Ok(json!({"count": app.unread(&channel, &member).await?}))
+        Ok(json!({"count": app.unconsumed(&channel, &member).await?}))
     }
 
     pub(super) async fn messages_count(&self, key: &str) -> OpResult {

@@ -6,6 +6,9 @@ mod channels;
 mod messages;
 mod users;
 
+pub(crate) use users::online_anywhere;
+
+use confab_app::channels::MemberChange;
 use confab_app::AppError;
 use confab_protocol::realtime::Request;
 use serde_json::Value;
@@ -50,6 +53,25 @@ impl Connection {
             R::Invite { channel, identity } => self.invite(&channel, &identity, false).await,
             R::Add { channel, identity } => self.invite(&channel, &identity, true).await,
             R::RemoveMember { channel, identity } => self.remove_member(&channel, &identity).await,
+            R::UpdateMemberAttributes {
+                channel,
+                identity,
+                attributes,
+            } => {
+                let change = MemberChange {
+                    attributes: attributes_text(Some(attributes)),
+                    notification_level: None,
+                };
+                self.update_member(&channel, &identity, change).await
+            }
+            R::SetNotificationLevel { channel, level } => {
+                let change = MemberChange {
+                    attributes: None,
+                    notification_level: Some(level),
+                };
+                let me = self.auth()?.identity.clone();
+                self.update_member(&channel, &me, change).await
+            }
             R::UpdateChannel {
                 channel,
                 friendly_name,
