@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import WebSocket from "ws";
 
 import { Client, ConfabError, Media } from "../../web/sdk/confab.js";
-import { Node } from "./node.mjs";
+import { Node, freePort } from "./node.mjs";
 
 let node;
 const clients = [];
@@ -425,4 +425,169 @@ test("a refused token rejects Client.create", async () => {
     Client.create("not-a-token", { url: node.url, WebSocket }),
     (e) => e instanceof ConfabError && e.code === 51007,
   );
+});
+
+/** Two clients, both members of a fresh channel: [aClient, aChannel, bClient, bChannel]. */
+async function pair(a, b, uniqueName) {
+  const aClient = await connect(a);
+  const bClient = await connect(b);
+  const aChannel = await aClient.createChannel({ uniqueName });
+  await aChannel.join();
+  const bChannel = await bClient.getChannelBySid(aChannel.sid);
+  const joined = next(aChannel, "memberJoined", (m) => m.identity === b);
+  await bChannel.join();
+  await joined;
+  return [aClient, aChannel, bClient, bChannel];
+}
+
+test("a Channel emits updated with updateReasons, and removed when deleted", async () => {
+  const [, room, bob, bobs] = await pair("js-ch-alice", "js-ch-bob", "js-channel-events");
+  // Both the new object event and the existing channelUpdated events, with the same payload.
+  const updated = next(bobs, "updated");
+  const onChannel = next(bobs, "channelUpdated");
+  const onClient = next(bob, "channelUpdated", (e) => e.channel.sid === room.sid);
+  await room.updateFriendlyName("Renamed");
+  const args = await updated;
+  assert.equal(args.channel, bobs, "the Channel object bob already holds");
+  assert.ok(args.updateReasons.includes("friendlyName"), JSON.stringify(args.updateReasons));
+  assert.ok(!args.updateReasons.includes("attributes"));
+  assert.equal(bobs.friendlyName, "Renamed");
+  assert.equal(await onChannel, args);
+  assert.equal(await onClient, args);
+
+  const attributes = next(bobs, "updated");
+  await room.updateAttributes({ topic: "events" });
+  const second = await attributes;
+  assert.ok(second.updateReasons.includes("attributes"), JSON.stringify(second.updateReasons));
+  assert.ok(!second.updateReasons.includes("friendlyName"));
+  assert.deepEqual(bobs.attributes, { topic: "events" });
+
+  const removed = next(bobs, "removed");
+  const channelRemoved = next(bob, "channelRemoved", (c) => c.sid === room.sid);
+  await room.delete();
+  assert.equal(await removed, bobs);
+  assert.equal(await channelRemoved, bobs);
+  assert.equal(bobs.status, "notParticipating");
+});
+
+test("a Member object from getMemberByIdentity emits updated when its read horizon moves", async () => {
+  const [, room, , bobs] = await pair("js-mem-alice", "js-mem-bob", "js-member-events");
+  await room.sendMessage("read me");
+  await room.sendMessage("and me");
+  const bob = await room.getMemberByIdentity("js-mem-bob");
+  assert.equal(bob.lastConsumedMessageIndex, null);
+  const updated = next(bob, "updated");
+  const onChannel = next(room, "memberUpdated", (e) => e.member.identity === "js-mem-bob");
+  await bobs.advanceLastConsumedMessageIndex(1);
+  const args = await updated;
+  assert.equal(args.member, bob, "the object getMemberByIdentity returned");
+  assert.ok(args.updateReasons.includes("lastConsumedMessageIndex"), JSON.stringify(args.updateReasons));
+  assert.equal(bob.lastConsumedMessageIndex, 1);
+  assert.equal(await onChannel, args);
+  // The channel hands out the same objects from then on.
+  assert.equal((await room.getMembers()).find((m) => m.identity === "js-mem-bob"), bob);
+  assert.equal(await room.getMemberBySid(bob.sid), bob);
+});
+
+test("a Message object from messageAdded emits updated when its author edits it", async () => {
+  const [, room, , bobs] = await pair("js-msg-alice", "js-msg-bob", "js-message-events");
+  const mineAdded = next(room, "messageAdded");
+  const theirsAdded = next(bobs, "messageAdded");
+  await room.sendMessage("first draft");
+  const mine = await mineAdded;
+  const theirs = await theirsAdded;
+  // History hands out the objects messageAdded did.
+  assert.equal((await bobs.getMessages()).items[0], theirs);
+
+  const mineUpdated = next(mine, "updated");
+  const theirsUpdated = next(theirs, "updated");
+  const onChannel = next(bobs, "messageUpdated");
+  await mine.updateBody("final");
+  const args = await theirsUpdated;
+  assert.equal(args.message, theirs, "the object bob got from messageAdded");
+  assert.ok(args.updateReasons.includes("body"), JSON.stringify(args.updateReasons));
+  assert.equal(theirs.body, "final");
+  assert.equal(await onChannel, args);
+  const own = await mineUpdated;
+  assert.equal(own.message, mine);
+  assert.equal(mine.body, "final");
+});
+
+test("client.user and getUser() objects emit updated on userUpdated", async () => {
+  const [fay, , gus] = await pair("js-user-fay", "js-user-gus", "js-user-events");
+  const fayForGus = await gus.getUser("js-user-fay");
+  assert.equal(await gus.getUser("js-user-fay"), fayForGus, "one User object per identity");
+  assert.equal(await fay.getUser("js-user-fay"), fay.user);
+
+  const byName = (e) => e.updateReasons.includes("friendlyName");
+  const own = next(fay.user, "updated", byName);
+  const ownOnClient = next(fay, "userUpdated", byName);
+  const seenByGus = next(fayForGus, "updated", byName);
+  await fay.user.updateFriendlyName("Fay F.");
+  const args = await own;
+  assert.equal(args.user, fay.user);
+  assert.equal(fay.user.friendlyName, "Fay F.");
+  assert.equal(fay.user.identity, "js-user-fay");
+  // The client's event carries the User object, as twilio-chat's does.
+  assert.equal(await ownOnClient, args);
+  const theirs = await seenByGus;
+  assert.equal(theirs.user, fayForGus);
+  assert.equal(fayForGus.friendlyName, "Fay F.");
+
+  // Only the signed-in user can be edited.
+  await assert.rejects(fayForGus.updateFriendlyName("not mine"), (e) => e instanceof ConfabError && e.status === 400);
+});
+
+test("new Client(token) connects and emits stateChanged initialized", async () => {
+  const client = new Client(await node.devToken("js-new-client"), { url: node.url, WebSocket });
+  clients.push(client);
+  assert.equal(client.state, "uninitialized");
+  const states = [];
+  client.on("stateChanged", (s) => states.push(s));
+  const errors = [];
+  client.on("connectionError", (e) => errors.push(e));
+  await next(client, "stateChanged");
+  assert.deepEqual(states, ["initialized"]);
+  assert.equal(client.state, "initialized");
+  assert.equal(client.connectionState, "connected");
+  assert.equal(client.user.identity, "js-new-client");
+  assert.deepEqual(errors, []);
+  const room = await client.createChannel({ uniqueName: "js-new-client-room" });
+  assert.equal((await room.join()).status, "joined");
+});
+
+test("new Client with a refused token emits connectionError (terminal) and stateChanged failed", async () => {
+  const client = new Client("not-a-token", { url: node.url, WebSocket });
+  const errors = [];
+  client.on("connectionError", (e) => errors.push(e));
+  const connection = [];
+  client.on("connectionStateChanged", (s) => connection.push(s));
+  assert.equal(await next(client, "stateChanged"), "failed");
+  assert.equal(client.state, "failed");
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].terminal, true);
+  assert.equal(errors[0].errorCode, 51007);
+  assert.equal(errors[0].httpStatusCode, 401);
+  assert.equal(typeof errors[0].message, "string");
+  assert.ok(connection.includes("denied"));
+  await assert.rejects(client.getSubscribedChannels(), (e) => e instanceof ConfabError);
+
+  // Nothing listening: each failed attempt is reported, not terminal, and the client retries.
+  const down = new Client(await node.devToken("js-nobody-home"), {
+    url: `http://127.0.0.1:${await freePort()}`,
+    WebSocket,
+    backoffMinMs: 20,
+    backoffMaxMs: 50,
+  });
+  try {
+    const first = await next(down, "connectionError");
+    assert.equal(first.terminal, false);
+    assert.equal(first.httpStatusCode, null);
+    assert.equal(first.errorCode, null);
+    const second = await next(down, "connectionError");
+    assert.equal(second.terminal, false);
+    assert.equal(down.state, "uninitialized");
+  } finally {
+    await down.shutdown();
+  }
 });

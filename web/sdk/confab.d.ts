@@ -1,7 +1,46 @@
 // TypeScript declarations of the Confab JS SDK (web/sdk/confab.js).
 
 export type ConnectionState = "connecting" | "connected" | "disconnected" | "denied";
+/** The client's state: "uninitialized" until the first connection is initialized
+ * ("initialized") or its token refused ("failed"); `stateChanged` reports the last two. */
+export type State = "uninitialized" | "initialized" | "failed";
 export type ChannelStatus = "joined" | "invited" | "notParticipating";
+
+export type ChannelUpdateReason = "friendlyName" | "uniqueName" | "attributes" | "createdBy" | "dateCreated" | "dateUpdated" | "notificationLevel";
+export type MemberUpdateReason = "attributes" | "dateCreated" | "dateUpdated" | "roleSid" | "lastConsumedMessageIndex" | "lastConsumptionTimestamp";
+export type MessageUpdateReason = "body" | "lastUpdatedBy" | "dateCreated" | "dateUpdated" | "attributes" | "author";
+export type UserUpdateReason = "friendlyName" | "attributes" | "online";
+
+/** `updated` of a Channel, and the `channelUpdated` event. */
+export interface ChannelUpdatedEventArgs {
+  channel: Channel;
+  updateReasons: ChannelUpdateReason[];
+}
+/** `updated` of a Member, and the `memberUpdated` event. */
+export interface MemberUpdatedEventArgs {
+  member: Member;
+  updateReasons: MemberUpdateReason[];
+}
+/** `updated` of a Message, and the `messageUpdated` event. */
+export interface MessageUpdatedEventArgs {
+  message: Message;
+  updateReasons: MessageUpdateReason[];
+}
+/** `updated` of a User, and the `userUpdated` event. */
+export interface UserUpdatedEventArgs {
+  user: User;
+  updateReasons: UserUpdateReason[];
+}
+/** The `connectionError` event: a connection attempt failed or the token was refused. */
+export interface ConnectionError {
+  /** True when the client will not try again (a token refused at the start). */
+  terminal: boolean;
+  message: string;
+  /** 401 for a refused token; null when no server answered. */
+  httpStatusCode: number | null;
+  /** The Twilio error code (51007, 20104, 20157, ...); null when no server answered. */
+  errorCode: number | null;
+}
 
 export interface ClientOptions {
   /** The node's base URL (http(s)://host:port) or its realtime URL; defaults to the page's origin. */
@@ -34,17 +73,24 @@ export class Paginator<T> {
   prevPage(): Promise<Paginator<T>>;
 }
 
+/** `client.user` and the users of `getUser()` emit `updated` on the server's `userUpdated`. */
 export class User extends Emitter {
+  on(event: "updated", handler: (args: UserUpdatedEventArgs) => void): this;
+  on(event: string, handler: (...args: any[]) => void): this;
   identity: string;
   friendlyName: string | null;
   attributes: any;
   online: boolean;
   isOnline: boolean;
+  /** The signed-in user's only (`client.user`); rejects for anyone else. */
   updateFriendlyName(friendlyName: string): Promise<User>;
   updateAttributes(attributes: any): Promise<User>;
 }
 
-export class Member {
+/** One object per member of a channel, kept current; emits `updated` on `memberUpdated`. */
+export class Member extends Emitter {
+  on(event: "updated", handler: (args: MemberUpdatedEventArgs) => void): this;
+  on(event: string, handler: (...args: any[]) => void): this;
   channel: Channel;
   sid: string;
   identity: string;
@@ -78,7 +124,11 @@ export interface SendMediaOptions {
   filename?: string;
 }
 
-export class Message {
+/** The objects a channel handed out (its 1,000 most recently used) are kept current and emit
+ * `updated` on `messageUpdated`. */
+export class Message extends Emitter {
+  on(event: "updated", handler: (args: MessageUpdatedEventArgs) => void): this;
+  on(event: string, handler: (...args: any[]) => void): this;
   channel: Channel;
   sid: string;
   index: number;
@@ -121,7 +171,14 @@ export class ChannelDescriptor {
 }
 
 export interface Channel extends ChannelFields {}
+/** One object per channel, kept current; emits the channel's events, `updated` with each
+ * `channelUpdated` and `removed` when the channel is deleted. */
 export class Channel extends Emitter {
+  on(event: "updated" | "channelUpdated", handler: (args: ChannelUpdatedEventArgs) => void): this;
+  on(event: "removed" | "channelRemoved", handler: (channel: Channel) => void): this;
+  on(event: "memberUpdated", handler: (args: MemberUpdatedEventArgs) => void): this;
+  on(event: "messageUpdated", handler: (args: MessageUpdatedEventArgs) => void): this;
+  on(event: string, handler: (...args: any[]) => void): this;
   join(): Promise<Channel>;
   leave(): Promise<Channel>;
   decline(): Promise<Channel>;
@@ -132,6 +189,7 @@ export class Channel extends Emitter {
   updateAttributes(attributes: any): Promise<Channel>;
   updateFriendlyName(friendlyName: string): Promise<Channel>;
   updateUniqueName(uniqueName: string): Promise<Channel>;
+  /** The channel's Member objects (the same ones on every call). */
   getMembers(): Promise<Member[]>;
   getMemberByIdentity(identity: string): Promise<Member>;
   getMemberBySid(sid: string): Promise<Member>;
@@ -149,9 +207,25 @@ export class Channel extends Emitter {
   setNoMessagesConsumed(): Promise<number>;
 }
 
+/**
+ * `await Client.create(token, options)` resolves once initialized (rejects on a refused token);
+ * `new Client(token, options)` starts connecting and reports `stateChanged` ("initialized" or
+ * "failed"), which is never emitted before the constructor returned.
+ */
 export class Client extends Emitter {
+  constructor(token: string, options?: ClientOptions);
   static create(token: string, options?: ClientOptions): Promise<Client>;
+  on(event: "stateChanged", handler: (state: "initialized" | "failed") => void): this;
+  on(event: "connectionStateChanged", handler: (state: ConnectionState) => void): this;
+  on(event: "connectionError", handler: (error: ConnectionError) => void): this;
+  on(event: "channelUpdated", handler: (args: ChannelUpdatedEventArgs) => void): this;
+  on(event: "memberUpdated", handler: (args: MemberUpdatedEventArgs) => void): this;
+  on(event: "messageUpdated", handler: (args: MessageUpdatedEventArgs) => void): this;
+  on(event: "userUpdated", handler: (args: UserUpdatedEventArgs) => void): this;
+  on(event: string, handler: (...args: any[]) => void): this;
+  state: State;
   connectionState: ConnectionState;
+  /** The signed-in user; exists from the start, its fields filled once initialized. */
   user: User;
   getPublicChannelDescriptors(pageSize?: number): Promise<Paginator<ChannelDescriptor>>;
   getUserChannelDescriptors(pageSize?: number): Promise<Paginator<ChannelDescriptor>>;
@@ -159,6 +233,8 @@ export class Client extends Emitter {
   getChannelBySid(sid: string): Promise<Channel>;
   getChannelByUniqueName(uniqueName: string): Promise<Channel>;
   createChannel(options?: { friendlyName?: string; uniqueName?: string; isPrivate?: boolean; attributes?: any }): Promise<Channel>;
+  /** The client's User object for `identity` (the same one each time; `client.user` for the
+   * signed-in user), which emits `updated`. */
   getUser(identity: string): Promise<User>;
   updateToken(token: string): Promise<Client>;
   shutdown(): Promise<void>;

@@ -6,11 +6,36 @@
 // from the last event it delivered; `sendMessage` carries a client id and is retried across
 // reconnects, so nothing is lost and nothing is sent twice.
 //
+// Like twilio-chat, the SDK hands out one object per resource and keeps it current: the
+// client's Channel per channel, a channel's Member per member, its Message per message (a
+// bounded cache, see MESSAGE_CACHE_SIZE) and the client's User per identity (see
+// USER_CACHE_SIZE). Each emits `updated` ({channel|member|message|user, updateReasons}) when
+// the server reports a change of it, before the channel's and the client's `*Updated` events,
+// which carry the same object.
+//
 // Media messages upload their file over HTTP (`POST /v1/Services/{IS}/Media`, authenticated by
 // the access token) and then send the message with the media's SID; needs `fetch` (browsers,
 // Node 18+).
 
 const RETRYABLE = "disconnected";
+
+/** How many Message objects a channel keeps (and keeps current): the 1,000 it handed out
+ * (`getMessages`, `messageAdded`, ...) most recently. An older one still works, but no longer
+ * receives `updated`; fetching it again gives a new object. */
+const MESSAGE_CACHE_SIZE = 1000;
+
+/** How many User objects (`getUser`, `userUpdated`) the client keeps current besides
+ * `client.user`: the 1,000 it handed out most recently. */
+const USER_CACHE_SIZE = 1000;
+
+/** `key` -> `value` in `map` as its most recently used entry, dropping the least recently used
+ * one beyond `limit`. */
+function remember(map, key, value, limit) {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > limit) map.delete(map.keys().next().value);
+  return value;
+}
 
 /** An error answered by the server (Twilio error code) or by the SDK. */
 export class ConfabError extends Error {
@@ -88,7 +113,12 @@ function parseDate(value) {
   return value ? new Date(value) : null;
 }
 
-/** A user (`client.user` is the signed-in one). */
+/**
+ * A user (`client.user` is the signed-in one). The client keeps one User per identity current:
+ * `client.user` and those `getUser()` returned emit `updated` ({user, updateReasons}, reasons
+ * among friendlyName, attributes, online) on each `userUpdated` the server sends: for the
+ * signed-in user's own changes, and for users sharing a channel with it.
+ */
 export class User extends Emitter {
   constructor(client, view) {
     super();
@@ -102,19 +132,30 @@ export class User extends Emitter {
     this.online = !!view.online;
     this.isOnline = this.online;
   }
-  async updateFriendlyName(friendlyName) {
-    this._update(await this._client._request("updateUser", { friendlyName }));
+  async _updateSelf(params) {
+    // The server edits the signed-in user only: never write its answer into someone else.
+    if (this !== this._client.user) throw new ConfabError(0, "Only the signed-in user (client.user) can be updated", 400);
+    this._update(await this._client._request("updateUser", params));
     return this;
   }
-  async updateAttributes(attributes) {
-    this._update(await this._client._request("updateUser", { attributes }));
-    return this;
+  /** Resolves once the server stored it; `updated` follows with the server's event. */
+  updateFriendlyName(friendlyName) {
+    return this._updateSelf({ friendlyName });
+  }
+  updateAttributes(attributes) {
+    return this._updateSelf({ attributes });
   }
 }
 
-/** A channel member. */
-export class Member {
+/**
+ * A channel member. A channel keeps one Member per member (from `getMembers()`,
+ * `getMemberByIdentity()`, `memberJoined`, ...) current until it leaves; it emits `updated`
+ * ({member, updateReasons}, e.g. lastConsumedMessageIndex, lastConsumptionTimestamp,
+ * attributes, roleSid) on each `memberUpdated`.
+ */
+export class Member extends Emitter {
   constructor(channel, view) {
+    super();
     this.channel = channel;
     this._update(view);
   }
@@ -149,9 +190,15 @@ export class Media {
   }
 }
 
-/** A message. */
-export class Message {
+/**
+ * A message. A channel keeps the Message objects it handed out (`getMessages()`,
+ * `messageAdded`; the newest-used MESSAGE_CACHE_SIZE of them) current; each emits `updated`
+ * ({message, updateReasons}, e.g. body, attributes, lastUpdatedBy, dateUpdated) on each
+ * `messageUpdated`.
+ */
+export class Message extends Emitter {
   constructor(channel, view) {
+    super();
     this.channel = channel;
     this._update(view);
   }
@@ -163,20 +210,28 @@ export class Message {
     this.attributes = view.attributes ?? {};
     this.type = view.type ?? (view.media ? "media" : "text");
     // Like twilio-chat: null for a text message.
-    this.media = view.media ? new Media(this.channel._client, view.media) : null;
+    this.media = view.media ? (this.media?.sid === view.media.sid ? this.media : new Media(this.channel._client, view.media)) : null;
     this.memberSid = view.memberSid ?? null;
     this.dateCreated = parseDate(view.dateCreated);
     this.dateUpdated = parseDate(view.dateUpdated);
     this.timestamp = this.dateCreated;
     this.lastUpdatedBy = view.lastUpdatedBy ?? null;
   }
-  async updateBody(body) {
-    this._update(await this.channel._call("updateMessage", { index: this.index, body }));
+  async _edit(params) {
+    const view = await this.channel._call("updateMessage", { ...params, index: this.index });
+    this._update(view);
+    // An object handed out again after this one left the cache is kept current too.
+    const cached = this.channel._messages.get(this.index);
+    if (cached && cached !== this) cached._update(view);
     return this;
   }
-  async updateAttributes(attributes) {
-    this._update(await this.channel._call("updateMessage", { index: this.index, attributes }));
-    return this;
+  /** Resolves once the server stored it (the object already shows it); `updated` follows with
+   * the server's `messageUpdated`. */
+  updateBody(body) {
+    return this._edit({ body });
+  }
+  updateAttributes(attributes) {
+    return this._edit({ attributes });
   }
   async remove() {
     await this.channel._call("removeMessage", { index: this.index });
@@ -214,12 +269,40 @@ function describe(view) {
   };
 }
 
-/** A channel and its operations; emits the channel's events. */
+/**
+ * A channel and its operations; the client keeps one Channel per channel. Emits the channel's
+ * events (messageAdded, messageUpdated, messageRemoved, memberJoined, memberLeft,
+ * memberUpdated, typingStarted, typingEnded, channelUpdated, channelRemoved) and, like
+ * twilio-chat's Channel, `updated` ({channel, updateReasons}, e.g. friendlyName, uniqueName,
+ * attributes, dateUpdated) with each `channelUpdated`, and `removed` (the channel) when it is
+ * deleted.
+ */
 export class Channel extends Emitter {
   constructor(client, view) {
     super();
     this._client = client;
+    // sid -> Member, for this channel's members seen so far (until they leave).
+    this._members = new Map();
+    // index -> Message, the MESSAGE_CACHE_SIZE most recently handed out.
+    this._messages = new Map();
     this._update(view);
+  }
+  /** The channel's Member object for `view`, brought up to date. */
+  _member(view) {
+    let member = this._members.get(view.sid);
+    if (member) member._update(view);
+    else {
+      member = new Member(this, view);
+      this._members.set(view.sid, member);
+    }
+    return member;
+  }
+  /** The channel's Message object for `view`, brought up to date and kept in the cache. */
+  _message(view) {
+    let message = this._messages.get(view.index);
+    if (message) message._update(view);
+    else message = new Message(this, view);
+    return remember(this._messages, view.index, message, MESSAGE_CACHE_SIZE);
   }
   _update(view, { personal = true } = {}) {
     const d = describe(view);
@@ -269,9 +352,10 @@ export class Channel extends Emitter {
   updateUniqueName(uniqueName) {
     return this._callView("updateChannel", { uniqueName });
   }
+  /** Every member, as the channel's Member objects (the same ones on every call). */
   async getMembers() {
     const result = await this._call("getMembers");
-    return result.items.map((m) => new Member(this, m));
+    return result.items.map((m) => this._member(m));
   }
   async getMemberByIdentity(identity) {
     const member = (await this.getMembers()).find((m) => m.identity === identity);
@@ -326,7 +410,7 @@ export class Channel extends Emitter {
    * `direction: "forward"` from `anchor` on. */
   async getMessages(pageSize = 30, anchor, direction = "backwards") {
     const result = await this._call("getMessages", { pageSize, anchor, direction });
-    const items = result.items.map((m) => new Message(this, m));
+    const items = result.items.map((m) => this._message(m));
     const first = items[0];
     const last = items[items.length - 1];
     const prev = result.hasPrevPage && first ? () => this.getMessages(pageSize, first.index - 1, "backwards") : null;
@@ -405,11 +489,18 @@ function realtimeUrl(url) {
 }
 
 /**
- * The entry point, like twilio-chat's `Client`. Create it with `await Client.create(token, {url})`.
- * Emits: connectionStateChanged, channelAdded, channelInvited, channelJoined, channelLeft,
- * channelRemoved, channelUpdated, messageAdded, messageUpdated, messageRemoved, memberJoined,
- * memberLeft, memberUpdated, typingStarted, typingEnded, userUpdated, tokenAboutToExpire,
- * tokenExpired.
+ * The entry point, like twilio-chat's `Client`. Either `await Client.create(token, {url})`,
+ * which resolves once the client is initialized (and rejects when the token is refused), or,
+ * like current twilio-chat, `new Client(token, {url})`, which starts connecting at once:
+ * subscribe to `stateChanged` ("initialized" once the first connection is initialized, or
+ * "failed" when the token is refused then; also in `client.state`) before using it.
+ *
+ * Emits: stateChanged (State), connectionStateChanged (ConnectionState), connectionError
+ * ({terminal, message, httpStatusCode, errorCode}: a connection attempt failed or the token was
+ * refused; `terminal` when the client will not try again), channelAdded, channelInvited,
+ * channelJoined, channelLeft, channelRemoved, channelUpdated, messageAdded, messageUpdated,
+ * messageRemoved, memberJoined, memberLeft, memberUpdated, typingStarted, typingEnded,
+ * userUpdated ({user: User, updateReasons}), tokenAboutToExpire, tokenExpired.
  */
 export class Client extends Emitter {
   static async create(token, options = {}) {
@@ -429,6 +520,8 @@ export class Client extends Emitter {
     this._backoffMin = options.backoffMinMs ?? 200;
     this._backoffMax = options.backoffMaxMs ?? 5000;
     this._channels = new Map();
+    // identity -> User, the USER_CACHE_SIZE most recently handed out (client.user aside).
+    this._users = new Map();
     this._pending = new Map();
     this._queue = [];
     this._lastSeq = {};
@@ -436,11 +529,18 @@ export class Client extends Emitter {
     this._attempt = 0;
     this._closed = false;
     this.connectionState = "connecting";
-    this.user = null;
+    /** "uninitialized", then "initialized" or "failed" (see `stateChanged`). */
+    this.state = "uninitialized";
+    // Like twilio-chat, the signed-in user exists from the start (to subscribe to); its
+    // fields are the server's once the client is initialized.
+    this.user = new User(this, { identity: tokenClaims(token)?.grants?.identity ?? null });
     this._firstConnection = new Promise((resolve, reject) => {
       this._resolveFirst = resolve;
       this._rejectFirst = reject;
     });
+    // An application of `new Client` may never await it: its rejection is reported by
+    // stateChanged "failed" and connectionError instead.
+    this._firstConnection.catch(() => {});
     this._open();
   }
 
@@ -456,6 +556,10 @@ export class Client extends Emitter {
     const ws = new this._WebSocket(this._url);
     this._ws = ws;
     this._ready = false;
+    // What `connectionError` reports about this attempt: its socket error, and whether it
+    // was reported already (a refused init is followed by the server's close).
+    this._attemptError = null;
+    this._attemptReported = false;
     ws.onopen = () => {
       ws.send(JSON.stringify({ type: "init", id: 0, token: this._token, resume: this._lastSeq }));
     };
@@ -469,13 +573,15 @@ export class Client extends Emitter {
       this._onFrame(frame);
     };
     ws.onclose = (event) => this._onClose(ws, event.code);
-    ws.onerror = () => {};
+    ws.onerror = (event) => {
+      if (ws === this._ws) this._attemptError = event?.message ?? event?.error?.message ?? null;
+    };
   }
 
   _onFrame(frame) {
     if (frame.type === "reply" && frame.id === 0) {
       if (!frame.ok) {
-        this._deny(frame.error?.message ?? "token rejected", frame.error?.code);
+        this._deny(frame.error?.message ?? "token rejected", frame.error?.code, frame.error?.status);
         return;
       }
       this._onInit(frame.result);
@@ -497,8 +603,7 @@ export class Client extends Emitter {
   _onInit(result) {
     this._ready = true;
     this._attempt = 0;
-    if (this.user) this.user._update(result.user);
-    else this.user = new User(this, result.user);
+    this.user._update(result.user);
     for (const view of result.channels) {
       this._channel(view);
       // A quiet channel still resumes from here after the next reconnect.
@@ -507,26 +612,47 @@ export class Client extends Emitter {
       }
     }
     this._setState("connected");
-    if (this._resolveFirst) {
+    const first = !!this._resolveFirst;
+    if (first) {
       this._resolveFirst(this);
       this._resolveFirst = null;
     }
     const queued = this._queue;
     this._queue = [];
     for (const call of queued) this._send(call);
+    if (first) {
+      // Always after the constructor returned: it comes with a frame of the server.
+      this.state = "initialized";
+      this.emit("stateChanged", "initialized");
+    }
   }
 
-  _deny(reason, code) {
+  /** Reports a failed connection attempt once (`connectionError`). */
+  _connectionError(terminal, message, httpStatusCode = null, errorCode = null) {
+    if (this._attemptReported) return;
+    this._attemptReported = true;
+    this.emit("connectionError", { terminal, message, httpStatusCode, errorCode });
+  }
+
+  /** The token was refused: at the start the client gives up (terminal), later it retries. */
+  _deny(reason, code, status) {
     this._setState("denied");
-    if (this._rejectFirst && this._resolveFirst) {
+    const first = !!(this._rejectFirst && this._resolveFirst);
+    if (first) {
       this._rejectFirst(new ConfabError(code ?? 51007, reason, 401));
       this._resolveFirst = null;
       this._closed = true;
+    }
+    this._connectionError(first, `Connection error: ${reason}`, status ?? 401, code ?? 51007);
+    if (first && this.state !== "failed") {
+      this.state = "failed";
+      this.emit("stateChanged", "failed");
     }
   }
 
   _onClose(ws, code) {
     if (ws !== this._ws) return;
+    const initialized = this._ready;
     this._ready = false;
     for (const [, pending] of this._pending) pending.reject(new ConfabError(RETRYABLE, "Disconnected before the reply", 0));
     this._pending.clear();
@@ -538,6 +664,12 @@ export class Client extends Emitter {
       this._deny(code === 4001 ? "token rejected" : "token expired", code === 4001 ? 51007 : 20104);
       if (this._closed) return;
     } else {
+      if (!initialized) {
+        // The attempt failed before the server initialized it (nothing listening, a proxy
+        // refusing the upgrade, a drop): the client tries again.
+        const cause = this._attemptError ?? `closed with code ${code}`;
+        this._connectionError(false, `Connection error: ${cause}`);
+      }
       this._setState("connecting");
     }
     const base = Math.min(this._backoffMax, this._backoffMin * 2 ** Math.min(this._attempt, 8));
@@ -592,35 +724,57 @@ export class Client extends Emitter {
       case "messageAdded":
       case "messageRemoved": {
         if (!channel) return;
+        let message;
         if (event === "messageAdded") {
           channel.lastMessage = { index: data.index, dateCreated: parseDate(data.dateCreated) };
           channel.messagesCount = Math.max(channel.messagesCount, data.index + 1);
+          message = channel._message(data);
+        } else {
+          // The object handed out for it, if any, and out of the cache.
+          message = channel._messages.get(data.index);
+          if (message) message._update(data);
+          else message = new Message(channel, data);
+          channel._messages.delete(data.index);
         }
-        this._emitBoth(channel, event, new Message(channel, data));
+        this._emitBoth(channel, event, message);
         break;
       }
-      case "messageUpdated":
+      case "messageUpdated": {
         if (!channel) return;
-        this._emitBoth(channel, event, { message: new Message(channel, data.message), updateReasons: data.updateReasons });
+        const message = channel._message(data.message);
+        const args = { message, updateReasons: data.updateReasons ?? [] };
+        message.emit("updated", args);
+        this._emitBoth(channel, event, args);
         break;
+      }
       case "memberJoined":
-      case "memberLeft":
+      case "memberLeft": {
         if (!channel) return;
-        this._emitBoth(channel, event, new Member(channel, data));
+        const member = channel._member(data);
+        if (event === "memberLeft") channel._members.delete(data.sid);
+        this._emitBoth(channel, event, member);
         break;
-      case "memberUpdated":
+      }
+      case "memberUpdated": {
         if (!channel) return;
         if (data.member.identity === this.user?.identity) channel.lastConsumedMessageIndex = data.member.lastConsumedMessageIndex ?? null;
-        this._emitBoth(channel, event, { member: new Member(channel, data.member), updateReasons: data.updateReasons });
+        const member = channel._member(data.member);
+        const args = { member, updateReasons: data.updateReasons ?? [] };
+        member.emit("updated", args);
+        this._emitBoth(channel, event, args);
         break;
+      }
       case "typingStarted":
       case "typingEnded":
         if (!channel) return;
-        this._emitBoth(channel, event, new Member(channel, { sid: data.memberSid, identity: data.identity }));
+        // The channel's Member when known, else one with what the event says.
+        this._emitBoth(channel, event, channel._members.get(data.memberSid) ?? new Member(channel, { sid: data.memberSid, identity: data.identity }));
         break;
       case "channelUpdated": {
         const updated = this._channel(data.channel, { personal: false });
-        this._emitBoth(updated, event, { channel: updated, updateReasons: data.updateReasons });
+        const args = { channel: updated, updateReasons: data.updateReasons ?? [] };
+        updated.emit("updated", args);
+        this._emitBoth(updated, event, args);
         break;
       }
       case "channelRemoved": {
@@ -629,6 +783,9 @@ export class Client extends Emitter {
         this._channels.delete(data.sid);
         delete this._lastSeq[data.sid];
         this._emitBoth(removed, event, removed);
+        removed.emit("removed", removed);
+        removed._members.clear();
+        removed._messages.clear();
         break;
       }
       case "channelAdded":
@@ -640,10 +797,13 @@ export class Client extends Emitter {
         this.emit(event, c);
         break;
       }
-      case "userUpdated":
-        if (this.user && data.user.identity === this.user.identity) this.user._update(data.user);
-        this.emit(event, { user: data.user, updateReasons: data.updateReasons });
+      case "userUpdated": {
+        const user = this._user(data.user);
+        const args = { user, updateReasons: data.updateReasons ?? [] };
+        user.emit("updated", args);
+        this.emit(event, args);
         break;
+      }
       default:
         this.emit(event, data);
     }
@@ -687,8 +847,23 @@ export class Client extends Emitter {
     return this._channel(view);
   }
 
+  /** The client's User object for `view` (`client.user` for the signed-in user), brought up
+   * to date. */
+  _user(view) {
+    if (view.identity === this.user.identity) {
+      this.user._update(view);
+      return this.user;
+    }
+    let user = this._users.get(view.identity);
+    if (user) user._update(view);
+    else user = new User(this, view);
+    return remember(this._users, view.identity, user, USER_CACHE_SIZE);
+  }
+
+  /** The user, as the client's User object for it (the same one each time while it is in the
+   * cache; `client.user` for the signed-in user), which emits `updated`. */
   async getUser(identity) {
-    return new User(this, await this._request("getUser", { identity }));
+    return this._user(await this._request("getUser", { identity }));
   }
 
   /** A call of the node's Media API as the signed-in user; resolves with the JSON answer. */
