@@ -286,6 +286,27 @@ pub fn user_channel(user: &User, m: &Member, unread: Option<u64>, urls: &Urls) -
     })
 }
 
+/// A user's view of a channel it is invited to (Twilio's UserChannel with `status` `invited`:
+/// no membership, no read horizon).
+pub fn user_channel_invited(user: &User, i: &Invite, urls: &Urls) -> Value {
+    json!({
+        "account_sid": urls.account,
+        "service_sid": i.service_sid,
+        "channel_sid": i.channel_sid,
+        "user_sid": user.sid,
+        "member_sid": null,
+        "status": "invited",
+        "last_consumed_message_index": null,
+        "unread_messages_count": null,
+        "notification_level": "default",
+        "url": format!("{}/Channels/{}", urls.user(user.service_sid, user.sid), i.channel_sid),
+        "links": {
+            "channel": urls.channel(i.service_sid, i.channel_sid),
+            "member": null,
+        },
+    })
+}
+
 /// A push credential (secrets are never returned).
 pub fn credential(c: &Credential, urls: &Urls) -> Value {
     json!({

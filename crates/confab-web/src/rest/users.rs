@@ -10,7 +10,7 @@ use confab_domain::{
     UserSid,
 };
 use confab_protocol::rest as json;
-use confab_store::{MemberKey, PageRequest};
+use confab_store::{MemberKey, Page, PageRequest, PageStart};
 use confab_webhooks::HookEvent;
 
 use super::{created, no_content, ok, query, Paging};
@@ -232,6 +232,8 @@ async fn render_user_channel(
     Ok(json::user_channel(user, member, unread, &state.urls))
 }
 
+/// The user's channels: its memberships (`joined`), then the channels it is invited to
+/// (`invited`), as Twilio lists them. A page token of the second part starts with `i`.
 async fn list_channels(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -240,14 +242,57 @@ async fn list_channels(
     let service = state.app.load_service(&path.0).await?;
     let user = state.app.load_user(service.sid, &path.1).await?;
     let paging = Paging::from_query(&query(&req), &state, false)?;
-    let page = state
-        .store
-        .list_memberships(service.sid, &user.identity, paging.request())
-        .await?;
-    let mut items = Vec::with_capacity(page.items.len());
-    for member in &page.items {
-        items.push(render_user_channel(&state, &user, member).await?);
+    let request = paging.request();
+    let invites_from = match &request.start {
+        PageStart::After(cursor) => cursor.strip_prefix('i').map(str::to_owned),
+        _ => None,
+    };
+    let mut items = Vec::with_capacity(request.size);
+    let mut next = None;
+    let invites_start = match invites_from {
+        // Already past the memberships.
+        Some(cursor) if cursor.is_empty() => Some(PageStart::First),
+        Some(cursor) => Some(PageStart::After(cursor)),
+        None => {
+            let page = state
+                .store
+                .list_memberships(service.sid, &user.identity, request)
+                .await?;
+            for member in &page.items {
+                items.push(render_user_channel(&state, &user, member).await?);
+            }
+            next = page.next.clone();
+            // The last page of memberships goes on with the invites.
+            next.is_none().then_some(PageStart::First)
+        }
+    };
+    if let Some(start) = invites_start {
+        let room = request.size - items.len();
+        if room == 0 {
+            next = Some("i".to_owned());
+        } else {
+            let invites = state
+                .store
+                .list_user_invites(
+                    service.sid,
+                    &user.identity,
+                    &PageRequest {
+                        size: room,
+                        start,
+                        descending: false,
+                    },
+                )
+                .await?;
+            for invite in &invites.items {
+                items.push(json::user_channel_invited(&user, invite, &state.urls));
+            }
+            next = invites.next.map(|c| format!("i{c}"));
+        }
     }
+    let page = Page {
+        items: Vec::<()>::new(),
+        next,
+    };
     Ok(paging.respond(&req, &state, "channels", vec![], &page, items))
 }
 
@@ -271,8 +316,30 @@ async fn fetch_channel(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user, member) = membership(&state, &path).await?;
-    Ok(ok(render_user_channel(&state, &user, &member).await?))
+    match membership(&state, &path).await {
+        Ok((user, member)) => Ok(ok(render_user_channel(&state, &user, &member).await?)),
+        Err(not_member) => {
+            // Invited: the channel is the user's too, with status `invited`.
+            let service = state.app.load_service(&path.0).await?;
+            let user = state.app.load_user(service.sid, &path.1).await?;
+            let channel = state.app.load_channel(service.sid, &path.2).await?;
+            let invite = state
+                .store
+                .list_invites(
+                    channel.sid,
+                    std::slice::from_ref(&user.identity),
+                    &PageRequest::first(1),
+                )
+                .await?
+                .items
+                .into_iter()
+                .next();
+            match invite {
+                Some(invite) => Ok(ok(json::user_channel_invited(&user, &invite, &state.urls))),
+                None => Err(not_member),
+            }
+        }
+    }
 }
 
 async fn update_channel(
