@@ -102,23 +102,6 @@ impl App {
         declared_type: Option<&str>,
     ) -> AppResult<UploadSlot> {
         self.media.blobs()?;
-        if let Caller::User {
-            service: own,
-            identity,
-        } = caller
-        {
-            if *own != service.sid {
-                return Err(AppError::service_not_found());
-            }
-            let per_minute = self.media.settings.uploads_per_minute;
-            if !self
-                .media
-                .allowances
-                .take(service.sid, identity, per_minute)
-            {
-                return Err(AppError::too_many_requests());
-            }
-        }
         if let Some(declared) = declared_type {
             check_content_type(declared, &self.media.settings.allowed_types)?;
         }
@@ -128,6 +111,20 @@ impl App {
             .clone()
             .try_acquire_owned()
             .map_err(|_| AppError::too_many_requests())?;
+        if let Caller::User {
+            service: own,
+            identity,
+        } = caller
+        {
+            if *own != service.sid {
+                return Err(AppError::service_not_found());
+            }
+            // Last: an upload refused for another reason spends none of the user's allowance.
+            let per_minute = self.media.settings.uploads_per_minute;
+            if !self.media.allowances.take(service.sid, identity, per_minute) {
+                return Err(AppError::too_many_requests());
+            }
+        }
         Ok(UploadSlot {
             _permit: permit,
             limit: size_limit(

@@ -342,7 +342,7 @@ impl ChannelCore {
             }
             return Err(e.into());
         }
-        self.forget_removed_media(&commit.events);
+        self.forget_removed_media(&commit.events).await;
         let Some((Some(state), limits)) = &mut self.loaded else {
             return Err(ChannelError::Unavailable(
                 "the channel was unloaded during a commit",

@@ -99,9 +99,10 @@ impl ChannelCore {
     }
 
     /// Deletes the media of committed removals: a removed message's, or every media of a deleted
-    /// channel. Runs after the commit, in the background; a failure is logged and leaves an
-    /// orphan that no message shows.
-    pub(super) fn forget_removed_media(&self, events: &[ChannelEvent]) {
+    /// channel. The records go before the command is answered (a post that follows in this
+    /// channel must not find the media free and attach it again); the bytes afterwards, in the
+    /// background. A failure is logged and leaves an orphan that no message shows.
+    pub(super) async fn forget_removed_media(&self, events: &[ChannelEvent]) {
         let mut removed = Vec::new();
         let mut channel_deleted = false;
         for event in events {
@@ -115,33 +116,31 @@ impl ChannelCore {
                 _ => {}
             }
         }
-        if removed.is_empty() && !channel_deleted {
-            return;
-        }
-        let store = self.store.clone();
-        let blobs = self.blobs.clone();
-        let channel = self.sid;
-        tokio::spawn(async move {
-            if channel_deleted {
-                match store.channel_media(channel).await {
-                    Ok(media) => removed.extend(media.iter().map(|m| (m.service_sid, m.sid))),
-                    Err(e) => {
-                        tracing::warn!(%channel, error = %e, "cannot list a deleted channel's media");
-                    }
+        if channel_deleted {
+            match self.store.channel_media(self.sid).await {
+                Ok(media) => removed.extend(media.iter().map(|m| (m.service_sid, m.sid))),
+                Err(e) => {
+                    tracing::warn!(channel = %self.sid, error = %e, "cannot list a deleted channel's media");
                 }
             }
-            for (service, sid) in removed {
-                let deleted = match store.delete_media(service, sid).await {
-                    Ok(deleted) => deleted,
-                    Err(e) => {
-                        tracing::warn!(media = %sid, error = %e, "cannot delete a removed message's media");
-                        continue;
-                    }
-                };
-                if let (Some(media), Some(blobs)) = (deleted, &blobs) {
-                    if let Err(e) = blobs.delete(&media.blob_key()).await {
-                        tracing::warn!(media = %sid, error = %e, "cannot delete a removed media's bytes");
-                    }
+        }
+        let mut keys = Vec::with_capacity(removed.len());
+        for (service, sid) in removed {
+            match self.store.delete_media(service, sid).await {
+                Ok(Some(media)) => keys.push((sid, media.blob_key())),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(media = %sid, error = %e, "cannot delete a removed message's media");
+                }
+            }
+        }
+        let Some(blobs) = self.blobs.clone().filter(|_| !keys.is_empty()) else {
+            return;
+        };
+        tokio::spawn(async move {
+            for (sid, key) in keys {
+                if let Err(e) = blobs.delete(&key).await {
+                    tracing::warn!(media = %sid, error = %e, "cannot delete a removed media's bytes");
                 }
             }
         });

@@ -318,6 +318,18 @@ pub fn member_frame(event: &ChannelEvent) -> Option<String> {
         ChannelEventKind::MemberLeft { member } => {
             self::event("memberLeft", ch, seq, &MemberView::from(member))
         }
+        // A member's notification level is its own business: a change of nothing else is
+        // not told to the channel.
+        ChannelEventKind::MemberUpdated { reasons: r, .. }
+            if r.iter().all(|reason| {
+                matches!(
+                    reason,
+                    UpdateReason::NotificationLevel | UpdateReason::DateUpdated
+                )
+            }) =>
+        {
+            return None
+        }
         ChannelEventKind::MemberUpdated { member, reasons: r } => self::event(
             "memberUpdated",
             ch,

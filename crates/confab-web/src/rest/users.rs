@@ -243,16 +243,26 @@ async fn list_channels(
     let user = state.app.load_user(service.sid, &path.1).await?;
     let paging = Paging::from_query(&query(&req), &state, false)?;
     let request = paging.request();
-    let invites_from = match &request.start {
-        PageStart::After(cursor) => cursor.strip_prefix('i').map(str::to_owned),
+    // Where the invites start, when this page reaches them: a token of the second part, a
+    // page number past the memberships, or the memberships' last page.
+    let invites_start = match &request.start {
+        PageStart::After(cursor) if cursor.starts_with('i') => match &cursor[1..] {
+            "" => Some(PageStart::First),
+            rest => Some(PageStart::After(rest.to_owned())),
+        },
+        PageStart::Offset(n) => {
+            let joined = state
+                .store
+                .count_memberships(service.sid, &user.identity)
+                .await?;
+            n.checked_sub(joined).map(PageStart::Offset)
+        }
         _ => None,
     };
     let mut items = Vec::with_capacity(request.size);
     let mut next = None;
-    let invites_start = match invites_from {
-        // Already past the memberships.
-        Some(cursor) if cursor.is_empty() => Some(PageStart::First),
-        Some(cursor) => Some(PageStart::After(cursor)),
+    let invites_start = match invites_start {
+        Some(start) => Some(start),
         None => {
             let page = state
                 .store
@@ -262,27 +272,27 @@ async fn list_channels(
                 items.push(render_user_channel(&state, &user, member).await?);
             }
             next = page.next.clone();
-            // The last page of memberships goes on with the invites.
             next.is_none().then_some(PageStart::First)
         }
     };
     if let Some(start) = invites_start {
         let room = request.size - items.len();
+        let invites = state
+            .store
+            .list_user_invites(
+                service.sid,
+                &user.identity,
+                &PageRequest {
+                    // One to look ahead when the page is full already.
+                    size: room.max(1),
+                    start,
+                    descending: false,
+                },
+            )
+            .await?;
         if room == 0 {
-            next = Some("i".to_owned());
+            next = (!invites.items.is_empty()).then(|| "i".to_owned());
         } else {
-            let invites = state
-                .store
-                .list_user_invites(
-                    service.sid,
-                    &user.identity,
-                    &PageRequest {
-                        size: room,
-                        start,
-                        descending: false,
-                    },
-                )
-                .await?;
             for invite in &invites.items {
                 items.push(json::user_channel_invited(&user, invite, &state.urls));
             }

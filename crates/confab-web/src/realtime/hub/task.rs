@@ -244,7 +244,12 @@ impl HubTask {
                 let key = (service, user.identity.clone());
                 let mut user = user;
                 if user.online.is_some() {
-                    user.online = Some(self.by_user.get(&key).is_some_and(|s| !s.is_empty()));
+                    let online = self.by_user.get(&key).is_some_and(|s| !s.is_empty());
+                    user.online = Some(online);
+                    if online {
+                        // Reachability turned on during the session: its end is told too.
+                        self.announced.insert(key.clone());
+                    }
                 }
                 self.users.insert(key.clone(), user.clone());
                 self.send_user_updated(&key, &user, &reasons);
@@ -277,7 +282,9 @@ impl HubTask {
                 .and_then(|p| p.user_left(key.0, &key.1));
             self.left_at.retain(|(user, _), _| *user != key);
             let announced = self.announced.remove(&key);
-            if let Some(mut user) = self.users.remove(&key).filter(|_| announced) {
+            // Reachability turned off during the session: nothing to tell.
+            let told = |user: &UserView| announced && user.online.is_some();
+            if let Some(mut user) = self.users.remove(&key).filter(told) {
                 user.online = Some(false);
                 // Peers are found through the departed sessions' channels.
                 let channels: Vec<ChannelSid> = entry.channels.iter().copied().collect();

@@ -165,6 +165,9 @@ impl Connection {
         let mut view =
             serde_json::to_value(MemberView::from(&member)).map_err(AppError::internal)?;
         // The level is the member's own business: only its own replies show it.
+        if member.identity != self.auth()?.identity {
+            return Ok(view);
+        }
         view["notificationLevel"] =
             json!(member.notification_level.as_deref().unwrap_or("default"));
         Ok(view)

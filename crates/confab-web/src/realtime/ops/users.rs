@@ -56,8 +56,4 @@ pub(crate) async fn online_anywhere(
     identity: &str,
 ) -> bool {
     state.hub.is_online(service, identity).await
-        || match state.runtime.cluster() {
-            Some(cluster) => cluster.online_elsewhere(service, identity).await,
-            None => false,
-        }
 }
