@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import net from "node:net";
+import { createHmac } from "node:crypto";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -33,25 +34,58 @@ export const ACCOUNT = {
   authToken: "js-test-auth-token",
 };
 
+/** The API key every test node runs with (to mint access tokens for any service). */
+export const API_KEY = {
+  sid: "SK" + "0".repeat(28) + "5678",
+  secret: "js-test-api-key-secret",
+};
+
 export class Node {
   constructor({ port, dataDir } = {}) {
     this.port = port;
     this.dataDir = dataDir ?? mkdtempSync(join(tmpdir(), "confab-js-"));
   }
 
-  /** A REST call as the account: `POST path` with `form`, answering the parsed JSON. */
+  /** A REST call as the account: `POST path` with `form` (or `GET path` without a form),
+   * answering the parsed JSON. */
   async rest(path, form) {
     const response = await fetch(`${this.url}${path}`, {
-      method: "POST",
+      method: form === undefined ? "GET" : "POST",
       headers: {
         Authorization: "Basic " + Buffer.from(`${ACCOUNT.sid}:${ACCOUNT.authToken}`).toString("base64"),
-        "Content-Type": "application/x-www-form-urlencoded",
+        ...(form === undefined ? {} : { "Content-Type": "application/x-www-form-urlencoded" }),
       },
-      body: new URLSearchParams(form).toString(),
+      body: form === undefined ? undefined : new URLSearchParams(form).toString(),
     });
     const body = await response.json();
     if (!response.ok) throw new Error(`${path}: ${response.status} ${JSON.stringify(body)}`);
     return body;
+  }
+
+  /** A new chat service created over REST with `settings` (REST form fields) applied; answers
+   * its SID. */
+  async createService(friendlyName, settings = {}) {
+    const { sid } = await this.rest("/v2/Services", { FriendlyName: friendlyName });
+    if (Object.keys(settings).length > 0) await this.rest(`/v2/Services/${sid}`, settings);
+    return sid;
+  }
+
+  /** An access token for `identity` in `serviceSid`, signed with the node's API key as
+   * Twilio's helper libraries sign one (HS256, `cty: twilio-fpa;v=1`). */
+  token(identity, serviceSid, ttlSecs = 3600) {
+    const now = Math.floor(Date.now() / 1000);
+    const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    const header = part({ alg: "HS256", typ: "JWT", cty: "twilio-fpa;v=1" });
+    const claims = part({
+      jti: `${API_KEY.sid}-${now}`,
+      iss: API_KEY.sid,
+      sub: ACCOUNT.sid,
+      iat: now,
+      exp: now + ttlSecs,
+      grants: { identity, chat: { service_sid: serviceSid } },
+    });
+    const signature = createHmac("sha256", API_KEY.secret).update(`${header}.${claims}`).digest("base64url");
+    return `${header}.${claims}.${signature}`;
   }
 
   async start() {
@@ -66,6 +100,8 @@ export class Node {
           RUST_LOG: "warn",
           CONFAB_ACCOUNT_SID: ACCOUNT.sid,
           CONFAB_AUTH_TOKEN: ACCOUNT.authToken,
+          CONFAB_API_KEY_SID: API_KEY.sid,
+          CONFAB_API_KEY_SECRET: API_KEY.secret,
         },
       },
     );

@@ -6,7 +6,7 @@ import http from "node:http";
 import { randomBytes } from "node:crypto";
 import WebSocket from "ws";
 
-import { Client, ConfabError, Media } from "../../web/sdk/confab.js";
+import { Client, ConfabError, Media, User, UserDescriptor } from "../../web/sdk/confab.js";
 import { Node, freePort } from "./node.mjs";
 
 let node;
@@ -25,6 +25,22 @@ async function connect(identity) {
   const client = await Client.create(await node.devToken(identity), { url: node.url, WebSocket });
   clients.push(client);
   return client;
+}
+
+/** A client of the service `serviceSid` (one created over REST) signed in as `identity`. */
+async function connectTo(serviceSid, identity) {
+  const client = await Client.create(node.token(identity, serviceSid), { url: node.url, WebSocket });
+  clients.push(client);
+  return client;
+}
+
+/** Waits until `check()` resolves truthy; the deadline only stops a broken test hanging. */
+async function eventually(check, what) {
+  const deadline = Date.now() + 20000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`never: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** The next `event` from `emitter` matching `pred`; the timeout only stops a broken test hanging. */
@@ -74,7 +90,8 @@ test("create, discover, join and chat both ways with events", async () => {
   await bobsLobby.typing();
   assert.equal((await typing).identity, "js-bob");
 
-  assert.equal(await bobsLobby.getUnconsumedMessagesCount(), 2);
+  // No read horizon yet: null, as in twilio-chat.
+  assert.equal(await bobsLobby.getUnconsumedMessagesCount(), null);
   assert.equal(await bobsLobby.advanceLastConsumedMessageIndex(0), 1);
   assert.equal(await bobsLobby.setAllMessagesConsumed(), 0);
   assert.equal(await bobsLobby.setNoMessagesConsumed(), 2);
@@ -590,4 +607,212 @@ test("new Client with a refused token emits connectionError (terminal) and state
   } finally {
     await down.shutdown();
   }
+});
+
+test("member attributes from the client: one's own, another's only with editAnyMemberAttributes", async () => {
+  // Alice created and joined the channel (channel admin); Bob is a plain channel user.
+  const [, room, , bobs] = await pair("js-mattr-alice", "js-mattr-bob", "js-member-attributes");
+  const bobForAlice = await room.getMemberByIdentity("js-mattr-bob");
+  const bobForBob = await bobs.getMemberByIdentity("js-mattr-bob");
+
+  // Bob edits his own: it resolves with his Member object, and Alice's object for him updates.
+  const seenByAlice = next(bobForAlice, "updated", (e) => e.updateReasons.includes("attributes"));
+  const onChannel = next(room, "memberUpdated", (e) => e.member.identity === "js-mattr-bob");
+  assert.equal(await bobForBob.updateAttributes({ status: "away" }), bobForBob);
+  assert.deepEqual(bobForBob.attributes, { status: "away" });
+  const args = await seenByAlice;
+  assert.equal(args.member, bobForAlice);
+  assert.ok(args.updateReasons.includes("attributes"), JSON.stringify(args.updateReasons));
+  assert.deepEqual(bobForAlice.attributes, { status: "away" });
+  assert.equal(await onChannel, args);
+
+  // Bob may not edit Alice's (editAnyMemberAttributes): refused, nothing changes.
+  const aliceForBob = await bobs.getMemberByIdentity("js-mattr-alice");
+  await assert.rejects(
+    aliceForBob.updateAttributes({ hacked: true }),
+    (e) => e instanceof ConfabError && e.code === 50107 && e.status === 403,
+  );
+  assert.deepEqual((await room.getMemberByIdentity("js-mattr-alice")).attributes, {});
+
+  // Alice, the channel admin, may edit Bob's; Bob's own object follows.
+  const seenByBob = next(bobForBob, "updated", (e) => e.updateReasons.includes("attributes"));
+  await bobForAlice.updateAttributes({ status: "muted by admin", level: 2 });
+  assert.deepEqual(bobForAlice.attributes, { status: "muted by admin", level: 2 });
+  assert.equal((await seenByBob).member, bobForBob);
+  assert.deepEqual(bobForBob.attributes, { status: "muted by admin", level: 2 });
+});
+
+test("setUserNotificationLevel: muted and read back, a bad level refused before sending", async () => {
+  const [, , bob, bobs] = await pair("js-level-alice", "js-level-bob", "js-notification-level");
+  assert.equal(bobs.notificationLevel, "default");
+  const updated = next(bobs, "updated", (e) => e.updateReasons.includes("notificationLevel"));
+  const memberUpdated = next(bobs, "memberUpdated", (e) => e.updateReasons.includes("notificationLevel"));
+  assert.equal(await bobs.setUserNotificationLevel("muted"), undefined);
+  assert.equal(bobs.notificationLevel, "muted");
+  assert.equal((await updated).channel, bobs);
+  assert.equal((await memberUpdated).member.identity, "js-level-bob");
+  // The client's Channel object is the one that shows it.
+  assert.equal((await bob.getChannelBySid(bobs.sid)).notificationLevel, "muted");
+
+  const ops = [];
+  const send = bob._send.bind(bob);
+  bob._send = (call) => {
+    ops.push(call.op);
+    send(call);
+  };
+  try {
+    await assert.rejects(bobs.setUserNotificationLevel("loud"), (e) => e instanceof ConfabError && e.status === 400);
+    await assert.rejects(bobs.setUserNotificationLevel(undefined), (e) => e instanceof ConfabError && e.status === 400);
+    assert.deepEqual(ops, [], "nothing was sent");
+    assert.equal(bobs.notificationLevel, "muted");
+    await bobs.setUserNotificationLevel("default");
+    assert.deepEqual(ops, ["setNotificationLevel"]);
+    assert.equal(bobs.notificationLevel, "default");
+  } finally {
+    bob._send = send;
+  }
+});
+
+test("reachability: online and notifiable are null while off, tracked once ReachabilityEnabled", async () => {
+  const service = await node.createService("js reachability");
+  const ann = await connectTo(service, "js-reach-ann");
+  const ben = await connectTo(service, "js-reach-ben");
+
+  // Off (a new service's default): no online status anywhere.
+  assert.equal(ann.reachabilityEnabled, false);
+  assert.equal(ann.user.online, null);
+  assert.equal(ann.user.isNotifiable, null);
+  const benForAnn = await ann.getUser("js-reach-ben");
+  assert.equal(benForAnn.online, null);
+  assert.equal(benForAnn.isOnline, null);
+  assert.equal(benForAnn.notifiable, null);
+  assert.equal(benForAnn.isNotifiable, null);
+  assert.equal((await ann.getUserDescriptor("js-reach-ben")).online, null);
+  const offRest = await node.rest(`/v2/Services/${service}/Users/js-reach-ben`);
+  assert.equal(offRest.is_online, null);
+  assert.equal(offRest.is_notifiable, null);
+
+  // On: clients connecting from then on see it.
+  await node.rest(`/v2/Services/${service}`, { ReachabilityEnabled: "true" });
+  const cal = await connectTo(service, "js-reach-cal");
+  assert.equal(cal.reachabilityEnabled, true);
+  assert.equal(cal.user.online, true);
+  const benForCal = await cal.getUser("js-reach-ben");
+  assert.equal(benForCal.online, true);
+  assert.equal(benForCal.isOnline, true);
+  assert.equal(benForCal.notifiable, false);
+  assert.equal(benForCal.isNotifiable, false);
+  const descriptor = await cal.getUserDescriptor("js-reach-ben");
+  assert.equal(descriptor.online, true);
+  assert.equal(descriptor.notifiable, false);
+  const onRest = await node.rest(`/v2/Services/${service}/Users/js-reach-ben`);
+  assert.equal(onRest.is_online, true);
+  assert.equal(onRest.is_notifiable, false);
+
+  // Ben signs out: offline.
+  await ben.shutdown();
+  await eventually(async () => (await cal.getUser("js-reach-ben")).online === false, "ben offline");
+  assert.equal((await node.rest(`/v2/Services/${service}/Users/js-reach-ben`)).is_online, false);
+});
+
+test("getUserDescriptor, getSubscribedUsers and channel.getUserDescriptors", async () => {
+  const [amy, room, bea] = await pair("js-ud-amy", "js-ud-bea", "js-user-descriptors");
+  const cyd = await connect("js-ud-cyd");
+  await (await cyd.getChannelBySid(room.sid)).join();
+  await bea.user.updateFriendlyName("Bea B.");
+  assert.deepEqual(await amy.getSubscribedUsers(), [amy.user]);
+
+  // A descriptor is a snapshot: it subscribes to nothing.
+  const descriptor = await amy.getUserDescriptor("js-ud-bea");
+  assert.ok(descriptor instanceof UserDescriptor);
+  assert.equal(descriptor.identity, "js-ud-bea");
+  assert.equal(descriptor.friendlyName, "Bea B.");
+  assert.deepEqual(descriptor.attributes, {});
+  assert.equal(descriptor.online, true, "the development service has reachability on");
+  assert.equal(descriptor.notifiable, false);
+  assert.deepEqual(await amy.getSubscribedUsers(), [amy.user]);
+
+  // subscribe() gives the client's User object, which is then among the subscribed users.
+  const beaUser = await descriptor.subscribe();
+  assert.ok(beaUser instanceof User);
+  assert.equal(beaUser.friendlyName, "Bea B.");
+  assert.equal(await amy.getUser("js-ud-bea"), beaUser);
+  assert.equal(beaUser.isSubscribed, true);
+  const cydUser = await (await room.getMemberByIdentity("js-ud-cyd")).getUser();
+  assert.equal(cydUser.identity, "js-ud-cyd");
+  assert.deepEqual(await amy.getSubscribedUsers(), [amy.user, beaUser, cydUser]);
+  await beaUser.unsubscribe();
+  assert.equal(beaUser.isSubscribed, false);
+  assert.deepEqual(await amy.getSubscribedUsers(), [amy.user, cydUser]);
+  assert.equal((await (await room.getMemberByIdentity("js-ud-bea")).getUserDescriptor()).identity, "js-ud-bea");
+
+  // The channel's members as descriptors, paged.
+  const all = await room.getUserDescriptors();
+  assert.ok(all.items.every((d) => d instanceof UserDescriptor));
+  assert.deepEqual(all.items.map((d) => d.identity).sort(), ["js-ud-amy", "js-ud-bea", "js-ud-cyd"]);
+  assert.equal(all.items.find((d) => d.identity === "js-ud-bea").friendlyName, "Bea B.");
+  assert.ok(!all.hasNextPage && !all.hasPrevPage);
+  const first = await room.getUserDescriptors(2);
+  assert.equal(first.items.length, 2);
+  assert.ok(first.hasNextPage && !first.hasPrevPage);
+  const second = await first.nextPage();
+  assert.equal(second.items.length, 1);
+  assert.ok(!second.hasNextPage && second.hasPrevPage);
+  assert.deepEqual(
+    [...first.items, ...second.items].map((d) => d.identity).sort(),
+    ["js-ud-amy", "js-ud-bea", "js-ud-cyd"],
+  );
+  assert.deepEqual((await second.prevPage()).items.map((d) => d.identity), first.items.map((d) => d.identity));
+});
+
+test("getUnconsumedMessagesCount is null before any read horizon, then a number", async () => {
+  const [, room, , bobs] = await pair("js-unread-alice", "js-unread-bob", "js-unread-null");
+  assert.equal(await bobs.getUnconsumedMessagesCount(), null);
+  await room.sendMessage("one");
+  await room.sendMessage("two");
+  assert.equal(await bobs.getUnconsumedMessagesCount(), null, "messages, but still no read horizon");
+  assert.equal(await bobs.setAllMessagesConsumed(), 0);
+  assert.equal(await bobs.getUnconsumedMessagesCount(), 0);
+  await room.sendMessage("three");
+  assert.equal(await bobs.getUnconsumedMessagesCount(), 1);
+});
+
+test("service settings apply at once: Limits.ChannelMembers lowered refuses the next join", async () => {
+  const service = await node.createService("js live limits");
+  const [a, b, c] = [await connectTo(service, "js-lim-a"), await connectTo(service, "js-lim-b"), await connectTo(service, "js-lim-c")];
+  const room = await a.createChannel({ uniqueName: "js-limits" });
+  await room.join();
+  await (await b.getChannelBySid(room.sid)).join();
+  const cs = await c.getChannelBySid(room.sid); // the channel is loaded and in use
+
+  await node.rest(`/v2/Services/${service}`, { "Limits.ChannelMembers": "2" });
+  await assert.rejects(cs.join(), (e) => e instanceof ConfabError && e.code === 50403);
+  assert.equal(await room.getMembersCount(), 2);
+
+  await node.rest(`/v2/Services/${service}`, { "Limits.ChannelMembers": "3" });
+  assert.equal((await cs.join()).status, "joined");
+  assert.equal(await room.getMembersCount(), 3);
+});
+
+test("service settings apply at once: TypingIndicatorTimeout lowered to 1 s for a connected client", async () => {
+  const service = await node.createService("js live typing");
+  const a = await connectTo(service, "js-typ-a");
+  const b = await connectTo(service, "js-typ-b");
+  const room = await a.createChannel({ uniqueName: "js-typing" });
+  await room.join();
+  const bs = await b.getChannelBySid(room.sid);
+  const joined = next(room, "memberJoined", (m) => m.identity === "js-typ-b");
+  await bs.join();
+  await joined;
+
+  // The default is 5 s; lowered while both are connected and the channel is loaded.
+  await node.rest(`/v2/Services/${service}`, { TypingIndicatorTimeout: "1" });
+  const started = next(room, "typingStarted", (m) => m.identity === "js-typ-b");
+  const ended = next(room, "typingEnded", (m) => m.identity === "js-typ-b");
+  const since = Date.now();
+  await bs.typing();
+  await started;
+  await ended;
+  const elapsed = Date.now() - since;
+  assert.ok(elapsed < 4000, `typingEnded after ${elapsed} ms (the default timeout is 5 s)`);
 });

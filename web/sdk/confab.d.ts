@@ -5,9 +5,11 @@ export type ConnectionState = "connecting" | "connected" | "disconnected" | "den
  * ("initialized") or its token refused ("failed"); `stateChanged` reports the last two. */
 export type State = "uninitialized" | "initialized" | "failed";
 export type ChannelStatus = "joined" | "invited" | "notParticipating";
+/** A user's notification level in a channel. */
+export type NotificationLevel = "default" | "muted";
 
 export type ChannelUpdateReason = "friendlyName" | "uniqueName" | "attributes" | "createdBy" | "dateCreated" | "dateUpdated" | "notificationLevel";
-export type MemberUpdateReason = "attributes" | "dateCreated" | "dateUpdated" | "roleSid" | "lastConsumedMessageIndex" | "lastConsumptionTimestamp";
+export type MemberUpdateReason = "attributes" | "dateCreated" | "dateUpdated" | "roleSid" | "lastConsumedMessageIndex" | "lastConsumptionTimestamp" | "notificationLevel";
 export type MessageUpdateReason = "body" | "lastUpdatedBy" | "dateCreated" | "dateUpdated" | "attributes" | "author";
 export type UserUpdateReason = "friendlyName" | "attributes" | "online";
 
@@ -80,11 +82,36 @@ export class User extends Emitter {
   identity: string;
   friendlyName: string | null;
   attributes: any;
-  online: boolean;
-  isOnline: boolean;
+  /** Whether the user has a connected session; null while the service's reachability is off
+   * (`Client.reachabilityEnabled`). */
+  online: boolean | null;
+  /** The same as `online`. */
+  isOnline: boolean | null;
+  /** Always false with reachability on (Confab sends no push notifications); null with it off. */
+  notifiable: boolean | null;
+  /** The same as `notifiable`. */
+  isNotifiable: boolean | null;
+  /** Whether `Client.getSubscribedUsers()` lists the user: `client.user`, and the users
+   * `getUser()` (or `UserDescriptor.subscribe()`) returned, until `unsubscribe()`. */
+  readonly isSubscribed: boolean;
   /** The signed-in user's only (`client.user`); rejects for anyone else. */
   updateFriendlyName(friendlyName: string): Promise<User>;
   updateAttributes(attributes: any): Promise<User>;
+  /** Leaves `getSubscribedUsers()` (does nothing for `client.user`). */
+  unsubscribe(): Promise<void>;
+}
+
+/** A snapshot of a user, not kept current; `subscribe()` gives the live User object. */
+export class UserDescriptor {
+  identity: string;
+  friendlyName: string | null;
+  attributes: any;
+  /** Null while the service's reachability is off. */
+  online: boolean | null;
+  /** False with reachability on, null with it off. */
+  notifiable: boolean | null;
+  /** The client's User object for the user (as `Client.getUser`). */
+  subscribe(): Promise<User>;
 }
 
 /** One object per member of a channel, kept current; emits `updated` on `memberUpdated`. */
@@ -100,6 +127,13 @@ export class Member extends Emitter {
   dateUpdated: Date | null;
   lastConsumedMessageIndex: number | null;
   lastConsumptionTimestamp: Date | null;
+  /** Replaces the member's attributes; resolves with this member, updated. One's own needs
+   * editOwnMemberAttributes, another member's editAnyMemberAttributes (else 50107). */
+  updateAttributes(attributes: any): Promise<Member>;
+  /** The client's User object for the member (as `Client.getUser`). */
+  getUser(): Promise<User>;
+  /** A snapshot of the member's user (as `Client.getUserDescriptor`). */
+  getUserDescriptor(): Promise<UserDescriptor>;
 }
 
 /** The file of a media message. */
@@ -179,6 +213,9 @@ export class Channel extends Emitter {
   on(event: "memberUpdated", handler: (args: MemberUpdatedEventArgs) => void): this;
   on(event: "messageUpdated", handler: (args: MessageUpdatedEventArgs) => void): this;
   on(event: string, handler: (...args: any[]) => void): this;
+  /** The signed-in user's notification level here, as this client last set it; "default"
+   * until then. */
+  notificationLevel: NotificationLevel;
   join(): Promise<Channel>;
   leave(): Promise<Channel>;
   decline(): Promise<Channel>;
@@ -196,7 +233,13 @@ export class Channel extends Emitter {
   getAttributes(): Promise<any>;
   getMembersCount(): Promise<number>;
   getMessagesCount(): Promise<number>;
-  getUnconsumedMessagesCount(): Promise<number>;
+  /** Null while the signed-in member has no read horizon. */
+  getUnconsumedMessagesCount(): Promise<number | null>;
+  /** "default" or "muted" (anything else rejects with a ConfabError before sending); emits
+   * `updated` with reason "notificationLevel" when it changed. */
+  setUserNotificationLevel(notificationLevel: NotificationLevel): Promise<void>;
+  /** UserDescriptors of the channel's members, `pageSize` (default 50) a page. */
+  getUserDescriptors(pageSize?: number): Promise<Paginator<UserDescriptor>>;
   /** A text message (a string) or a media message (uploaded first); resolves with its index. */
   sendMessage(message: string | FormData | SendMediaOptions, attributes?: any): Promise<number>;
   getMessages(pageSize?: number, anchor?: number, direction?: "backwards" | "forward"): Promise<Paginator<Message>>;
@@ -227,6 +270,9 @@ export class Client extends Emitter {
   connectionState: ConnectionState;
   /** The signed-in user; exists from the start, its fields filled once initialized. */
   user: User;
+  /** The service's `ReachabilityEnabled` as of the latest connection's initialization (false
+   * until then): while it is off users' `online` is null. */
+  reachabilityEnabled: boolean;
   getPublicChannelDescriptors(pageSize?: number): Promise<Paginator<ChannelDescriptor>>;
   getUserChannelDescriptors(pageSize?: number): Promise<Paginator<ChannelDescriptor>>;
   getSubscribedChannels(): Promise<Paginator<Channel>>;
@@ -236,6 +282,10 @@ export class Client extends Emitter {
   /** The client's User object for `identity` (the same one each time; `client.user` for the
    * signed-in user), which emits `updated`. */
   getUser(identity: string): Promise<User>;
+  /** A snapshot of the user; subscribes to nothing. */
+  getUserDescriptor(identity: string): Promise<UserDescriptor>;
+  /** `client.user`, then the users `getUser()` returned (not unsubscribed since). */
+  getSubscribedUsers(): Promise<User[]>;
   updateToken(token: string): Promise<Client>;
   shutdown(): Promise<void>;
 }

@@ -11,7 +11,13 @@
 // bounded cache, see MESSAGE_CACHE_SIZE) and the client's User per identity (see
 // USER_CACHE_SIZE). Each emits `updated` ({channel|member|message|user, updateReasons}) when
 // the server reports a change of it, before the channel's and the client's `*Updated` events,
-// which carry the same object.
+// which carry the same object. Snapshots that are not kept current (ChannelDescriptor,
+// UserDescriptor) give the live object with `getChannel()` / `subscribe()`.
+//
+// Reachability (online status) is the service's `ReachabilityEnabled`, as in twilio-chat:
+// `client.reachabilityEnabled` tells whether it is on, and while it is off `user.online` (and
+// `isOnline`, `notifiable`, `isNotifiable`) are null. Confab sends no push notifications, so a
+// user is never notifiable (false with reachability on).
 //
 // Media messages upload their file over HTTP (`POST /v1/Services/{IS}/Media`, authenticated by
 // the access token) and then send the message with the media's SID; needs `fetch` (browsers,
@@ -27,6 +33,13 @@ const MESSAGE_CACHE_SIZE = 1000;
 /** How many User objects (`getUser`, `userUpdated`) the client keeps current besides
  * `client.user`: the 1,000 it handed out most recently. */
 const USER_CACHE_SIZE = 1000;
+
+/** How many UserDescriptors a page of `channel.getUserDescriptors()` holds by default (each is
+ * one `getUser` request). */
+const USER_DESCRIPTOR_PAGE_SIZE = 50;
+
+/** The notification levels of `channel.setUserNotificationLevel`. */
+const NOTIFICATION_LEVELS = ["default", "muted"];
 
 /** `key` -> `value` in `map` as its most recently used entry, dropping the least recently used
  * one beyond `limit`. */
@@ -113,24 +126,46 @@ function parseDate(value) {
   return value ? new Date(value) : null;
 }
 
+/** A user view's online status: true/false with reachability on, null with it off. */
+function onlineOf(view) {
+  return typeof view.online === "boolean" ? view.online : null;
+}
+
 /**
  * A user (`client.user` is the signed-in one). The client keeps one User per identity current:
  * `client.user` and those `getUser()` returned emit `updated` ({user, updateReasons}, reasons
  * among friendlyName, attributes, online) on each `userUpdated` the server sends: for the
  * signed-in user's own changes, and for users sharing a channel with it.
+ *
+ * `online` / `isOnline`: whether the user has a connected session, null while the service's
+ * reachability is off (`client.reachabilityEnabled`). `notifiable` / `isNotifiable`: false with
+ * reachability on (Confab sends no push notifications), null with it off.
  */
 export class User extends Emitter {
   constructor(client, view) {
     super();
     this._client = client;
+    this._subscribed = false;
     this._update(view);
   }
   _update(view) {
     this.identity = view.identity;
     this.friendlyName = view.friendlyName ?? null;
     this.attributes = view.attributes ?? {};
-    this.online = !!view.online;
+    this.online = onlineOf(view);
     this.isOnline = this.online;
+    this.notifiable = this.online === null ? null : false;
+    this.isNotifiable = this.notifiable;
+  }
+  /** Whether the client lists the user in `getSubscribedUsers()`: `client.user`, and the users
+   * `getUser()` (or a descriptor's `subscribe()`) returned until `unsubscribe()`. */
+  get isSubscribed() {
+    return this === this._client.user || this._subscribed;
+  }
+  /** Takes the user out of `getSubscribedUsers()` (not `client.user`). The object is still
+   * kept current while the client holds it; `getUser()` subscribes again. */
+  async unsubscribe() {
+    if (this !== this._client.user) this._subscribed = false;
   }
   async _updateSelf(params) {
     // The server edits the signed-in user only: never write its answer into someone else.
@@ -148,10 +183,31 @@ export class User extends Emitter {
 }
 
 /**
+ * A snapshot of a user, like twilio-chat's UserDescriptor: not kept current, and not among the
+ * client's subscribed users; `subscribe()` gives the live User object. `online` and
+ * `notifiable` are null while the service's reachability is off (see User).
+ */
+export class UserDescriptor {
+  constructor(client, view) {
+    this._client = client;
+    this.identity = view.identity;
+    this.friendlyName = view.friendlyName ?? null;
+    this.attributes = view.attributes ?? {};
+    this.online = onlineOf(view);
+    this.notifiable = this.online === null ? null : false;
+  }
+  /** The client's User object for this user (fetched afresh; the same object `getUser()`
+   * gives), which is kept current and listed by `getSubscribedUsers()`. */
+  subscribe() {
+    return this._client.getUser(this.identity);
+  }
+}
+
+/**
  * A channel member. A channel keeps one Member per member (from `getMembers()`,
  * `getMemberByIdentity()`, `memberJoined`, ...) current until it leaves; it emits `updated`
  * ({member, updateReasons}, e.g. lastConsumedMessageIndex, lastConsumptionTimestamp,
- * attributes, roleSid) on each `memberUpdated`.
+ * attributes, roleSid, notificationLevel) on each `memberUpdated`.
  */
 export class Member extends Emitter {
   constructor(channel, view) {
@@ -168,6 +224,27 @@ export class Member extends Emitter {
     this.dateUpdated = parseDate(view.dateUpdated);
     this.lastConsumedMessageIndex = view.lastConsumedMessageIndex ?? null;
     this.lastConsumptionTimestamp = parseDate(view.lastConsumptionTimestamp);
+  }
+  /** Replaces the member's attributes (any JSON value); resolves with this member, updated.
+   * One's own needs the channel permission editOwnMemberAttributes, another member's
+   * editAnyMemberAttributes (else a ConfabError 50107). Every member then gets
+   * `memberUpdated` (and this channel's Member object `updated`) with reason "attributes". */
+  async updateAttributes(attributes) {
+    if (attributes === undefined) throw new ConfabError(0, "updateAttributes needs the new attributes", 400);
+    const view = await this.channel._call("updateMemberAttributes", { identity: this.identity, attributes });
+    this._update(view);
+    // The channel's own object for the member, when this one is another (a typing event's).
+    const held = this.channel._members.get(view.sid);
+    if (held && held !== this) held._update(view);
+    return this;
+  }
+  /** The client's User object for the member (see `Client.getUser`). */
+  getUser() {
+    return this.channel._client.getUser(this.identity);
+  }
+  /** A snapshot of the member's user (see `Client.getUserDescriptor`). */
+  getUserDescriptor() {
+    return this.channel._client.getUserDescriptor(this.identity);
   }
 }
 
@@ -281,6 +358,10 @@ export class Channel extends Emitter {
   constructor(client, view) {
     super();
     this._client = client;
+    /** The signed-in user's notification level in the channel ("default" or "muted"), as
+     * this client last set it with `setUserNotificationLevel`; "default" until then (the
+     * server's channel views do not carry it). */
+    this.notificationLevel = "default";
     // sid -> Member, for this channel's members seen so far (until they leave).
     this._members = new Map();
     // index -> Message, the MESSAGE_CACHE_SIZE most recently handed out.
@@ -376,8 +457,37 @@ export class Channel extends Emitter {
   async getMessagesCount() {
     return (await this._call("getMessagesCount")).count;
   }
+  /** How many messages the signed-in member has not consumed; null, as in twilio-chat, while
+   * it has no read horizon (before its first `updateLastConsumedMessageIndex`,
+   * `advanceLastConsumedMessageIndex` or `setAllMessagesConsumed`). */
   async getUnconsumedMessagesCount() {
-    return (await this._call("getUnconsumedMessagesCount")).count;
+    return (await this._call("getUnconsumedMessagesCount")).count ?? null;
+  }
+  /** Sets the signed-in user's notification level in the channel: "default" or "muted" (any
+   * other value is refused with a ConfabError before anything is sent). Resolves once stored;
+   * `notificationLevel` shows it, and the channel emits `updated` (and the client
+   * `channelUpdated`) with reason "notificationLevel" when it changed. Needs the channel
+   * permission editNotificationLevel. */
+  async setUserNotificationLevel(notificationLevel) {
+    if (!NOTIFICATION_LEVELS.includes(notificationLevel)) {
+      throw new ConfabError(0, `Notification level must be one of ${NOTIFICATION_LEVELS.join(", ")}`, 400);
+    }
+    const view = await this._call("setNotificationLevel", { level: notificationLevel });
+    const held = this._members.get(view.sid);
+    if (held) held._update(view);
+    const level = view.notificationLevel ?? notificationLevel;
+    if (level !== this.notificationLevel) {
+      this.notificationLevel = level;
+      const args = { channel: this, updateReasons: ["notificationLevel"] };
+      this.emit("updated", args);
+      this._client.emit("channelUpdated", args);
+    }
+  }
+  /** A Paginator of UserDescriptors of the channel's members, `pageSize` (default 50) a page;
+   * each descriptor is fetched when its page is. */
+  async getUserDescriptors(pageSize = USER_DESCRIPTOR_PAGE_SIZE) {
+    const identities = (await this.getMembers()).map((m) => m.identity);
+    return this._client._userDescriptorPage(identities, Math.max(1, pageSize), 0);
   }
   /**
    * Sends a message; resolves with its index. Safe to retry: it is stored once.
@@ -501,6 +611,10 @@ function realtimeUrl(url) {
  * channelJoined, channelLeft, channelRemoved, channelUpdated, messageAdded, messageUpdated,
  * messageRemoved, memberJoined, memberLeft, memberUpdated, typingStarted, typingEnded,
  * userUpdated ({user: User, updateReasons}), tokenAboutToExpire, tokenExpired.
+ *
+ * `client.reachabilityEnabled` is the service's `ReachabilityEnabled` (read at each
+ * connection's initialization): while it is off users' `online` is null and no online/offline
+ * `userUpdated` events come.
  */
 export class Client extends Emitter {
   static async create(token, options = {}) {
@@ -522,6 +636,9 @@ export class Client extends Emitter {
     this._channels = new Map();
     // identity -> User, the USER_CACHE_SIZE most recently handed out (client.user aside).
     this._users = new Map();
+    /** Whether the service tracks its users' online status (its `ReachabilityEnabled`), as of
+     * the latest connection's initialization; false until then. */
+    this.reachabilityEnabled = false;
     this._pending = new Map();
     this._queue = [];
     this._lastSeq = {};
@@ -603,6 +720,7 @@ export class Client extends Emitter {
   _onInit(result) {
     this._ready = true;
     this._attempt = 0;
+    this.reachabilityEnabled = result.reachabilityEnabled === true;
     this.user._update(result.user);
     for (const view of result.channels) {
       this._channel(view);
@@ -861,9 +979,34 @@ export class Client extends Emitter {
   }
 
   /** The user, as the client's User object for it (the same one each time while it is in the
-   * cache; `client.user` for the signed-in user), which emits `updated`. */
+   * cache; `client.user` for the signed-in user), which emits `updated` and is listed by
+   * `getSubscribedUsers()` from then on. */
   async getUser(identity) {
-    return this._user(await this._request("getUser", { identity }));
+    const user = this._user(await this._request("getUser", { identity }));
+    user._subscribed = true;
+    return user;
+  }
+
+  /** A snapshot of the user (a UserDescriptor), which is not kept current and subscribes to
+   * nothing; its `subscribe()` gives the User object. */
+  async getUserDescriptor(identity) {
+    return new UserDescriptor(this, await this._request("getUser", { identity }));
+  }
+
+  /** The User objects the client holds and keeps current for the application: `client.user`
+   * first, then those `getUser()` returned (at most USER_CACHE_SIZE, the most recently used;
+   * not those unsubscribed since). */
+  async getSubscribedUsers() {
+    return [this.user, ...[...this._users.values()].filter((u) => u._subscribed)];
+  }
+
+  /** A page of UserDescriptors of `identities`, from `offset`, `pageSize` of them. */
+  async _userDescriptorPage(identities, pageSize, offset) {
+    const slice = identities.slice(offset, offset + pageSize);
+    const items = await Promise.all(slice.map((identity) => this.getUserDescriptor(identity)));
+    const next = offset + pageSize < identities.length ? () => this._userDescriptorPage(identities, pageSize, offset + pageSize) : null;
+    const prev = offset > 0 ? () => this._userDescriptorPage(identities, pageSize, Math.max(0, offset - pageSize)) : null;
+    return new Paginator(items, { next, prev });
   }
 
   /** A call of the node's Media API as the signed-in user; resolves with the JSON answer. */
