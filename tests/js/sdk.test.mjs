@@ -643,16 +643,28 @@ test("member attributes from the client: one's own, another's only with editAnyM
 });
 
 test("setUserNotificationLevel: muted and read back, a bad level refused before sending", async () => {
-  const [, , bob, bobs] = await pair("js-level-alice", "js-level-bob", "js-notification-level");
+  const [alice, , bob, bobs] = await pair("js-level-alice", "js-level-bob", "js-notification-level");
   assert.equal(bobs.notificationLevel, "default");
   const updated = next(bobs, "updated", (e) => e.updateReasons.includes("notificationLevel"));
-  const memberUpdated = next(bobs, "memberUpdated", (e) => e.updateReasons.includes("notificationLevel"));
+  // Bob's level is his own business: alice hears nothing of it.
+  let told = false;
+  alice.on("memberUpdated", (e) => {
+    if (e.updateReasons.includes("notificationLevel")) told = true;
+  });
   assert.equal(await bobs.setUserNotificationLevel("muted"), undefined);
   assert.equal(bobs.notificationLevel, "muted");
   assert.equal((await updated).channel, bobs);
-  assert.equal((await memberUpdated).member.identity, "js-level-bob");
-  // The client's Channel object is the one that shows it.
+  // The client's Channel object is the one that shows it, and the node keeps it: another
+  // session of bob's reads it back.
   assert.equal((await bob.getChannelBySid(bobs.sid)).notificationLevel, "muted");
+  const again = await connect("js-level-bob");
+  assert.equal((await again.getChannelBySid(bobs.sid)).notificationLevel, "muted");
+  await again.shutdown();
+  // A message after the change arrives after any memberUpdated would have.
+  const seen = next(alice, "messageAdded");
+  await bobs.sendMessage("still here");
+  await seen;
+  assert.equal(told, false, "alice was told of bob's notification level");
 
   const ops = [];
   const send = bob._send.bind(bob);

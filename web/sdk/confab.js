@@ -358,9 +358,8 @@ export class Channel extends Emitter {
   constructor(client, view) {
     super();
     this._client = client;
-    /** The signed-in user's notification level in the channel ("default" or "muted"), as
-     * this client last set it with `setUserNotificationLevel`; "default" until then (the
-     * server's channel views do not carry it). */
+    /** The signed-in user's notification level in the channel ("default" or "muted"): from
+     * the node's view of a channel the user is a member of, and `setUserNotificationLevel`. */
     this.notificationLevel = "default";
     // sid -> Member, for this channel's members seen so far (until they leave).
     this._members = new Map();
@@ -393,6 +392,8 @@ export class Channel extends Emitter {
       delete d.lastConsumedMessageIndex;
     }
     Object.assign(this, d);
+    // Only views for the caller as a member carry it.
+    if (typeof view.notificationLevel === "string") this.notificationLevel = view.notificationLevel;
   }
   _call(op, params = {}) {
     return this._client._request(op, { ...params, channel: this.sid });

@@ -121,7 +121,11 @@ impl App {
             }
             // Last: an upload refused for another reason spends none of the user's allowance.
             let per_minute = self.media.settings.uploads_per_minute;
-            if !self.media.allowances.take(service.sid, identity, per_minute) {
+            if !self
+                .media
+                .allowances
+                .take(service.sid, identity, per_minute)
+            {
                 return Err(AppError::too_many_requests());
             }
         }

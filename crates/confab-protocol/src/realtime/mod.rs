@@ -68,9 +68,26 @@ pub struct ChannelView {
     pub last_consumed_message_index: Option<u64>,
     /// The channel's newest event sequence number (where a client resumes from).
     pub last_seq: u64,
+    /// The caller's push notification level (`default` or `muted`), where it is a member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_level: Option<String>,
 }
 
 impl ChannelView {
+    /// The view of `channel` for its member `member` (the caller): joined, with its read
+    /// horizon and notification level.
+    pub fn for_member(channel: &Channel, member: &Member) -> Self {
+        Self {
+            notification_level: Some(
+                member
+                    .notification_level
+                    .clone()
+                    .unwrap_or_else(|| "default".to_owned()),
+            ),
+            ..Self::new(channel, "joined", member.last_consumed_message_index)
+        }
+    }
+
     /// The view of `channel` for a caller with `status` and read horizon.
     pub fn new(channel: &Channel, status: &str, last_consumed: Option<u64>) -> Self {
         Self {
@@ -91,6 +108,7 @@ impl ChannelView {
             status: status.to_owned(),
             last_consumed_message_index: last_consumed,
             last_seq: channel.last_seq,
+            notification_level: None,
         }
     }
 }

@@ -302,11 +302,7 @@ impl Connection {
         let mut follow = Vec::new();
         let mut resumed = serde_json::Map::new();
         for (channel, member) in &memberships {
-            channels.push(rt::ChannelView::new(
-                channel,
-                "joined",
-                member.last_consumed_message_index,
-            ));
+            channels.push(rt::ChannelView::for_member(channel, member));
             let sid = channel.sid;
             let from = match resume.get(&sid.to_string()) {
                 Some(last) if *last <= channel.last_seq => {

@@ -16,13 +16,10 @@ fn view(channel: &Channel, status: &str, last_consumed: Option<u64>) -> ChannelV
 }
 
 fn seen_view(seen: &SeenChannel) -> ChannelView {
-    view(
-        &seen.channel,
-        seen.participation.as_str(),
-        seen.member
-            .as_ref()
-            .and_then(|m| m.last_consumed_message_index),
-    )
+    match &seen.member {
+        Some(member) => ChannelView::for_member(&seen.channel, member),
+        None => view(&seen.channel, seen.participation.as_str(), None),
+    }
 }
 
 impl Connection {
@@ -66,7 +63,7 @@ impl Connection {
         let items: Vec<ChannelView> = got
             .items
             .iter()
-            .map(|(c, m)| view(c, "joined", m.last_consumed_message_index))
+            .map(|(c, m)| ChannelView::for_member(c, m))
             .collect();
         reply(PageView {
             items,
@@ -82,7 +79,7 @@ impl Connection {
             .memberships(me, max)
             .await?
             .iter()
-            .map(|(c, m)| view(c, "joined", m.last_consumed_message_index))
+            .map(|(c, m)| ChannelView::for_member(c, m))
             .collect();
         for (channel, _) in app.invitations(me, max).await? {
             views.push(view(&channel, "invited", None));
@@ -122,7 +119,7 @@ impl Connection {
 
     pub(super) async fn join(&self, key: &str) -> OpResult {
         let (channel, member) = self.state.app.join(&self.auth()?.caller, key).await?;
-        reply(view(&channel, "joined", member.last_consumed_message_index))
+        reply(ChannelView::for_member(&channel, &member))
     }
 
     pub(super) async fn leave(&self, key: &str) -> OpResult {
