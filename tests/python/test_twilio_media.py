@@ -14,7 +14,9 @@ import time
 import pytest
 import requests
 
-from conftest import ACCOUNT_SID, AUTH_TOKEN, Node, client_for
+from conftest import (
+    ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, Node, client_for, confab_binary,
+)
 from test_twilio_tokens import twilio_token
 
 LIMIT = 1024 * 1024
@@ -192,3 +194,25 @@ def test_a_cluster_on_one_bucket_serves_media_from_any_node(redis_and_s3):
         finally:
             a.stop()
             b.stop()
+
+
+def test_confab_chat_sends_a_file(media_node, tmp_path):
+    """`confab chat`'s `/send PATH` uploads the file and sends it as a media message."""
+    client = client_for(media_node)
+    service = client.chat.v2.services.create(friendly_name="terminal")
+    picture = tmp_path / "snap.png"
+    picture.write_bytes(PNG)
+    env = dict(os.environ, CONFAB_ACCOUNT_SID=ACCOUNT_SID, CONFAB_AUTH_TOKEN=AUTH_TOKEN,
+               CONFAB_API_KEY_SID=API_KEY_SID, CONFAB_API_KEY_SECRET=API_KEY_SECRET, RUST_LOG="warn")
+    chat = subprocess.run(
+        [confab_binary(), "chat", "--identity", "dave", "--service", service.sid, "--channel", "files",
+         "--url", media_node.url],
+        input=f"/send {picture}\n", capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert chat.returncode == 0, chat.stderr
+    messages = client.chat.v2.services(service.sid).channels("files").messages.list()
+    assert [(m.type, m._from, m.media["filename"], m.media["content_type"]) for m in messages] == [
+        ("media", "dave", "snap.png", "image/png")
+    ]
+    url = f"{media_node.url}/v1/Services/{service.sid}/Media/{messages[0].media['sid']}/Content"
+    assert fetch_content(url, auth=(ACCOUNT_SID, AUTH_TOKEN)).content == PNG
