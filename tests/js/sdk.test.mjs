@@ -651,10 +651,21 @@ test("setUserNotificationLevel: muted and read back, a bad level refused before 
   alice.on("memberUpdated", (e) => {
     if (e.updateReasons.includes("notificationLevel")) told = true;
   });
+  // Bob's other session (another tab) hears of it as a change of its channel.
+  const otherTab = await connect("js-level-bob");
+  const otherTabs = await otherTab.getChannelBySid(bobs.sid);
+  const heardThere = next(otherTabs, "updated", (e) => e.updateReasons.includes("notificationLevel"));
+  let updatesHere = 0;
+  bobs.on("updated", (e) => {
+    if (e.updateReasons.includes("notificationLevel")) updatesHere += 1;
+  });
   assert.equal(await bobs.setUserNotificationLevel("muted"), undefined);
   assert.equal(bobs.notificationLevel, "muted");
   assert.equal((await updated).channel, bobs);
-  // The client's Channel object is the one that shows it, and the node keeps it: another
+  await heardThere;
+  assert.equal(otherTabs.notificationLevel, "muted");
+  await otherTab.shutdown();
+  // The client's Channel object is the one that shows it, and the node keeps it: a new
   // session of bob's reads it back.
   assert.equal((await bob.getChannelBySid(bobs.sid)).notificationLevel, "muted");
   const again = await connect("js-level-bob");
@@ -665,6 +676,7 @@ test("setUserNotificationLevel: muted and read back, a bad level refused before 
   await bobs.sendMessage("still here");
   await seen;
   assert.equal(told, false, "alice was told of bob's notification level");
+  assert.equal(updatesHere, 1, "the session that set it emits updated once");
 
   const ops = [];
   const send = bob._send.bind(bob);

@@ -890,6 +890,11 @@ export class Client extends Emitter {
         this._emitBoth(channel, event, channel._members.get(data.memberSid) ?? new Member(channel, { sid: data.memberSid, identity: data.identity }));
         break;
       case "channelUpdated": {
+        const known = this._channels.get(data.channel?.sid);
+        // The caller's own notification level, which this client may have applied already from
+        // its reply to setUserNotificationLevel.
+        const levelOnly = (data.updateReasons ?? []).every((r) => r === "notificationLevel");
+        if (known && levelOnly && known.notificationLevel === data.channel.notificationLevel) break;
         const updated = this._channel(data.channel, { personal: false });
         const args = { channel: updated, updateReasons: data.updateReasons ?? [] };
         updated.emit("updated", args);

@@ -92,9 +92,10 @@ impl App {
         &self.media.settings
     }
 
-    /// Admits `caller`'s upload to `service` before its bytes are read: the caller must belong
-    /// to the service, a declared content type must be allowed, a user must have upload
-    /// allowance left, and the node must have a free upload slot (20429 otherwise).
+    /// Admits `caller`'s upload to `service` before its bytes are read: a declared content type
+    /// must be allowed, the node must have a free upload slot (20429 otherwise), the caller must
+    /// belong to the service, and a user must have upload allowance left (20429), which only an
+    /// upload admitted on every other count spends.
     pub fn admit_upload(
         &self,
         caller: &Caller,

@@ -3,9 +3,10 @@
 //! media with it.
 
 use confab_domain::{
-    Caller, ChannelCommand, ChannelEvent, ChannelEventKind, DomainError, Message, Timestamp,
+    Caller, ChannelCommand, ChannelEvent, ChannelEventKind, DomainError, Media, MediaSid, Message,
+    ServiceSid, Timestamp,
 };
-use confab_store::{Conflict, StoreError};
+use confab_store::{Conflict, Store, StoreError};
 
 use super::core::ChannelCore;
 use crate::error::ChannelError;
@@ -98,10 +99,12 @@ impl ChannelCore {
         }
     }
 
-    /// Deletes the media of committed removals: a removed message's, or every media of a deleted
-    /// channel. The records go before the command is answered (a post that follows in this
-    /// channel must not find the media free and attach it again); the bytes afterwards, in the
-    /// background. A failure is logged and leaves an orphan that no message shows.
+    /// Deletes the media of committed removals. A removed message's media record goes before
+    /// the command is answered (a post that follows in this channel must not find the media
+    /// free and attach it again); its bytes afterwards, in the background. A deleted channel's
+    /// media (no post can follow there) go entirely in the background, so that a channel with
+    /// many of them is answered at once. A failure is logged and leaves an orphan that no
+    /// message shows.
     pub(super) async fn forget_removed_media(&self, events: &[ChannelEvent]) {
         let mut removed = Vec::new();
         let mut channel_deleted = false;
@@ -116,34 +119,55 @@ impl ChannelCore {
                 _ => {}
             }
         }
-        if channel_deleted {
-            match self.store.channel_media(self.sid).await {
-                Ok(media) => removed.extend(media.iter().map(|m| (m.service_sid, m.sid))),
-                Err(e) => {
-                    tracing::warn!(channel = %self.sid, error = %e, "cannot list a deleted channel's media");
-                }
-            }
-        }
         let mut keys = Vec::with_capacity(removed.len());
         for (service, sid) in removed {
-            match self.store.delete_media(service, sid).await {
-                Ok(Some(media)) => keys.push((sid, media.blob_key())),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(media = %sid, error = %e, "cannot delete a removed message's media");
-                }
+            if let Some(media) = delete_record(self.store.as_ref(), service, sid).await {
+                keys.push((sid, media.blob_key()));
             }
         }
-        let Some(blobs) = self.blobs.clone().filter(|_| !keys.is_empty()) else {
+        if keys.is_empty() && !channel_deleted {
             return;
-        };
+        }
+        let store = self.store.clone();
+        let blobs = self.blobs.clone();
+        let channel = self.sid;
         tokio::spawn(async move {
+            if channel_deleted {
+                match store.channel_media(channel).await {
+                    Ok(media) => {
+                        for m in media {
+                            if let Some(m) =
+                                delete_record(store.as_ref(), m.service_sid, m.sid).await
+                            {
+                                keys.push((m.sid, m.blob_key()));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(%channel, error = %e, "cannot list a deleted channel's media");
+                    }
+                }
+            }
+            let Some(blobs) = blobs else {
+                return;
+            };
             for (sid, key) in keys {
                 if let Err(e) = blobs.delete(&key).await {
                     tracing::warn!(media = %sid, error = %e, "cannot delete a removed media's bytes");
                 }
             }
         });
+    }
+}
+
+/// Deletes a media record, logging a failure; answers the record it deleted.
+async fn delete_record(store: &dyn Store, service: ServiceSid, sid: MediaSid) -> Option<Media> {
+    match store.delete_media(service, sid).await {
+        Ok(deleted) => deleted,
+        Err(e) => {
+            tracing::warn!(media = %sid, error = %e, "cannot delete a removed message's media");
+            None
+        }
     }
 }
 

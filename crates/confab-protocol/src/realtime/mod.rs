@@ -348,12 +348,19 @@ pub fn member_frame(event: &ChannelEvent) -> Option<String> {
         {
             return None
         }
-        ChannelEventKind::MemberUpdated { member, reasons: r } => self::event(
-            "memberUpdated",
-            ch,
-            seq,
-            &json!({"member": MemberView::from(member), "updateReasons": reasons(r)}),
-        ),
+        ChannelEventKind::MemberUpdated { member, reasons: r } => {
+            let told: Vec<UpdateReason> = r
+                .iter()
+                .copied()
+                .filter(|reason| *reason != UpdateReason::NotificationLevel)
+                .collect();
+            self::event(
+                "memberUpdated",
+                ch,
+                seq,
+                &json!({"member": MemberView::from(member), "updateReasons": reasons(&told)}),
+            )
+        }
         ChannelEventKind::ChannelUpdated {
             channel,
             reasons: r,

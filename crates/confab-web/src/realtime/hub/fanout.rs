@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use bytestring::ByteString;
 use confab_cluster::{EventBatch, Topic};
-use confab_domain::{ChannelEventKind, ChannelSid, ServiceSid};
+use confab_domain::{ChannelEventKind, ChannelSid, ServiceSid, UpdateReason};
 use confab_protocol::realtime::{self as rt, ChannelView};
 
 use super::task::HubTask;
@@ -153,6 +153,22 @@ impl HubTask {
                     rt::event("channelInvited", Some(&sid_text), None, &view).into();
                 self.offer_user(&key, || Outbound::Frame(added.clone()));
                 self.offer_user(&key, || Outbound::Frame(invited.clone()));
+            }
+            ChannelEventKind::MemberUpdated { member, reasons }
+                if reasons.contains(&UpdateReason::NotificationLevel) =>
+            {
+                // The level is the member's own: its sessions (all of them, on every node that
+                // has one) hear it as a change of their view of the channel; nobody else does.
+                let key = (service, member.identity.clone());
+                let view = ChannelView::for_member(channel, member);
+                let frame: ByteString = rt::event(
+                    "channelUpdated",
+                    Some(&sid_text),
+                    None,
+                    &serde_json::json!({"channel": view, "updateReasons": ["notificationLevel"]}),
+                )
+                .into();
+                self.offer_user(&key, || Outbound::Frame(frame.clone()));
             }
             ChannelEventKind::MessageAdded { message } => {
                 // A message ends its author's typing indicator at once.
