@@ -172,4 +172,23 @@ mod tests {
         value["kind"] = json!("request");
         assert!(serde_json::from_value::<InboxMessage>(value).is_err());
     }
+
+    #[test]
+    fn a_forwarded_media_post_keeps_its_media() {
+        // Also the fuzz target's seed: it must decode, or the fuzzer starts from nothing.
+        let seed = include_bytes!("../../../../fuzz/corpus/cluster_messages/post-media");
+        assert!(decodes(seed));
+        match serde_json::from_slice::<InboxMessage>(seed).unwrap() {
+            InboxMessage::Request { op, .. } => match *op {
+                ChannelOp::Apply(ChannelCommand::PostMessage(post)) => {
+                    assert_eq!(
+                        post.media.map(|m| m.sid.to_string()).as_deref(),
+                        Some("ME00000000000000000000000000000003")
+                    );
+                }
+                other => panic!("decoded as {other:?}"),
+            },
+            InboxMessage::Reply { .. } => panic!("decoded as a reply"),
+        }
+    }
 }

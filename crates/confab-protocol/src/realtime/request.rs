@@ -382,4 +382,37 @@ mod tests {
             assert_eq!(decode(value), request);
         }
     }
+
+    #[test]
+    fn the_media_and_member_seeds_of_the_fuzz_corpus_decode() {
+        let seed = |bytes: &[u8]| {
+            serde_json::from_slice::<RequestFrame>(bytes)
+                .unwrap()
+                .request
+        };
+        assert!(matches!(
+            seed(include_bytes!(
+                "../../../../fuzz/corpus/realtime_request/send-media"
+            )),
+            Request::SendMessage {
+                media_sid: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            seed(include_bytes!(
+                "../../../../fuzz/corpus/realtime_request/member-attributes"
+            )),
+            Request::UpdateMemberAttributes { .. }
+        ));
+        assert_eq!(
+            seed(include_bytes!(
+                "../../../../fuzz/corpus/realtime_request/notification-level"
+            )),
+            Request::SetNotificationLevel {
+                channel: "general".into(),
+                level: "muted".into()
+            }
+        );
+    }
 }
