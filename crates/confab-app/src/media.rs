@@ -287,6 +287,33 @@ impl App {
         Ok(())
     }
 
+    /// Deletes up to `limit` uploads never attached to a message and uploaded before `before`
+    /// (records, then bytes); answers how many. Safe on every node at once: an attach that comes
+    /// first keeps its media, and a media deleted by another node is skipped.
+    pub async fn sweep_unattached_media(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> AppResult<usize> {
+        let mut swept = 0;
+        for media in self.store.unattached_media_before(before, limit).await? {
+            let Some(media) = self
+                .store
+                .delete_unattached_media(media.service_sid, media.sid)
+                .await?
+            else {
+                continue;
+            };
+            swept += 1;
+            if let Some(blobs) = &self.media.settings.blobs {
+                if let Err(e) = blobs.delete(&media.blob_key()).await {
+                    tracing::warn!(media = %media.sid, error = %e, "cannot delete an expired upload's bytes");
+                }
+            }
+        }
+        Ok(swept)
+    }
+
     /// The query string (`Expires=…&Signature=…`) that makes the media's content path a
     /// temporary URL, valid for the configured time from now.
     pub fn temporary_content_query(&self, media: &Media) -> String {

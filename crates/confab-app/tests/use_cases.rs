@@ -79,6 +79,10 @@ impl Fixture {
         Caller::user(self.service.sid, identity)
     }
 
+    fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     async fn ensure(&self, identity: &str) {
         self.app.ensure_user(&self.service, identity).await.unwrap();
     }
@@ -467,4 +471,54 @@ async fn uploads_are_bounded_in_size_type_and_number() {
     }
     assert_eq!(code(f.app.admit_upload(&alice, &f.service, None)), 20429);
     assert!(f.app.admit_upload(&f.user("bob"), &f.service, None).is_ok());
+}
+
+#[actix_rt::test]
+async fn uploads_never_sent_are_swept_and_sent_ones_stay() {
+    let f = fixture().await;
+    let (alice, _, _) = f.room_of_alice_and_bob().await;
+    let slot = f.app.admit_upload(&alice, &f.service, None).unwrap();
+    let unsent = f
+        .app
+        .upload_media(&alice, &f.service, &slot, png(b"unsent"))
+        .await
+        .unwrap();
+    let sent = f
+        .app
+        .upload_media(&alice, &f.service, &slot, png(b"sent"))
+        .await
+        .unwrap();
+    f.app
+        .send_message(
+            &alice,
+            "room",
+            NewMessage {
+                media: Some(sent.sid),
+                ..NewMessage::default()
+            },
+        )
+        .await
+        .unwrap();
+    let account = Caller::Account;
+    // Not old enough yet: nothing goes.
+    let swept = f
+        .app
+        .sweep_unattached_media(unsent.date_created, 100)
+        .await
+        .unwrap();
+    assert_eq!(swept, 0);
+    let later = Timestamp(unsent.date_created.millis() + 1);
+    assert_eq!(f.app.sweep_unattached_media(later, 100).await.unwrap(), 1);
+    assert_eq!(
+        code(f.app.media(&account, f.service.sid, unsent.sid).await),
+        20404
+    );
+    let blob = f.dir().join("media").join(unsent.blob_key());
+    assert!(!blob.exists(), "{blob:?} is left");
+    let (_, content) = f
+        .app
+        .media_content(&account, f.service.sid, sent.sid)
+        .await
+        .unwrap();
+    assert_eq!(content.read_all().await.unwrap(), b"sent");
 }

@@ -136,6 +136,8 @@ pub struct MediaSettings {
     pub uploads_per_minute: u32,
     /// Seconds one upload's body may take to arrive (a slow client holds an upload slot).
     pub upload_timeout_secs: u64,
+    /// Seconds an upload may stay unsent (attached to no message) before it is deleted.
+    pub unattached_ttl_secs: u64,
     /// The bucket of the `s3` backend.
     pub s3: confab_media::S3Options,
 }
@@ -151,6 +153,7 @@ impl Default for MediaSettings {
             uploads_in_flight: 16,
             uploads_per_minute: 30,
             upload_timeout_secs: 300,
+            unattached_ttl_secs: 86_400,
             s3: confab_media::S3Options::default(),
         }
     }
@@ -166,10 +169,11 @@ impl MediaSettings {
             || self.uploads_in_flight == 0
             || self.url_ttl_secs == 0
             || self.upload_timeout_secs == 0
+            || self.unattached_ttl_secs == 0
         {
             return Err(ServerError::Config(
-                "media.max_upload_bytes, uploads_in_flight, url_ttl_secs and upload_timeout_secs \
-                 must be positive"
+                "media.max_upload_bytes, uploads_in_flight, url_ttl_secs, upload_timeout_secs and \
+                 unattached_ttl_secs must be positive"
                     .into(),
             ));
         }

@@ -44,6 +44,8 @@ pub struct Node {
     ready: Arc<AtomicBool>,
     shutdown_timeout: Duration,
     servers: Vec<actix_web::rt::task::JoinHandle<std::io::Result<()>>>,
+    /// The sweep of unsent uploads, stopped with the node.
+    sweeper: actix_web::rt::task::JoinHandle<()>,
 }
 
 /// The embedded store, or in cluster mode the Redis store and the node's cluster handle.
@@ -275,6 +277,28 @@ impl Node {
             dev_lock: Arc::new(tokio::sync::Mutex::new(())),
             metrics: Some(web_metrics),
         });
+        // Uploads never sent are deleted once they are `media.unattached_ttl_secs` old; every
+        // node sweeps (deletions are conditional, so nodes do not collide), a batch a minute.
+        let sweeper = {
+            let app = state.app.clone();
+            let ttl_ms = i64::try_from(config.media.unattached_ttl_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX);
+            actix_web::rt::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    let before = confab_domain::Timestamp(
+                        confab_cluster::now().millis().saturating_sub(ttl_ms),
+                    );
+                    match app.sweep_unattached_media(before, 1000).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(deleted = n, "expired unsent uploads"),
+                        Err(e) => tracing::warn!(error = %e, "cannot sweep unsent uploads"),
+                    }
+                }
+            })
+        };
+
         let workers = match config.http.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -379,6 +403,7 @@ impl Node {
             ready,
             shutdown_timeout,
             servers,
+            sweeper,
         })
     }
 
@@ -405,6 +430,7 @@ impl Node {
         for server in self.servers {
             let _ = server.await;
         }
+        self.sweeper.abort();
         tracing::info!(timeout = ?self.shutdown_timeout, "confab node stopped");
         if let Some(webhooks) = self.runtime.webhooks() {
             webhooks.shutdown();

@@ -52,6 +52,7 @@ macro_rules! store_conformance_tests {
             webhook_jobs_retry_and_finish,
             media_is_attached_once,
             service_media_is_deleted_with_the_service,
+            unattached_media_can_be_swept,
         );
     };
     (@tests $make:expr; $($name:ident,)*) => {$(

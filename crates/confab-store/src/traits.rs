@@ -381,6 +381,19 @@ pub trait MediaStore: Send + Sync {
     /// Deletes every media record of a service, attached or not, and answers them (their bytes
     /// are the caller's to delete).
     async fn delete_service_media(&self, service: ServiceSid) -> Result<Vec<Media>, StoreError>;
+    /// Up to `limit` unattached media uploaded before `before`, oldest first.
+    async fn unattached_media_before(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Media>, StoreError>;
+    /// Deletes a media record if it is still unattached (an attach that came first wins);
+    /// answers it if it was deleted.
+    async fn delete_unattached_media(
+        &self,
+        service: ServiceSid,
+        sid: MediaSid,
+    ) -> Result<Option<Media>, StoreError>;
 }
 
 /// Every aggregate's store together: what a node runs on.

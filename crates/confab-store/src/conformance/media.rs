@@ -156,3 +156,98 @@ pub async fn service_media_is_deleted_with_the_service(store: Arc<dyn Store>) {
         .unwrap()
         .is_empty());
 }
+
+/// Old unattached uploads are found oldest first; an attached one is neither found nor deleted
+/// as unattached; a detach makes it unattached again.
+pub async fn unattached_media_can_be_swept(store: Arc<dyn Store>) {
+    let service = ServiceSid::from_bits(1);
+    let at = |bits: u128, created: i64| Media {
+        date_created: Timestamp(created),
+        date_updated: Timestamp(created),
+        ..media(bits, service)
+    };
+    let (old, older, posted, young) = (at(21, 200), at(22, 100), at(23, 50), at(24, 1_000));
+    for m in [&old, &older, &posted, &young] {
+        store.create_media(m).await.expect("create");
+    }
+    let (channel, message) = (ChannelSid::from_bits(7), MessageSid::from_bits(9));
+    store
+        .attach_media(service, posted.sid, channel, message, Timestamp(60))
+        .await
+        .unwrap()
+        .expect("attached");
+    let found = |v: Vec<Media>| v.into_iter().map(|m| m.sid).collect::<Vec<_>>();
+    assert_eq!(
+        found(
+            store
+                .unattached_media_before(Timestamp(500), 10)
+                .await
+                .unwrap()
+        ),
+        vec![older.sid, old.sid],
+        "oldest first, attached and young ones left"
+    );
+    assert_eq!(
+        found(
+            store
+                .unattached_media_before(Timestamp(500), 1)
+                .await
+                .unwrap()
+        ),
+        vec![older.sid]
+    );
+    assert_eq!(
+        store
+            .delete_unattached_media(service, posted.sid)
+            .await
+            .unwrap(),
+        None,
+        "an attached media is not swept"
+    );
+    assert!(store
+        .get_media(service, posted.sid)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .delete_unattached_media(service, older.sid)
+            .await
+            .unwrap()
+            .map(|m| m.sid),
+        Some(older.sid)
+    );
+    assert_eq!(store.get_media(service, older.sid).await.unwrap(), None);
+    assert_eq!(
+        store
+            .delete_unattached_media(service, older.sid)
+            .await
+            .unwrap(),
+        None
+    );
+    // Detached (its message was never stored): unattached again, and old.
+    store
+        .detach_media(service, posted.sid, message)
+        .await
+        .unwrap();
+    assert_eq!(
+        found(
+            store
+                .unattached_media_before(Timestamp(500), 10)
+                .await
+                .unwrap()
+        ),
+        vec![posted.sid, old.sid]
+    );
+    // A deleted one is gone from the sweep too.
+    store.delete_media(service, old.sid).await.unwrap();
+    assert_eq!(
+        found(
+            store
+                .unattached_media_before(Timestamp(500), 10)
+                .await
+                .unwrap()
+        ),
+        vec![posted.sid]
+    );
+}

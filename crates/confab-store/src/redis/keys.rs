@@ -32,6 +32,7 @@
 //! | `{p}:media:{ME…}` | string | an uploaded media's record as created, JSON |
 //! | `{p}:media-at:{ME…}` | string | `CH…:IM…:ms`: the message it is attached to (set once) |
 //! | `{p}:media-of:{IS…}` | set | SIDs of the service's media records |
+//! | `{p}:media-loose` | zset | SIDs of unattached media, scored by upload time (ms) |
 //! | `{p}:node:{node}` | string | `1` while the node's heartbeat lasts (`PX` ttl) |
 //! | `{p}:nodes` | set | node ids that sent a heartbeat; `live_nodes` drops the expired |
 //! | `{p}:{CH…}:ch` | string | the channel, JSON |

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use confab_domain::{ChannelSid, Media, MediaSid, MessageSid, ServiceSid, Timestamp};
 
-use super::scripts::{ATTACH_MEDIA, DETACH_MEDIA};
+use super::scripts::{ATTACH_MEDIA, DELETE_UNATTACHED_MEDIA, DETACH_MEDIA};
 use super::{decode, encode, RedisStore};
 use crate::error::{Conflict, StoreError};
 use crate::traits::MediaStore;
@@ -65,6 +65,10 @@ impl RedisStore {
         self.key(&format!("media-of:{service}"))
     }
 
+    fn unattached_key(&self) -> String {
+        self.key("media-loose")
+    }
+
     async fn read_media(&self, sid: MediaSid) -> Result<Option<Media>, StoreError> {
         let (record, attachment): (Option<String>, Option<String>) = redis::pipe()
             .get(self.media_key(sid))
@@ -97,9 +101,13 @@ impl MediaStore for RedisStore {
         }
         // Indexed after the record: a crash between leaves a record that a service deletion
         // misses, never an index entry without a record.
-        redis::cmd("SADD")
-            .arg(self.service_media_key(media.service_sid))
-            .arg(media.sid.to_string())
+        let sid = media.sid.to_string();
+        redis::pipe()
+            .atomic()
+            .sadd(self.service_media_key(media.service_sid), &sid)
+            .ignore()
+            .zadd(self.unattached_key(), &sid, media.date_created.millis())
+            .ignore()
             .query_async::<()>(&mut self.conn())
             .await?;
         Ok(())
@@ -138,6 +146,7 @@ impl MediaStore for RedisStore {
             .arg(self.channel_key(channel, "media"))
             .arg(wanted.encode())
             .arg(sid.to_string())
+            .arg(self.unattached_key())
             .invoke_async(&mut self.conn())
             .await?;
         if stored == "MISSING" {
@@ -170,6 +179,19 @@ impl MediaStore for RedisStore {
             .arg(sid.to_string())
             .invoke_async(&mut self.conn())
             .await?;
+        if self
+            .read_media(sid)
+            .await?
+            .is_some_and(|m| m.message_sid.is_none())
+        {
+            // Unattached again: the sweep of old unattached uploads may take it.
+            redis::cmd("ZADD")
+                .arg(self.unattached_key())
+                .arg(media.date_created.millis())
+                .arg(sid.to_string())
+                .query_async::<()>(&mut self.conn())
+                .await?;
+        }
         Ok(())
     }
 
@@ -188,6 +210,8 @@ impl MediaStore for RedisStore {
             .del(self.attachment_key(sid))
             .ignore()
             .srem(self.service_media_key(service), sid.to_string())
+            .ignore()
+            .zrem(self.unattached_key(), sid.to_string())
             .ignore();
         if let Some(channel) = media.channel_sid {
             pipe.srem(self.channel_key(channel, "media"), sid.to_string())
@@ -234,5 +258,60 @@ impl MediaStore for RedisStore {
             .query_async::<()>(&mut self.conn())
             .await?;
         Ok(deleted)
+    }
+
+    async fn unattached_media_before(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Media>, StoreError> {
+        let sids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.unattached_key())
+            .arg("-inf")
+            .arg(format!("({}", before.millis()))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.conn())
+            .await?;
+        let mut media = Vec::with_capacity(sids.len());
+        for sid in sids {
+            let sid: MediaSid = sid
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("media SID {sid:?}")))?;
+            match self.read_media(sid).await? {
+                Some(m) if m.message_sid.is_none() => media.push(m),
+                // Attached meanwhile: its attach took it out of the set.
+                Some(_) => {}
+                // The record is gone (a deletion cut short): the entry would fill every batch.
+                None => {
+                    redis::cmd("ZREM")
+                        .arg(self.unattached_key())
+                        .arg(sid.to_string())
+                        .query_async::<()>(&mut self.conn())
+                        .await?
+                }
+            }
+        }
+        Ok(media)
+    }
+
+    async fn delete_unattached_media(
+        &self,
+        service: ServiceSid,
+        sid: MediaSid,
+    ) -> Result<Option<Media>, StoreError> {
+        let Some(media) = self.get_media(service, sid).await? else {
+            return Ok(None);
+        };
+        let deleted: Option<String> = redis::Script::new(DELETE_UNATTACHED_MEDIA)
+            .arg(self.media_key(sid))
+            .arg(self.attachment_key(sid))
+            .arg(self.unattached_key())
+            .arg(self.service_media_key(media.service_sid))
+            .arg(sid.to_string())
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(deleted.map(|record| decode(&record)).transpose()?)
     }
 }

@@ -197,15 +197,28 @@ return 1
 "#;
 
 /// Attaches a media once. ARGV: media record key, attachment key, channel media set,
-/// `CH…:IM…:ms`, media SID. Returns `MISSING`, or the attachment now stored (this one, or the
-/// earlier one it lost to).
+/// `CH…:IM…:ms`, media SID, unattached media zset. Returns `MISSING`, or the attachment now
+/// stored (this one, or the earlier one it lost to).
 pub(super) const ATTACH_MEDIA: &str = r#"
 if redis.call('EXISTS', ARGV[1]) == 0 then return 'MISSING' end
 local current = redis.call('GET', ARGV[2])
 if current then return current end
 redis.call('SET', ARGV[2], ARGV[4])
 redis.call('SADD', ARGV[3], ARGV[5])
+redis.call('ZREM', ARGV[6], ARGV[5])
 return ARGV[4]
+"#;
+
+/// Deletes a media record unless it is attached. ARGV: media record key, attachment key,
+/// unattached media zset, service media set, media SID. Returns the record deleted, or false.
+pub(super) const DELETE_UNATTACHED_MEDIA: &str = r#"
+if redis.call('EXISTS', ARGV[2]) == 1 then return false end
+local record = redis.call('GET', ARGV[1])
+if not record then return false end
+redis.call('DEL', ARGV[1])
+redis.call('ZREM', ARGV[3], ARGV[5])
+redis.call('SREM', ARGV[4], ARGV[5])
+return record
 "#;
 
 /// Detaches a media from one message. ARGV: attachment key, channel media set, `CH…:IM…`, media

@@ -37,14 +37,15 @@ impl MediaStore for SqliteStore {
         self.write(move |conn| {
             let inserted = conn
                 .prepare_cached(
-                    "INSERT INTO media (sid, service_sid, channel_sid, message_sid, data)
-                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (sid) DO NOTHING",
+                    "INSERT INTO media (sid, service_sid, channel_sid, message_sid, created, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sid) DO NOTHING",
                 )?
                 .execute(params![
                     media.sid.to_string(),
                     media.service_sid.to_string(),
                     media.channel_sid.map(|c| c.to_string()),
                     media.message_sid.map(|m| m.to_string()),
+                    media.date_created.millis(),
                     serde_json::to_string(&media)?
                 ])?;
             if inserted == 0 {
@@ -153,6 +154,46 @@ impl MediaStore for SqliteStore {
                 media.push(serde_json::from_str(&row?)?);
             }
             Ok(media)
+        })
+        .await
+    }
+
+    async fn unattached_media_before(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Media>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT data FROM media WHERE message_sid IS NULL AND created < ?1
+                 ORDER BY created LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![before.millis(), limit as i64], |r| {
+                r.get::<_, String>(0)
+            })?;
+            let mut media = Vec::new();
+            for row in rows {
+                media.push(serde_json::from_str(&row?)?);
+            }
+            Ok(media)
+        })
+        .await
+    }
+
+    async fn delete_unattached_media(
+        &self,
+        service: ServiceSid,
+        sid: MediaSid,
+    ) -> Result<Option<Media>, StoreError> {
+        self.write(move |conn| {
+            let data: Option<String> = conn
+                .prepare_cached(
+                    "DELETE FROM media WHERE sid = ?1 AND service_sid = ?2 AND message_sid IS NULL
+                     RETURNING data",
+                )?
+                .query_row([sid.to_string(), service.to_string()], |r| r.get(0))
+                .optional()?;
+            Ok(data.map(|d| serde_json::from_str(&d)).transpose()?)
         })
         .await
     }

@@ -98,6 +98,14 @@ CREATE TABLE media (
 );
 CREATE INDEX media_by_channel ON media(channel_sid) WHERE channel_sid IS NOT NULL;
 "#,
+    // The sweep of uploads never sent finds them by age. Uploads from before this migration
+    // count from the upgrade, so none is swept sooner than the TTL after it.
+    r#"
+ALTER TABLE media ADD COLUMN created INTEGER NOT NULL DEFAULT 0;
+UPDATE media SET created = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+CREATE INDEX media_by_service ON media(service_sid);
+CREATE INDEX media_unattached ON media(created) WHERE message_sid IS NULL;
+"#,
 ];
 
 /// Brings the database up to the newest schema.
@@ -116,4 +124,44 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_from_before_the_age_column_count_from_the_upgrade() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (i, sql) in MIGRATIONS.iter().take(3).enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO media (sid, service_sid, data) VALUES ('ME1', 'IS1', '{}')",
+            [],
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        let created: i64 = conn
+            .query_row("SELECT created FROM media WHERE sid = 'ME1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!(
+            created > now_ms - 60_000 && created <= now_ms + 1_000,
+            "{created}"
+        );
+        let version: usize = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+    }
 }
