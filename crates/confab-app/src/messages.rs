@@ -3,7 +3,7 @@
 use confab_cluster::{ChannelOp, MessageChange};
 use confab_domain::{
     Caller, Channel, ChannelCommand, ChannelEventKind, ChannelSid, ConsumptionUpdate, MediaSid,
-    Member, MemberRef, Message, MessageMedia, PostMessage, UpdateMember,
+    Member, MemberRef, Message, MessageMedia, MessageSid, PostMessage, UpdateMember,
 };
 use confab_store::{PageRequest, PageStart};
 
@@ -226,6 +226,20 @@ impl App {
             .items
             .into_iter()
             .find(|m| m.index == index)
+            .ok_or_else(AppError::message_not_found)
+    }
+
+    /// A message of a channel the user is a member of, by SID (50500 when there is none).
+    pub async fn message_with_sid(
+        &self,
+        user: UserRef<'_>,
+        key: &str,
+        sid: MessageSid,
+    ) -> AppResult<Message> {
+        let (channel, _) = self.member_channel(user, key).await?;
+        self.store
+            .get_message(channel.sid, sid)
+            .await?
             .ok_or_else(AppError::message_not_found)
     }
 

@@ -212,40 +212,66 @@ impl Connection {
             self.refuse(id, &AppError::invalid("Already initialized"));
             return Flow::Continue;
         }
+        match self.authenticate(token, resume).await {
+            Ok(started) => {
+                self.push(rt::reply_ok(id, &started.reply));
+                self.follow(started).await
+            }
+            Err((e, flow)) => {
+                self.refuse(id, &e);
+                flow
+            }
+        }
+    }
+
+    /// Checks the token and starts the session (registered with the hub); on refusal, the
+    /// error and how the connection goes on. The caller answers, then calls
+    /// [`Connection::follow`].
+    pub(super) async fn authenticate(
+        &mut self,
+        token: &str,
+        resume: HashMap<String, u64>,
+    ) -> Result<Started, (AppError, Flow)> {
         let max = self.state.realtime.max_token_lifetime_secs;
         let grant = match token::verify(&self.state.credentials, token, max) {
             Ok(grant) => grant,
             Err(e) => {
                 let (e, close) = token_error(e);
-                self.refuse(id, &e);
-                return Flow::Close(close, "bad token");
+                return Err((e, Flow::Close(close, "bad token")));
             }
         };
         match self.start_session(grant, resume).await {
-            Ok((reply, markers, follow)) => {
-                self.push(rt::reply_ok(id, &reply));
-                // Awaited, not offered: a user in many channels queues more markers than the
-                // outbox holds, and the writer drains them meanwhile.
-                for item in markers {
-                    if self.outbox.tx.send(item).await.is_err() {
-                        return Flow::Close(CloseCode::ServerError, "session ended");
-                    }
-                }
-                for (channel, as_of) in follow {
-                    self.state.hub.subscribe(self.id, channel, as_of);
-                }
-                self.state.hub.announce(self.id);
-                Flow::Continue
-            }
+            Ok((reply, markers, follow)) => Ok(Started {
+                reply,
+                markers,
+                follow,
+            }),
             Err(e) => {
-                self.refuse(id, &e);
-                if e.is_token_rejection() {
+                let flow = if e.is_token_rejection() {
                     Flow::Close(CloseCode::BadToken, "bad token")
                 } else {
                     Flow::Close(CloseCode::ServerError, "cannot start the session")
-                }
+                };
+                Err((e, flow))
             }
         }
+    }
+
+    /// Follows the channels of a started session: its writer's markers, the hub's
+    /// subscriptions, the announcement to its peers.
+    pub(super) async fn follow(&mut self, started: Started) -> Flow {
+        // Awaited, not offered: a user in many channels queues more markers than the outbox
+        // holds, and the writer drains them meanwhile.
+        for item in started.markers {
+            if self.outbox.tx.send(item).await.is_err() {
+                return Flow::Close(CloseCode::ServerError, "session ended");
+            }
+        }
+        for (channel, as_of) in started.follow {
+            self.state.hub.subscribe(self.id, channel, as_of);
+        }
+        self.state.hub.announce(self.id);
+        Flow::Continue
     }
 
     /// Registers the session and works out its channels; returns the reply, the writer markers
@@ -376,27 +402,35 @@ impl Connection {
     }
 
     fn update_token(&mut self, id: u64, token: &str) -> Flow {
-        let max = self.state.realtime.max_token_lifetime_secs;
-        let result =
-            token::verify(&self.state.credentials, token, max).map_err(|e| token_error(e).0);
-        match (result, self.auth.as_mut()) {
-            (Ok(grant), Some(auth))
-                if grant.identity == auth.identity && grant.service_sid == auth.service =>
-            {
-                auth.expires_at = grant.expires_at;
-                auth.warned = false;
-                self.push(rt::reply_ok(id, &json!({})));
-            }
-            (Ok(_), _) => {
-                self.refuse(
-                    id,
-                    &AppError::token_rejected("the token is for another identity or service"),
-                );
-            }
-            (Err(e), _) => {
-                self.refuse(id, &e);
-            }
-        }
+        match self.renew_token(token) {
+            Ok(()) => self.push(rt::reply_ok(id, &json!({}))),
+            Err(e) => self.refuse(id, &e),
+        };
         Flow::Continue
     }
+
+    /// Takes a new token for the same identity and service: the session lasts until it expires.
+    pub(super) fn renew_token(&mut self, token: &str) -> Result<(), AppError> {
+        let max = self.state.realtime.max_token_lifetime_secs;
+        let grant =
+            token::verify(&self.state.credentials, token, max).map_err(|e| token_error(e).0)?;
+        match self.auth.as_mut() {
+            Some(auth) if grant.identity == auth.identity && grant.service_sid == auth.service => {
+                auth.expires_at = grant.expires_at;
+                auth.warned = false;
+                Ok(())
+            }
+            _ => Err(AppError::token_rejected(
+                "the token is for another identity or service",
+            )),
+        }
+    }
+}
+
+/// A session that passed `init`: its reply, and what [`Connection::follow`] sets up.
+pub(super) struct Started {
+    /// The `init` reply.
+    pub(super) reply: Value,
+    markers: Vec<Outbound>,
+    follow: Vec<(ChannelSid, u64)>,
 }

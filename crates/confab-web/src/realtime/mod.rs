@@ -12,6 +12,7 @@ mod ops;
 
 pub(crate) use ops::online_anywhere;
 mod session;
+mod twilsock;
 
 use std::time::Duration;
 
@@ -101,9 +102,11 @@ impl RealtimeConfig {
     }
 }
 
-/// Registers `GET /v2/realtime` (before the REST scope, which requires Basic auth).
+/// Registers `GET /v2/realtime` and twilsock's `GET /v3/wsconnect` (before the REST scope,
+/// which requires Basic auth).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v2/realtime", web::get().to(upgrade));
+    twilsock::configure(cfg);
 }
 
 async fn upgrade(

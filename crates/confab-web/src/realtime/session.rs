@@ -151,10 +151,24 @@ impl Drop for Held<'_> {
     }
 }
 
+/// Where a session's writer sends frames: the WebSocket as is (realtime), or a translation of
+/// them (twilsock).
+pub(super) trait Sink {
+    /// Sends one frame rendered by the hub, the connection or a repair; `false` once the client
+    /// is gone.
+    async fn send(&mut self, frame: ByteString) -> bool;
+}
+
+impl Sink for Session {
+    async fn send(&mut self, frame: ByteString) -> bool {
+        self.text(frame).await.is_ok()
+    }
+}
+
 /// Drains the outbox to the socket, keeping each followed channel gap-free and in order.
-async fn write_loop(
+pub(super) async fn write_loop<S: Sink>(
     state: Arc<AppState>,
-    mut ws: Session,
+    mut ws: S,
     mut rx: mpsc::Receiver<Outbound>,
     kick: Arc<Kick>,
     budget: Arc<ByteBudget>,
@@ -165,7 +179,7 @@ async fn write_loop(
         // iteration, however it ends.
         let _held = Held(&budget, item.bytes());
         let sent = match item {
-            Outbound::Frame(frame) => ws.text(frame).await.is_ok(),
+            Outbound::Frame(frame) => ws.send(frame).await,
             Outbound::Subscribed { channel, after } => {
                 // Never backwards: what was delivered stays delivered.
                 let n = next.entry(channel).or_insert(after + 1);
@@ -208,7 +222,7 @@ async fn write_loop(
                 }
                 if ok {
                     if let Some(frame) = frame {
-                        ok = ws.text(frame).await.is_ok();
+                        ok = ws.send(frame).await;
                         if let Some(m) = &state.metrics {
                             let now = confab_cluster::now().millis();
                             m.delivery_latency_seconds
@@ -238,9 +252,9 @@ async fn write_loop(
 /// Sends the channel's stored events `from..=upto` that are addressed to members. When the
 /// store cannot answer, the session is closed (4009) so that the client resumes rather than
 /// skip the gap.
-async fn repair(
+async fn repair<S: Sink>(
     state: &AppState,
-    ws: &mut Session,
+    ws: &mut S,
     next: &mut HashMap<ChannelSid, u64>,
     channel: ChannelSid,
     from: u64,
@@ -264,7 +278,7 @@ async fn repair(
                 return true;
             }
             if let Some(frame) = rt::member_frame(&event) {
-                if ws.text(ByteString::from(frame)).await.is_err() {
+                if !ws.send(ByteString::from(frame)).await {
                     return false;
                 }
             }
