@@ -9,10 +9,10 @@ use confab_domain::ChannelSid;
 use confab_protocol::realtime::{self as rt, Request};
 use serde_json::{json, Value};
 
+use super::events::{subscription_notice, translate, Notification, Replay, Subscriptions};
 use super::sync::{
     channel_data, descriptor, list_item, map_descriptor, map_item, member_data, message_data,
-    subscription_notice, translate, user_channel_data, user_info_items, Notification, SyncKind,
-    SyncObject,
+    user_channel_data, user_info_items, SyncKind, SyncObject,
 };
 use super::{HttpAnswer, Tunnelled, TwilsockSession};
 
@@ -333,37 +333,50 @@ impl TwilsockSession {
             let sid = r["object_sid"].as_str().unwrap_or_default().to_owned();
             let kind = r["object_type"].as_str().and_then(SyncKind::parse);
             if action == "cancel" {
+                self.subscriptions(|s| s.cancel(&sid));
                 follow_ups.push(subscription_notice(
                     "subscription_canceled",
                     &correlation,
-                    vec![json!({"object_sid": sid, "object_type": r["object_type"]})],
+                    json!({"object_sid": sid, "object_type": r["object_type"]}),
                 ));
                 continue;
             }
             let last = r["last_event_id"].as_u64().unwrap_or(0);
             let object = kind.and_then(|k| self.object(k.collection(), &sid));
-            match object {
-                Some(object) => match self.replay(&object, last).await {
-                    Ok((events, newest)) => {
-                        follow_ups.extend(events);
-                        follow_ups.push(subscription_notice(
-                            "subscription_established",
-                            &correlation,
-                            vec![json!({
-                                "object_sid": sid,
-                                "object_type": object.kind().name(),
-                                "replay_status": "completed",
-                                "last_event_id": newest.max(last),
-                            })],
-                        ));
-                    }
-                    Err(e) => follow_ups.push(subscription_failed(&correlation, &sid, &e)),
-                },
-                None => follow_ups.push(subscription_failed(
+            let Some(object) = object else {
+                follow_ups.push(subscription_failed(
                     &correlation,
                     &sid,
                     &AppError::resource_not_found(),
-                )),
+                ));
+                continue;
+            };
+            // Held from before the replay is read, so that no event falls between the two.
+            self.subscriptions(|s| s.start(&sid));
+            match self.replay(&object, last).await {
+                Ok((events, newest)) => {
+                    let notice = subscription_notice(
+                        "subscription_established",
+                        &correlation,
+                        json!({
+                            "object_sid": sid,
+                            "object_type": object.kind().name(),
+                            "replay_status": "completed",
+                            "last_event_id": newest.max(last),
+                        }),
+                    );
+                    let replay = Replay {
+                        events,
+                        up_to: newest.max(last),
+                        notice,
+                    };
+                    self.subscriptions(|s| s.replayed(&sid, replay));
+                    self.replays_after_reply.push(sid);
+                }
+                Err(e) => {
+                    self.subscriptions(|s| s.cancel(&sid));
+                    follow_ups.push(subscription_failed(&correlation, &sid, &e));
+                }
             }
         }
         self.after_reply = follow_ups;
@@ -401,7 +414,7 @@ impl TwilsockSession {
                         continue;
                     };
                     // A scratch clock: replayed channel events touch no user object here.
-                    let mut scratch = super::sync::UserClock::new(0, 1);
+                    let mut scratch = super::events::UserClock::new(0, 1);
                     out.extend(
                         translate(&frame, &state.context, &mut scratch)
                             .into_iter()
@@ -424,7 +437,7 @@ impl TwilsockSession {
         let mut out = Vec::new();
         for (key, data) in items {
             let event_id = state.clock.tick();
-            out.push(super::sync::map_item_event(
+            out.push(super::events::map_item_event(
                 "map_item_updated",
                 &id,
                 event_id,
@@ -437,14 +450,22 @@ impl TwilsockSession {
     }
 }
 
+impl TwilsockSession {
+    /// Runs `f` on the connection's subscriptions (shared with its writer).
+    fn subscriptions<T>(&self, f: impl FnOnce(&mut Subscriptions) -> T) -> T {
+        let mut state = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut state.subscriptions)
+    }
+}
+
 fn subscription_failed(correlation: &Value, sid: &str, e: &AppError) -> Notification {
     let status = if e.status == 403 { 404 } else { e.status };
     subscription_notice(
         "subscription_failed",
         correlation,
-        vec![json!({
+        json!({
             "object_sid": sid,
             "error": {"message": e.message, "status": status, "code": 54100},
-        })],
+        }),
     )
 }

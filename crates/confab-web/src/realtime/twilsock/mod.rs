@@ -6,11 +6,12 @@
 //! and delivery guarantees), and translates in both directions. Requests the client tunnels
 //! through the socket go by path: the chat API (`…/Client/v1/…`, [`aim`]) becomes realtime
 //! operations; the Sync API (`…/v3/…`, `…/v4/Subscriptions`, [`cds`]) reads a view of the
-//! same state ([`sync`]). Events the hub delivers become Sync events, pushed as `notification`
-//! frames. [`session`] runs one connection.
+//! same state ([`sync`]). Events the hub delivers become Sync events ([`events`]), pushed as
+//! `notification` frames. [`session`] runs one connection.
 
 mod aim;
 mod cds;
+mod events;
 mod session;
 mod sync;
 
@@ -203,8 +204,9 @@ impl Links {
 /// What the session's reader and writer share: how events become Sync events.
 #[derive(Debug)]
 pub(super) struct ViewState {
-    context: sync::ViewContext,
-    clock: sync::UserClock,
+    context: events::ViewContext,
+    clock: events::UserClock,
+    subscriptions: events::Subscriptions,
 }
 
 /// One twilsock connection's state, on its reader's side.
@@ -213,8 +215,11 @@ pub(super) struct TwilsockSession {
     conn: Connection,
     links: Links,
     view: Arc<Mutex<ViewState>>,
-    /// Notifications to send after the reply being written (subscription replays).
-    after_reply: Vec<sync::Notification>,
+    /// Notifications to send after the reply being written (subscription notices).
+    after_reply: Vec<events::Notification>,
+    /// Objects whose subscription replay is read, to be written by the writer after the reply
+    /// (through the outbox, in order with live events: [`events::Subscriptions`]).
+    replays_after_reply: Vec<String>,
     bucket: TokenBucket,
     refusals_in_row: u32,
     reachability: bool,

@@ -16,7 +16,9 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::sync::{translate, Notification, UserClock, ViewContext};
+use super::events::{
+    translate, Notification, Subscriptions, TooManyHeld, UserClock, ViewContext, REPLAY_MARKER,
+};
 use super::{HttpAnswer, Links, Tunnelled, TwilsockSession, ViewState};
 use crate::realtime::connection::{Connection, Flow};
 use crate::realtime::frames::TokenBucket;
@@ -98,6 +100,8 @@ struct SyncSink {
     ws: Session,
     view: Arc<Mutex<ViewState>>,
     ids: Arc<FrameIds>,
+    /// Closes the connection as too slow (the reader acts on it).
+    kick: Arc<Kick>,
 }
 
 impl Sink for SyncSink {
@@ -108,8 +112,30 @@ impl Sink for SyncSink {
         let frames: Vec<Frame> = match value["type"].as_str() {
             Some("event") => {
                 let mut state = self.view.lock().unwrap_or_else(|p| p.into_inner());
-                let ViewState { context, clock } = &mut *state;
-                translate(&value, context, clock)
+                let ViewState {
+                    context,
+                    clock,
+                    subscriptions,
+                } = &mut *state;
+                let mut frames = Vec::new();
+                for n in translate(&value, context, clock) {
+                    match subscriptions.admit(n) {
+                        Ok(Some(n)) => frames.push(notification_frame(self.ids.next(), &n)),
+                        Ok(None) => {}
+                        Err(TooManyHeld) => {
+                            self.kick.kick(CloseCode::TooSlow);
+                            return false;
+                        }
+                    }
+                }
+                frames
+            }
+            Some(REPLAY_MARKER) => {
+                let object = value["object"].as_str().unwrap_or_default();
+                let mut state = self.view.lock().unwrap_or_else(|p| p.into_inner());
+                state
+                    .subscriptions
+                    .flush(object)
                     .iter()
                     .map(|n| notification_frame(self.ids.next(), n))
                     .collect()
@@ -163,12 +189,14 @@ pub(crate) async fn run(
             typing_timeout_secs: 5,
         },
         clock: UserClock::new(now_micros, KEPT_USER_EVENTS),
+        subscriptions: Subscriptions::default(),
     }));
     let ids = Arc::new(FrameIds::default());
     let sink = SyncSink {
         ws: ws.clone(),
         view: view.clone(),
         ids: ids.clone(),
+        kick: kick.clone(),
     };
     let writer = actix_web::rt::spawn(write_loop(state.clone(), sink, rx, kick.clone(), budget));
     let write_timeout = Duration::from_millis(cfg.write_timeout_ms.max(1));
@@ -180,6 +208,7 @@ pub(crate) async fn run(
         },
         view,
         after_reply: Vec::new(),
+        replays_after_reply: Vec::new(),
         bucket: TokenBucket::new(cfg.ops_per_sec, cfg.ops_burst),
         refusals_in_row: 0,
         reachability: false,
@@ -357,6 +386,12 @@ impl TwilsockSession {
                     let frame = notification_frame(format!("TR{}", rand::random::<u32>()), &n);
                     if self.write(out, frame).await != Flow::Continue {
                         return Flow::Close(CloseCode::TooSlow, "cannot write");
+                    }
+                }
+                for object in std::mem::take(&mut self.replays_after_reply) {
+                    let marker = json!({"type": REPLAY_MARKER, "object": object});
+                    if !self.conn.push(marker.to_string()) {
+                        return Flow::Close(CloseCode::TooSlow, "outbox full");
                     }
                 }
                 flow
