@@ -97,9 +97,9 @@ else
     echo "cargo-fuzz is not available and could not be installed: fuzzing skipped"
 fi
 
-log "JavaScript: the JS SDK in Node and the chat page in Chromium, against real nodes"
+log "JavaScript: the JS SDK and twilio-chat 6.0.0 in Node, the chat page and twilio-chat's browser build in Chromium, against real nodes"
 (cd tests/js && npm ci --no-audit --no-fund --silent)
-(cd tests/js && CONFAB_BIN="$PWD/../../target/debug/confab" node --test --test-concurrency=1 sdk.test.mjs browser.test.mjs)
+(cd tests/js && CONFAB_BIN="$PWD/../../target/debug/confab" node --test --test-concurrency=1 sdk.test.mjs twilio-chat.test.mjs browser.test.mjs)
 
 log "Prometheus: alert rules, their unit tests, and a live node's /metrics"
 promtool check rules deploy/prometheus/confab-rules.yml

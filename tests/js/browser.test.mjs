@@ -4,8 +4,10 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { deflateSync } from "node:zlib";
+import http from "node:http";
 import { chromium } from "playwright-core";
 
 import { Node } from "./node.mjs";
@@ -260,6 +262,72 @@ test("a picked image shows inline and a dropped file is a download, for the othe
   await channelItem(dave, "#my-channels", "photos").click();
   await downloadLink(dave, "notes.txt");
   await dave.waitForFunction(() => document.querySelector("#messages .attachment img")?.naturalWidth === 24, null, WAIT);
+});
+
+test("the browser build of twilio-chat 6.0.0 sends and receives messages", async () => {
+  const service = await node.createService("twilio-chat in a browser");
+  const { host } = new URL(node.url);
+  const build = join(dirname(fileURLToPath(import.meta.url)), "node_modules", "twilio-chat", "builds", "twilio-chat.min.js");
+
+  // The app's page comes from a server of its own on loopback (as an app's would), serving the
+  // package's browser build; the client is created with only the three options of a migrated app.
+  const app = http.createServer((req, res) => {
+    if (req.url === "/twilio-chat.min.js") {
+      res.writeHead(200, { "Content-Type": "text/javascript" });
+      res.end(readFileSync(build));
+    } else {
+      res.writeHead(200, { "Content-Type": "text/html" });
+      res.end('<!doctype html><title>twilio-chat</title><script src="/twilio-chat.min.js"></script>');
+    }
+  });
+  await new Promise((r) => app.listen(0, "127.0.0.1", r));
+  async function twilioPage(identity) {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    page.on("pageerror", (e) => console.error(`[${identity}] page error:`, e));
+    page.on("console", (m) => process.env.TCDEBUG && console.log(`[${identity}]`, m.text().slice(0, 400)));
+    await page.goto(`http://127.0.0.1:${app.address().port}/`);
+    const state = await page.evaluate(
+      async ({ token, host, debug }) => {
+        window.client = await Twilio.Chat.Client.create(token, {
+          twilsock: { uri: `ws://${host}/v3/wsconnect` },
+          Sync: { cdsUri: `http://${host}/cds` },
+          Chat: { apiUri: `http://${host}/aim` },
+          logLevel: debug ? "debug" : "silent",
+        });
+        window.received = [];
+        window.client.on("messageAdded", (m) => window.received.push(`${m.author}: ${m.body}`));
+        return [window.client.connectionState, window.client.user.identity];
+      },
+      { token: node.token(identity, service), host, debug: !!process.env.TCDEBUG },
+    );
+    assert.deepEqual(state, ["connected", identity]);
+    return page;
+  }
+  const received = (page, line) => page.waitForFunction((l) => window.received.includes(l), line, WAIT);
+
+  const alice = await twilioPage("tc-alice");
+  const bob = await twilioPage("tc-bob");
+  const sid = await alice.evaluate(async () => {
+    const channel = await window.client.createChannel({ friendlyName: "browser", uniqueName: "browser-twilio-chat" });
+    await channel.join();
+    await channel.getMessages(); // an app showing the channel follows its messages
+    return channel.sid;
+  });
+  await bob.evaluate(async (sid) => {
+    const channel = await window.client.getChannelBySid(sid);
+    await channel.join();
+    await channel.getMessages();
+    await channel.sendMessage("hello from bob");
+  }, sid);
+  await received(alice, "tc-bob: hello from bob");
+  await alice.evaluate(async (sid) => (await window.client.getChannelBySid(sid)).sendMessage("hi bob"), sid);
+  await received(bob, "tc-alice: hi bob");
+  await received(bob, "tc-bob: hello from bob");
+  for (const page of [alice, bob]) await page.evaluate(() => window.client.shutdown());
+  await alice.context().close();
+  await bob.context().close();
+  app.close();
 });
 
 test("the page and the SDK run under the node's Content-Security-Policy", async () => {

@@ -41,9 +41,11 @@ export const API_KEY = {
 };
 
 export class Node {
-  constructor({ port, dataDir } = {}) {
+  /** `env` holds more `CONFAB_*` settings (`CONFAB_REDIS_URL` for a cluster node). */
+  constructor({ port, dataDir, env = {} } = {}) {
     this.port = port;
     this.dataDir = dataDir ?? mkdtempSync(join(tmpdir(), "confab-js-"));
+    this.env = env;
   }
 
   /** A REST call as the account: `POST path` with `form` (or `GET path` without a form),
@@ -102,6 +104,7 @@ export class Node {
           CONFAB_AUTH_TOKEN: ACCOUNT.authToken,
           CONFAB_API_KEY_SID: API_KEY.sid,
           CONFAB_API_KEY_SECRET: API_KEY.secret,
+          ...this.env,
         },
       },
     );
@@ -143,5 +146,41 @@ export class Node {
     });
     if (!response.ok) throw new Error(`dev token: ${response.status}`);
     return (await response.json()).token;
+  }
+}
+
+/** A `redis-server` of its own on a free loopback port, persisting nothing (for cluster nodes). */
+export class RedisServer {
+  async start() {
+    this.port = await freePort();
+    this.dir = mkdtempSync(join(tmpdir(), "confab-js-redis-"));
+    this.proc = spawn(
+      process.env.REDIS_SERVER ?? "redis-server",
+      ["--bind", "127.0.0.1", "--port", String(this.port), "--save", "", "--appendonly", "no", "--dir", this.dir],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    await new Promise((resolve, reject) => {
+      let buffer = "";
+      const onData = (chunk) => {
+        buffer += chunk.toString();
+        if (/Ready to accept connections/.test(buffer)) {
+          this.proc.stdout.off("data", onData);
+          this.proc.stdout.resume();
+          resolve();
+        }
+      };
+      this.proc.stdout.on("data", onData);
+      this.proc.once("error", reject);
+      this.proc.once("exit", (code) => reject(new Error(`redis-server exited with ${code}`)));
+    });
+    this.url = `redis://127.0.0.1:${this.port}/`;
+    return this;
+  }
+
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.proc.once("exit", resolve));
+    this.proc.kill("SIGTERM");
+    await exited;
   }
 }
