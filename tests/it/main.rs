@@ -18,4 +18,5 @@ mod realtime_abuse;
 mod redis_store;
 mod rest;
 mod support;
+mod twilsock;
 mod webhooks;
