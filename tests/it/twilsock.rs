@@ -291,3 +291,79 @@ async fn a_user_reaches_through_twilsock_only_what_the_realtime_api_allows() {
         .await;
     assert_ne!(alice.body["friendly_name"], "pwned");
 }
+
+#[tokio::test]
+async fn a_new_member_is_not_replayed_what_happened_before_they_joined() {
+    let node = TestNode::start().unwrap();
+    let service = service(&node).await;
+    let rest = node.rest();
+    let channels = format!("/v2/Services/{service}/Channels");
+    let channel = rest.post(&channels, &[("FriendlyName", "history")]).await;
+    let channel = channel.str("sid");
+    let messages = format!("{channels}/{channel}/Messages");
+    let said = rest.post(&messages, &[("Body", "said and deleted")]).await;
+    assert_eq!(said.status, 201);
+    let deleted = rest
+        .delete(&format!("{messages}/{}", said.str("sid")))
+        .await;
+    assert_eq!(deleted.status, 204);
+    let kept = rest.post(&messages, &[("Body", "still there")]).await;
+    assert_eq!(kept.status, 201);
+    let joined = rest
+        .post(
+            &format!("{channels}/{channel}/Members"),
+            &[("Identity", "bob")],
+        )
+        .await;
+    assert_eq!(joined.status, 201);
+
+    // Bob asks for every event of the channel's messages and roster since the first.
+    let mut bob = signed_in(&node, &service, "bob").await;
+    let requests: Vec<Value> = ["messages", "roster"]
+        .iter()
+        .map(|o| json!({"object_sid": format!("{channel}.{o}"), "object_type": if *o == "messages" { "list" } else { "map" }, "last_event_id": 0}))
+        .collect();
+    let (code, _) = call(
+        &mut bob,
+        "TS1",
+        "POST",
+        "/v4/Subscriptions",
+        json!({"action": "establish", "correlation_id": 1, "requests": requests}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let mut established = 0;
+    let mut roster_items = 0;
+    while established < 2 {
+        let frame = next(&mut bob).await.unwrap();
+        if frame.method() != "notification" {
+            continue;
+        }
+        let n: Value = serde_json::from_slice(&frame.payload).unwrap();
+        assert!(!n.to_string().contains("said and deleted"), "{n}");
+        match n["event_type"].as_str() {
+            Some("subscription_established") => established += 1,
+            Some("list_item_added") => panic!("a message from before bob joined: {n}"),
+            Some("map_item_updated") => roster_items += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(roster_items, 1, "the roster comes as its current state");
+    // What he may read is the history, where the deleted message is not.
+    let (code, page) = call(
+        &mut bob,
+        "TR1",
+        "GET",
+        &format!("/v3/Lists/{channel}.messages/Items"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let texts: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["data"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["still there"]);
+}

@@ -29,12 +29,18 @@ impl TokenBucket {
     }
 
     pub(super) fn take(&mut self) -> bool {
+        self.take_n(1)
+    }
+
+    /// Takes `n` operations' worth at once, or none.
+    pub(super) fn take_n(&mut self, n: u32) -> bool {
         let now = Instant::now();
         self.tokens =
             (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
         self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        let n = f64::from(n);
+        if self.tokens >= n {
+            self.tokens -= n;
             true
         } else {
             false

@@ -313,8 +313,14 @@ impl TwilsockSession {
                         channel: channel.to_owned(),
                     })
                     .await?;
+                let members = members["items"].as_array().cloned().unwrap_or_default();
+                // One user read per member: rated as that many operations.
+                let reads = u32::try_from(members.len()).unwrap_or(u32::MAX);
+                if !self.bucket.take_n(reads) {
+                    return Err(AppError::too_many_requests());
+                }
                 let mut users = Vec::new();
-                for member in members["items"].as_array().into_iter().flatten() {
+                for member in &members {
                     let identity = member["identity"].as_str().unwrap_or_default().to_owned();
                     let user = self.run(Request::GetUser { identity }).await?;
                     users.push(user_descriptor(&self.links.users(), &user));
@@ -402,7 +408,8 @@ impl TwilsockSession {
 
     /// The identity of a member named by SID (`MB…`) or identity.
     async fn member_identity(&mut self, channel: &str, member: &str) -> Result<String, AppError> {
-        if !member.starts_with("MB") {
+        // An identity may start with "MB" too: only a well-formed SID is taken for one.
+        if member.parse::<confab_domain::MemberSid>().is_err() {
             return Ok(member.to_owned());
         }
         let members = self

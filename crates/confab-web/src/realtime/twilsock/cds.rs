@@ -4,12 +4,15 @@
 //! counts on (docs/twilio-client-protocol.md, §4). Every read is a realtime read operation of the
 //! session's user, so it sees what the realtime API would let the user see.
 
+use std::collections::HashSet;
+
 use confab_app::AppError;
 use confab_domain::ChannelSid;
 use confab_protocol::realtime::{self as rt, Request};
 use serde_json::{json, Value};
 
-use super::events::{subscription_notice, translate, Notification, Replay, Subscriptions};
+use super::events::{subscription_notice, translate, Notification};
+use super::subscriptions::{Replay, Subscriptions};
 use super::sync::{
     channel_data, descriptor, list_item, map_descriptor, map_item, member_data, message_data,
     user_channel_data, user_info_items, SyncKind, SyncObject,
@@ -72,6 +75,9 @@ impl TwilsockSession {
         let result = match (request.method.as_str(), path.as_slice()) {
             ("GET", [collection, id]) => self.read_object(collection, id, request).await,
             ("GET", [collection, id, "Items"]) => self.read_items(collection, id, request).await,
+            ("GET", ["Lists", _, "Items", key]) if key.parse::<u64>().is_err() => {
+                return not_found();
+            }
             ("GET", [collection, id, "Items", key]) => {
                 let mut request = request.clone();
                 let name = if *collection == "Lists" {
@@ -315,19 +321,32 @@ impl TwilsockSession {
             .get("action")
             .and_then(Value::as_str)
             .unwrap_or("establish");
+        let mut seen = HashSet::new();
         let requests: Vec<Value> = body
             .get("requests")
             .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            // The same object twice in a batch is one subscription.
+            .filter(|r| seen.insert(r["object_sid"].as_str().unwrap_or_default().to_owned()))
             .cloned()
-            .unwrap_or_default();
+            .collect();
         let max_batch = 100;
         if requests.len() > max_batch {
             return HttpAnswer::error(&AppError::invalid("Too many subscription requests"));
+        }
+        // Each object is an operation's work (the frame paid for one).
+        let extra = u32::try_from(requests.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        if action != "cancel" && !self.bucket.take_n(extra) {
+            return HttpAnswer::error(&AppError::too_many_requests());
         }
         let answer = HttpAnswer {
             status: 200,
             body: json!({"estimated_delivery_in_ms": 5000, "max_batch_size": max_batch, "ttl_in_s": -1}),
         };
+        // What one request may replay in all: past it, a subscription is answered
+        // "interrupted" and the client asks again (paced by the rate limit).
+        let mut budget = self.conn.state.realtime.max_replay;
         let mut follow_ups = Vec::new();
         for r in &requests {
             let sid = r["object_sid"].as_str().unwrap_or_default().to_owned();
@@ -352,26 +371,42 @@ impl TwilsockSession {
                 continue;
             };
             // Held from before the replay is read, so that no event falls between the two.
-            self.subscriptions(|s| s.start(&sid));
-            match self.replay(&object, last).await {
-                Ok((events, newest)) => {
-                    let notice = subscription_notice(
-                        "subscription_established",
-                        &correlation,
-                        json!({
-                            "object_sid": sid,
-                            "object_type": object.kind().name(),
-                            "replay_status": "completed",
-                            "last_event_id": newest.max(last),
-                        }),
-                    );
+            if !self.subscriptions(|s| s.start(&sid)) {
+                follow_ups.push(subscription_failed(
+                    &correlation,
+                    &sid,
+                    &AppError::too_many_requests(),
+                ));
+                continue;
+            }
+            let established = |status: &str, last_event_id: u64| {
+                subscription_notice(
+                    "subscription_established",
+                    &correlation,
+                    json!({
+                        "object_sid": sid,
+                        "object_type": object.kind().name(),
+                        "replay_status": status,
+                        "last_event_id": last_event_id,
+                    }),
+                )
+            };
+            match self.replay(&object, last, budget).await {
+                Ok(Some(replayed)) => {
+                    budget = budget.saturating_sub(replayed.events.len());
+                    let notice = established("completed", replayed.newest.max(last));
                     let replay = Replay {
-                        events,
-                        up_to: newest.max(last),
+                        events: replayed.events,
+                        up_to: replayed.up_to,
                         notice,
+                        renumber_held: replayed.whole_user_state,
                     };
                     self.subscriptions(|s| s.replayed(&sid, replay));
                     self.replays_after_reply.push(sid);
+                }
+                Ok(None) => {
+                    self.subscriptions(|s| s.cancel(&sid));
+                    follow_ups.push(established("interrupted", last));
                 }
                 Err(e) => {
                     self.subscriptions(|s| s.cancel(&sid));
@@ -383,61 +418,44 @@ impl TwilsockSession {
         answer
     }
 
-    /// What the subscriber of `object` missed after `last`, and the newest event id.
+    /// What the subscriber of `object` missed after `last`, in at most `budget` events (`None`
+    /// past it).
     async fn replay(
         &mut self,
         object: &SyncObject,
         last: u64,
-    ) -> Result<(Vec<Notification>, u64), AppError> {
-        let id = object.id();
+        budget: usize,
+    ) -> Result<Option<Replayed>, AppError> {
         if let Some(channel) = object.channel() {
-            let view = self.channel_view(channel).await?;
-            if matches!(object, SyncObject::Messages(_)) && view["status"] != "joined" {
-                return Err(AppError::not_member());
-            }
-            let newest = view["lastSeq"].as_u64().unwrap_or_default();
-            let sid: ChannelSid = view["sid"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(AppError::channel_not_found)?;
-            let max = self.conn.state.realtime.max_replay;
-            let mut out = Vec::new();
-            if newest > last && newest - last <= max as u64 {
-                let events = self.conn.state.store.events_after(sid, last, max).await?;
-                let mut view_state = self.view.lock().unwrap_or_else(|p| p.into_inner());
-                let state = &mut *view_state;
-                for event in events {
-                    let Some(frame) = rt::member_frame(&event) else {
-                        continue;
-                    };
-                    let Ok(frame) = serde_json::from_str::<Value>(&frame) else {
-                        continue;
-                    };
-                    // A scratch clock: replayed channel events touch no user object here.
-                    let mut scratch = super::events::UserClock::new(0, 1);
-                    out.extend(
-                        translate(&frame, &state.context, &mut scratch)
-                            .into_iter()
-                            .filter(|n| n.object_id() == Some(id.as_str())),
-                    );
-                }
-            }
-            return Ok((out, newest));
+            return self
+                .replay_channel_object(object, channel, last, budget)
+                .await;
         }
+        let id = object.id();
         let kept = {
-            let state = self.view.lock().unwrap_or_else(|p| p.into_inner());
-            state.clock.since(&id, last)
+            let mut state = self.view.lock().unwrap_or_else(|p| p.into_inner());
+            // No await between the two reads: the writer cannot number an event in between.
+            state
+                .clock
+                .since(&id, last)
+                .map(|events| (events, state.clock.current()))
         };
-        if let Some(events) = kept {
-            return Ok((events, self.user_clock_now()));
+        if let Some((events, now)) = kept {
+            return Ok(Some(Replayed {
+                events,
+                up_to: now,
+                newest: now,
+                whole_user_state: false,
+            }));
         }
-        // Events of the object may be missing: its whole state, as updates.
-        let (items, _) = self.user_object_items(object).await?;
+        // Events of the object may be missing: its whole state, as updates numbered after
+        // what happens while it is read.
+        let (items, read_at) = self.user_object_items(object).await?;
         let mut state = self.view.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = Vec::new();
+        let mut events = Vec::new();
         for (key, data) in items {
             let event_id = state.clock.tick();
-            out.push(super::events::map_item_event(
+            events.push(super::events::map_item_event(
                 "map_item_updated",
                 &id,
                 event_id,
@@ -446,8 +464,145 @@ impl TwilsockSession {
                 &Value::Null,
             ));
         }
-        Ok((out, state.clock.current()))
+        Ok(Some(Replayed {
+            events,
+            up_to: read_at,
+            newest: state.clock.current(),
+            whole_user_state: true,
+        }))
     }
+
+    /// A channel object's replay. Only what a member saw happen is replayed, as a realtime
+    /// resume allows it: every event after `last` still stored, all of them since the member
+    /// joined (stored events keep deleted messages and earlier versions of edited ones). An
+    /// invitee, a reader of a public channel, or a member too far behind gets the document's
+    /// and the roster's current state instead; the messages list then has nothing to replay
+    /// (its history is read page by page).
+    async fn replay_channel_object(
+        &mut self,
+        object: &SyncObject,
+        channel: &str,
+        last: u64,
+        budget: usize,
+    ) -> Result<Option<Replayed>, AppError> {
+        let auth = self.conn.auth()?;
+        let seen = self
+            .conn
+            .state
+            .app
+            .visible_channel(auth.user(), channel)
+            .await?;
+        if matches!(object, SyncObject::Messages(_)) && seen.member.is_none() {
+            return Err(AppError::not_member());
+        }
+        let newest = seen.channel.last_seq;
+        let sid: ChannelSid = seen.channel.sid;
+        let max = self.conn.state.realtime.max_replay as u64;
+        let mut replayable = false;
+        let mut stored = Vec::new();
+        if let Some(member) = &seen.member {
+            if newest >= last && newest - last <= max {
+                if newest - last > budget as u64 {
+                    return Ok(None);
+                }
+                let wanted = usize::try_from(newest - last).unwrap_or(usize::MAX);
+                stored = self
+                    .conn
+                    .state
+                    .store
+                    .events_after(sid, last, wanted)
+                    .await?;
+                replayable = newest == last
+                    || stored
+                        .first()
+                        .is_some_and(|e| e.seq == last + 1 && e.at >= member.date_created);
+            }
+        }
+        let id = object.id();
+        let mut events = Vec::new();
+        if replayable {
+            let state = self.view.lock().unwrap_or_else(|p| p.into_inner());
+            for event in stored {
+                let Some(frame) = rt::member_frame(&event) else {
+                    continue;
+                };
+                let Ok(frame) = serde_json::from_str::<Value>(&frame) else {
+                    continue;
+                };
+                // A scratch clock: replayed channel events touch no user object here.
+                let mut scratch = super::subscriptions::UserClock::new(0, 1);
+                events.extend(
+                    translate(&frame, &state.context, &mut scratch)
+                        .into_iter()
+                        .filter(|n| n.object_id() == Some(id.as_str())),
+                );
+            }
+        } else {
+            events = self.channel_object_state(object, channel, newest).await?;
+        }
+        Ok(Some(Replayed {
+            events,
+            up_to: newest,
+            newest,
+            whole_user_state: false,
+        }))
+    }
+
+    /// A channel object's current state as events numbered `newest` (nothing for the messages
+    /// list).
+    async fn channel_object_state(
+        &mut self,
+        object: &SyncObject,
+        channel: &str,
+        newest: u64,
+    ) -> Result<Vec<Notification>, AppError> {
+        let id = object.id();
+        Ok(match object {
+            SyncObject::Channel(_) => {
+                let view = self.channel_view(channel).await?;
+                vec![super::events::document_updated(
+                    &id,
+                    newest,
+                    channel_data(&view),
+                    &view["dateUpdated"],
+                )]
+            }
+            SyncObject::Roster(_) => {
+                let members = self
+                    .run(Request::GetMembers {
+                        channel: channel.to_owned(),
+                    })
+                    .await?;
+                members["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| {
+                        super::events::map_item_event(
+                            "map_item_updated",
+                            &id,
+                            newest,
+                            m["sid"].as_str().unwrap_or_default(),
+                            member_data(m),
+                            &m["dateUpdated"],
+                        )
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        })
+    }
+}
+
+/// What a subscription's replay read.
+struct Replayed {
+    events: Vec<Notification>,
+    /// What the read reflects: live events above it are not covered.
+    up_to: u64,
+    /// The `last_event_id` the subscription is established with.
+    newest: u64,
+    /// A user object's whole state (numbered after events held while it was read).
+    whole_user_state: bool,
 }
 
 impl TwilsockSession {

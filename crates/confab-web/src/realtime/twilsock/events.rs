@@ -1,12 +1,10 @@
 //! The Sync events a twilio-chat client receives: Confab's realtime events translated into
-//! `twilio.sync.event` notifications for the objects of [`super::sync`], typing indicators, and
-//! the per-session [`UserClock`] that numbers (and keeps, for later subscriptions) the events of
-//! a user's objects, which have no sequence of their own.
-
-use std::collections::{HashMap, VecDeque};
+//! `twilio.sync.event` notifications for the objects of [`super::sync`] (a user's own objects
+//! numbered by the session's [`UserClock`]), typing indicators, and subscription notices.
 
 use serde_json::{json, Value};
 
+use super::subscriptions::UserClock;
 use super::sync::{
     channel_data, channel_doc_id, member_data, message_data, user_channel_data, user_channels_id,
     user_info_id, user_info_items,
@@ -33,8 +31,26 @@ impl Notification {
     }
 
     /// The event's id (`None` for typing and subscription notices).
-    fn event_id(&self) -> Option<u64> {
+    pub(super) fn event_id(&self) -> Option<u64> {
         self.payload.get("event")?.get("id")?.as_u64()
+    }
+
+    /// Gives the event a new id (and the revisions that follow it).
+    pub(super) fn renumber(&mut self, id: u64) {
+        let Some(Value::Object(event)) = self.payload.get_mut("event") else {
+            return;
+        };
+        event.insert("id".into(), Value::from(id));
+        for revision in [
+            "item_revision",
+            "map_revision",
+            "list_revision",
+            "document_revision",
+        ] {
+            if event.contains_key(revision) {
+                event.insert(revision.into(), Value::from(id.to_string()));
+            }
+        }
     }
 
     /// The object an event of it is about (`None` for typing and subscription notices).
@@ -117,213 +133,6 @@ pub(super) fn subscription_notice(
     Notification {
         message_type: SYNC_EVENT,
         payload: json!({"event_type": event_type, "correlation_id": correlation_id, "event": event}),
-    }
-}
-
-/// The frame a session's reader queues behind the events in its outbox to have a
-/// subscription's replay written in order with them: `{"type": REPLAY_MARKER, "object": id}`.
-/// It never leaves the node.
-pub(super) const REPLAY_MARKER: &str = "twilsockReplay";
-
-/// The objects this connection subscribed to, as in Sync, which pushes the events of those
-/// only. A subscription's replay is written before any live event of its object: a client
-/// that reconnects subscribes again from the `last_event_id` it had, and a live event pushed
-/// before the replay would carry its `last_event_id` past the events it missed, which would
-/// then never come. So a subscription holds its object's live events from the moment it
-/// starts until its replay is written (in the writer, when the reader's [`REPLAY_MARKER`]
-/// reaches it), then lets them through.
-#[derive(Debug, Default)]
-pub(super) struct Subscriptions {
-    objects: HashMap<String, Subscription>,
-}
-
-/// The most live events one subscription holds while its replay is read (the replay takes
-/// one request's time; a burst beyond this closes the connection instead of growing).
-pub(super) const HELD_EVENTS: usize = 1000;
-
-/// More events than [`HELD_EVENTS`] arrived while a subscription's replay was read.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct TooManyHeld;
-
-#[derive(Debug)]
-enum Subscription {
-    /// Being replayed: live events wait in `held`; `replay` is set once read.
-    Replaying {
-        held: Vec<Notification>,
-        replay: Option<Replay>,
-    },
-    Live,
-}
-
-/// A subscription's replay: the events after the client's `last_event_id`, up to `up_to`
-/// (what they and the store reflect), and the notice that it is established.
-#[derive(Debug)]
-pub(super) struct Replay {
-    pub(super) events: Vec<Notification>,
-    pub(super) up_to: u64,
-    pub(super) notice: Notification,
-}
-
-impl Subscriptions {
-    /// A subscription of `object` starts (or starts again): its live events are held from now
-    /// (those held by an earlier start that was not yet written are kept).
-    pub(super) fn start(&mut self, object: &str) {
-        let entry = self
-            .objects
-            .entry(object.to_owned())
-            .or_insert(Subscription::Live);
-        match entry {
-            Subscription::Live => {
-                *entry = Subscription::Replaying {
-                    held: Vec::new(),
-                    replay: None,
-                }
-            }
-            Subscription::Replaying { replay, .. } => *replay = None,
-        }
-    }
-
-    /// The replay of a started subscription has been read; it is written when the reader's
-    /// marker reaches the writer ([`Subscriptions::flush`]).
-    pub(super) fn replayed(&mut self, object: &str, replay: Replay) {
-        if let Some(Subscription::Replaying { replay: slot, .. }) = self.objects.get_mut(object) {
-            *slot = Some(replay);
-        }
-    }
-
-    /// The subscription ends (cancelled, or it failed): nothing of the object is pushed.
-    pub(super) fn cancel(&mut self, object: &str) {
-        self.objects.remove(object);
-    }
-
-    /// What of `n` to push now: events of live subscriptions and notices without an object
-    /// pass; events of a subscription being replayed are held; events of objects this
-    /// connection did not subscribe to are dropped (a later subscription reads them).
-    /// `Err` when more than [`HELD_EVENTS`] would be held for one object: the connection is
-    /// closed as too slow (its client subscribes again and loses nothing).
-    pub(super) fn admit(&mut self, n: Notification) -> Result<Option<Notification>, TooManyHeld> {
-        let Some(object) = n.object_id() else {
-            return Ok(Some(n));
-        };
-        match self.objects.get_mut(object) {
-            Some(Subscription::Live) => Ok(Some(n)),
-            Some(Subscription::Replaying { held, .. }) if held.len() >= HELD_EVENTS => {
-                Err(TooManyHeld)
-            }
-            Some(Subscription::Replaying { held, .. }) => {
-                held.push(n);
-                Ok(None)
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// The writer reached the marker of `object`'s replay: answers what to push, in order (the
-    /// replayed events, the held ones the replay did not cover, the notice), and the
-    /// subscription is live. Nothing when the replay is not read yet (a later start's marker
-    /// follows).
-    pub(super) fn flush(&mut self, object: &str) -> Vec<Notification> {
-        let Some(Subscription::Replaying {
-            held,
-            replay: Some(_),
-        }) = self.objects.get_mut(object)
-        else {
-            return Vec::new();
-        };
-        let held = std::mem::take(held);
-        let Some(Subscription::Replaying {
-            replay: Some(replay),
-            ..
-        }) = self.objects.insert(object.to_owned(), Subscription::Live)
-        else {
-            return Vec::new();
-        };
-        let covered = replay
-            .events
-            .iter()
-            .filter_map(Notification::event_id)
-            .max()
-            .unwrap_or(0)
-            .max(replay.up_to);
-        let mut out = replay.events;
-        out.extend(
-            held.into_iter()
-                .filter(|n| n.event_id().is_none_or(|id| id > covered)),
-        );
-        let mut notice = replay.notice;
-        let newest = out.iter().filter_map(Notification::event_id).max();
-        if let (Some(newest), Some(event)) = (newest, notice.payload.get_mut("event")) {
-            if newest > event["last_event_id"].as_u64().unwrap_or(0) {
-                event["last_event_id"] = Value::from(newest);
-            }
-        }
-        out.push(notice);
-        out
-    }
-}
-
-/// Numbers the events of a user's objects within one session, and keeps the newest of them
-/// for subscriptions that start after them.
-#[derive(Debug)]
-pub(super) struct UserClock {
-    /// The last id given (ids given by this session are above it at its start).
-    last: u64,
-    /// Ids from this one up were given by this session.
-    first: u64,
-    /// The newest events, oldest first.
-    kept: VecDeque<(u64, Notification)>,
-    capacity: usize,
-    /// The id of the newest event no longer kept (0: none was dropped).
-    dropped: u64,
-}
-
-impl UserClock {
-    /// A clock starting at `now_micros` that keeps the newest `capacity` events.
-    pub(super) fn new(now_micros: u64, capacity: usize) -> Self {
-        Self {
-            last: now_micros,
-            first: now_micros + 1,
-            kept: VecDeque::new(),
-            capacity: capacity.max(1),
-            dropped: 0,
-        }
-    }
-
-    /// The id of the newest event given (what a read now reflects).
-    pub(super) fn current(&self) -> u64 {
-        self.last
-    }
-
-    /// The next id, not kept (for a state sent whole).
-    pub(super) fn tick(&mut self) -> u64 {
-        self.last += 1;
-        self.last
-    }
-
-    /// Keeps an event (whose id came from [`UserClock::tick`]) for later subscriptions.
-    pub(super) fn keep(&mut self, id: u64, notification: Notification) {
-        if self.kept.len() == self.capacity {
-            if let Some((id, _)) = self.kept.pop_front() {
-                self.dropped = id;
-            }
-        }
-        self.kept.push_back((id, notification));
-    }
-
-    /// The kept events of `object` after `last_event_id`, or `None` when some of them may be
-    /// missing (the id is from before this session, or older than what is kept): the object's
-    /// whole state must be sent instead.
-    pub(super) fn since(&self, object: &str, last_event_id: u64) -> Option<Vec<Notification>> {
-        if last_event_id < self.first - 1 || last_event_id < self.dropped {
-            return None;
-        }
-        Some(
-            self.kept
-                .iter()
-                .filter(|(id, n)| *id > last_event_id && n.object_id() == Some(object))
-                .map(|(_, n)| n.clone())
-                .collect(),
-        )
     }
 }
 
@@ -577,83 +386,6 @@ mod tests {
         }
         assert!(clock.since("alice.channels", 1000).is_none());
         assert_eq!(clock.since("alice.channels", 1001).unwrap().len(), 2);
-    }
-
-    fn list_event(id: u64) -> Notification {
-        list_item_event(
-            "list_item_added",
-            "CH1.messages",
-            id,
-            &json!(id),
-            json!({}),
-            &Value::Null,
-        )
-    }
-
-    fn replay_of(ids: &[u64], up_to: u64) -> Replay {
-        Replay {
-            events: ids.iter().map(|id| list_event(*id)).collect(),
-            up_to,
-            notice: subscription_notice(
-                "subscription_established",
-                &json!(1),
-                json!({"object_sid": "CH1.messages", "last_event_id": up_to}),
-            ),
-        }
-    }
-
-    fn ids(out: &[Notification]) -> Vec<Option<u64>> {
-        out.iter().map(Notification::event_id).collect()
-    }
-
-    #[test]
-    fn only_subscribed_objects_are_pushed_and_a_replay_goes_before_live_events() {
-        let mut subs = Subscriptions::default();
-        assert_eq!(
-            subs.admit(list_event(1)),
-            Ok(None),
-            "not subscribed: dropped"
-        );
-        subs.start("CH1.messages");
-        // Live events while the replay is read are held, the one it covers dropped.
-        assert_eq!(subs.admit(list_event(5)), Ok(None));
-        assert_eq!(subs.admit(list_event(6)), Ok(None));
-        assert!(subs.flush("CH1.messages").is_empty(), "no replay read yet");
-        subs.replayed("CH1.messages", replay_of(&[4, 5], 5));
-        let out = subs.flush("CH1.messages");
-        assert_eq!(ids(&out), vec![Some(4), Some(5), Some(6), None]);
-        assert_eq!(out[3].payload["event"]["last_event_id"], 6);
-        assert_eq!(out[3].payload["event_type"], "subscription_established");
-        // Live from now; typing (no object) always passes.
-        assert_eq!(subs.admit(list_event(7)), Ok(Some(list_event(7))));
-        subs.cancel("CH1.messages");
-        assert_eq!(subs.admit(list_event(8)), Ok(None));
-    }
-
-    #[test]
-    fn a_subscription_started_again_keeps_what_it_held() {
-        let mut subs = Subscriptions::default();
-        subs.start("CH1.messages");
-        subs.replayed("CH1.messages", replay_of(&[], 3));
-        assert_eq!(subs.admit(list_event(4)), Ok(None));
-        // The client subscribes again before the first replay was written.
-        subs.start("CH1.messages");
-        assert!(
-            subs.flush("CH1.messages").is_empty(),
-            "the first marker finds no replay"
-        );
-        subs.replayed("CH1.messages", replay_of(&[], 3));
-        assert_eq!(ids(&subs.flush("CH1.messages")), vec![Some(4), None]);
-    }
-
-    #[test]
-    fn a_burst_during_a_replay_is_bounded() {
-        let mut subs = Subscriptions::default();
-        subs.start("CH1.messages");
-        for id in 0..HELD_EVENTS as u64 {
-            assert_eq!(subs.admit(list_event(id)), Ok(None));
-        }
-        assert_eq!(subs.admit(list_event(u64::MAX)), Err(TooManyHeld));
     }
 
     #[test]

@@ -6,13 +6,14 @@
 //! and delivery guarantees), and translates in both directions. Requests the client tunnels
 //! through the socket go by path: the chat API (`…/Client/v1/…`, [`aim`]) becomes realtime
 //! operations; the Sync API (`…/v3/…`, `…/v4/Subscriptions`, [`cds`]) reads a view of the
-//! same state ([`sync`]). Events the hub delivers become Sync events ([`events`]), pushed as
-//! `notification` frames. [`session`] runs one connection.
+//! same state ([`sync`]), with replaying subscriptions ([`subscriptions`]). Events the hub
+//! delivers become Sync events ([`events`]), pushed as `notification` frames. [`session`] runs one connection.
 
 mod aim;
 mod cds;
 mod events;
 mod session;
+mod subscriptions;
 mod sync;
 
 use std::collections::HashMap;
@@ -205,8 +206,8 @@ impl Links {
 #[derive(Debug)]
 pub(super) struct ViewState {
     context: events::ViewContext,
-    clock: events::UserClock,
-    subscriptions: events::Subscriptions,
+    clock: subscriptions::UserClock,
+    subscriptions: subscriptions::Subscriptions,
 }
 
 /// One twilsock connection's state, on its reader's side.
@@ -218,7 +219,7 @@ pub(super) struct TwilsockSession {
     /// Notifications to send after the reply being written (subscription notices).
     after_reply: Vec<events::Notification>,
     /// Objects whose subscription replay is read, to be written by the writer after the reply
-    /// (through the outbox, in order with live events: [`events::Subscriptions`]).
+    /// (through the outbox, in order with live events: [`subscriptions::Subscriptions`]).
     replays_after_reply: Vec<String>,
     bucket: TokenBucket,
     refusals_in_row: u32,

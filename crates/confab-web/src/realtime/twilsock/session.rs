@@ -16,9 +16,8 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::events::{
-    translate, Notification, Subscriptions, TooManyHeld, UserClock, ViewContext, REPLAY_MARKER,
-};
+use super::events::{translate, Notification, ViewContext};
+use super::subscriptions::{Subscriptions, TooManyHeld, UserClock, REPLAY_MARKER};
 use super::{HttpAnswer, Links, Tunnelled, TwilsockSession, ViewState};
 use crate::realtime::connection::{Connection, Flow};
 use crate::realtime::frames::TokenBucket;
@@ -133,9 +132,13 @@ impl Sink for SyncSink {
             Some(REPLAY_MARKER) => {
                 let object = value["object"].as_str().unwrap_or_default();
                 let mut state = self.view.lock().unwrap_or_else(|p| p.into_inner());
-                state
-                    .subscriptions
-                    .flush(object)
+                let ViewState {
+                    clock,
+                    subscriptions,
+                    ..
+                } = &mut *state;
+                subscriptions
+                    .flush(object, clock)
                     .iter()
                     .map(|n| notification_frame(self.ids.next(), n))
                     .collect()
@@ -338,11 +341,13 @@ impl TwilsockSession {
         };
         let id = frame.id().unwrap_or_default().to_owned();
         let method = frame.method().to_owned();
-        // Acknowledgements of what the server sent cost nothing and are not rated.
+        // Acknowledgements of what the server sent: the client sends one for every frame it
+        // receives, so they cannot be rated like operations (decoding one is bounded by the
+        // frame size). A `close` is always honoured.
         if method == "reply" {
             return Flow::Continue;
         }
-        if !self.bucket.take() {
+        if method != "close" && !self.bucket.take() {
             self.refusals_in_row += 1;
             if let Some(m) = &self.conn.state.metrics {
                 m.rate_limited.inc();
@@ -350,8 +355,14 @@ impl TwilsockSession {
             if self.refusals_in_row >= self.conn.state.realtime.close_after_refusals {
                 return Flow::Close(CloseCode::RateLimited, "rate limited");
             }
-            let answer = HttpAnswer::error(&AppError::too_many_requests());
-            return self.write(out, http_reply(&id, &answer)).await;
+            // A tunnelled request gets the HTTP answer; `init`, `update` and `ping` a twilsock
+            // refusal (an `update` answered with a success would look renewed).
+            let refusal = if method == "message" {
+                http_reply(&id, &HttpAnswer::error(&AppError::too_many_requests()))
+            } else {
+                reply(&id, status(429, "Too Many Requests"))
+            };
+            return self.write(out, refusal).await;
         }
         self.refusals_in_row = 0;
         match method.as_str() {
