@@ -233,17 +233,14 @@ pub(super) fn translate(
         }
         // The user-scoped update: the caller's own notification level.
         ("channelUpdated", None) => {
-            let channel_view = &data["channel"];
-            let id = clock.tick();
-            let n = map_item_event(
+            user_channels_event(
+                &mut out,
+                clock,
+                ctx,
                 "map_item_updated",
-                &user_channels_id(&ctx.identity),
-                id,
                 channel,
-                user_channel_data(channel_view),
-                &channel_view["dateUpdated"],
+                &data["channel"],
             );
-            keep_user_event(&mut out, clock, n, id);
         }
         ("channelRemoved", _) => {
             let doc = channel_doc_id(channel);
@@ -251,40 +248,13 @@ pub(super) fn translate(
                 "document_removed",
                 json!({"document_sid": doc, "id": seq.unwrap_or_default()}),
             ));
-            let id = clock.tick();
-            let n = map_item_event(
-                "map_item_removed",
-                &user_channels_id(&ctx.identity),
-                id,
-                channel,
-                user_channel_data(data),
-                &data["dateUpdated"],
-            );
-            keep_user_event(&mut out, clock, n, id);
+            user_channels_event(&mut out, clock, ctx, "map_item_removed", channel, data);
         }
         ("channelJoined" | "channelInvited", None) => {
-            let id = clock.tick();
-            let n = map_item_event(
-                "map_item_added",
-                &user_channels_id(&ctx.identity),
-                id,
-                channel,
-                user_channel_data(data),
-                &data["dateUpdated"],
-            );
-            keep_user_event(&mut out, clock, n, id);
+            user_channels_event(&mut out, clock, ctx, "map_item_added", channel, data);
         }
         ("channelLeft", None) => {
-            let id = clock.tick();
-            let n = map_item_event(
-                "map_item_removed",
-                &user_channels_id(&ctx.identity),
-                id,
-                channel,
-                user_channel_data(data),
-                &data["dateUpdated"],
-            );
-            keep_user_event(&mut out, clock, n, id);
+            user_channels_event(&mut out, clock, ctx, "map_item_removed", channel, data);
         }
         ("typingStarted", _) => out.push(Notification {
             message_type: TYPING_INDICATOR,
@@ -307,6 +277,28 @@ pub(super) fn translate(
         _ => {}
     }
     out
+}
+
+/// An event of the user's channels map about `channel` (its view, as the user sees it),
+/// numbered by `clock` and kept for later subscriptions.
+fn user_channels_event(
+    out: &mut Vec<Notification>,
+    clock: &mut UserClock,
+    ctx: &ViewContext,
+    event_type: &str,
+    channel: &str,
+    view: &Value,
+) {
+    let id = clock.tick();
+    let n = map_item_event(
+        event_type,
+        &user_channels_id(&ctx.identity),
+        id,
+        channel,
+        user_channel_data(view),
+        &view["dateUpdated"],
+    );
+    keep_user_event(out, clock, n, id);
 }
 
 /// Sends a user event and keeps it for later subscriptions.
