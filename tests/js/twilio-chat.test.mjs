@@ -139,6 +139,9 @@ test("the Channels and Messages guide: descriptors, create, join, send, history,
   const subscribed = await bob.getSubscribedChannels();
   assert.ok(subscribed.items.some((c) => c.sid === channel.sid && c.status === "joined"));
   assert.equal((await bob.getChannelByUniqueName(channel.uniqueName)).sid, bobs.sid);
+  const users = await bobs.getUserDescriptors();
+  assert.deepEqual(users.items.map((u) => u.identity).sort(), ["guide-alice", "guide-bob"]);
+  assert.equal(users.hasNextPage, false);
 });
 
 test("channel, member and message events: updated, removed, joined, left", async () => {

@@ -49,6 +49,9 @@ fn descriptor(conversations: &str, channel: &Value) -> Value {
     })
 }
 
+/// Users per page of a channel's user descriptors (each one a user read).
+const USERS_PAGE: usize = 50;
+
 /// A user (Confab's view) as a user descriptor.
 fn user_descriptor(users: &str, user: &Value) -> Value {
     let identity = user["identity"].as_str().unwrap_or_default();
@@ -308,26 +311,33 @@ impl TwilsockSession {
                 else {
                     return Err(AppError::missing("ConversationSid"));
                 };
+                // By pages of USERS_PAGE (the token is the offset), each user read rated as
+                // an operation, charged before anything is read.
+                let from: usize = request
+                    .param("PageToken")
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
+                if !self.bucket.take_n(USERS_PAGE as u32) {
+                    return Err(AppError::too_many_requests());
+                }
                 let members = self
                     .run(Request::GetMembers {
                         channel: channel.to_owned(),
                     })
                     .await?;
                 let members = members["items"].as_array().cloned().unwrap_or_default();
-                // One user read per member: rated as that many operations.
-                let reads = u32::try_from(members.len()).unwrap_or(u32::MAX);
-                if !self.bucket.take_n(reads) {
-                    return Err(AppError::too_many_requests());
-                }
                 let mut users = Vec::new();
-                for member in &members {
+                for member in members.iter().skip(from).take(USERS_PAGE) {
                     let identity = member["identity"].as_str().unwrap_or_default().to_owned();
                     let user = self.run(Request::GetUser { identity }).await?;
                     users.push(user_descriptor(&self.links.users(), &user));
                 }
-                ok(
-                    json!({"users": users, "meta": {"next_token": Value::Null, "prev_token": Value::Null, "previous_token": Value::Null}}),
-                )
+                let next = from + USERS_PAGE;
+                let next_token = (next < members.len()).then(|| next.to_string());
+                let prev_token = (from > 0).then(|| from.saturating_sub(USERS_PAGE).to_string());
+                ok(json!({"users": users, "meta": {
+                    "next_token": next_token, "prev_token": prev_token, "previous_token": prev_token,
+                }}))
             }
             ("GET", ["Users", identity]) => {
                 let user = self
@@ -417,14 +427,15 @@ impl TwilsockSession {
                 channel: channel.to_owned(),
             })
             .await?;
-        members["items"]
+        // No member with that SID: it is an identity that looks like one.
+        Ok(members["items"]
             .as_array()
             .into_iter()
             .flatten()
             .find(|m| m["sid"] == member)
             .and_then(|m| m["identity"].as_str())
-            .map(str::to_owned)
-            .ok_or_else(AppError::member_not_found)
+            .unwrap_or(member)
+            .to_owned())
     }
 
     /// The index of a message named by SID (`IM…`) or index.

@@ -331,7 +331,8 @@ impl TwilsockSession {
             .filter(|r| seen.insert(r["object_sid"].as_str().unwrap_or_default().to_owned()))
             .cloned()
             .collect();
-        let max_batch = 100;
+        // Each object is rated as an operation: a batch never needs more than a burst.
+        let max_batch = 100.min(self.conn.state.realtime.ops_burst.max(1) as usize);
         if requests.len() > max_batch {
             return HttpAnswer::error(&AppError::invalid("Too many subscription requests"));
         }
@@ -393,7 +394,7 @@ impl TwilsockSession {
             };
             match self.replay(&object, last, budget).await {
                 Ok(Some(replayed)) => {
-                    budget = budget.saturating_sub(replayed.events.len());
+                    budget = budget.saturating_sub(replayed.cost);
                     let notice = established("completed", replayed.newest.max(last));
                     let replay = Replay {
                         events: replayed.events,
@@ -442,6 +443,7 @@ impl TwilsockSession {
         };
         if let Some((events, now)) = kept {
             return Ok(Some(Replayed {
+                cost: events.len(),
                 events,
                 up_to: now,
                 newest: now,
@@ -465,6 +467,7 @@ impl TwilsockSession {
             ));
         }
         Ok(Some(Replayed {
+            cost: events.len(),
             events,
             up_to: read_at,
             newest: state.clock.current(),
@@ -498,30 +501,37 @@ impl TwilsockSession {
         let newest = seen.channel.last_seq;
         let sid: ChannelSid = seen.channel.sid;
         let max = self.conn.state.realtime.max_replay as u64;
+        let store = self.conn.state.store.clone();
         let mut replayable = false;
-        let mut stored = Vec::new();
         if let Some(member) = &seen.member {
             if newest >= last && newest - last <= max {
+                // Charged by what is read, whatever of it concerns this object.
                 if newest - last > budget as u64 {
                     return Ok(None);
                 }
-                let wanted = usize::try_from(newest - last).unwrap_or(usize::MAX);
-                stored = self
-                    .conn
-                    .state
-                    .store
-                    .events_after(sid, last, wanted)
-                    .await?;
+                // The first event decides, as for a realtime resume, before the rest is read.
                 replayable = newest == last
-                    || stored
+                    || store
+                        .events_after(sid, last, 1)
+                        .await?
                         .first()
                         .is_some_and(|e| e.seq == last + 1 && e.at >= member.date_created);
             }
         }
         let id = object.id();
         let mut events = Vec::new();
-        if replayable {
-            let state = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cost = 0;
+        if replayable && newest > last {
+            let wanted = usize::try_from(newest - last).unwrap_or(usize::MAX);
+            cost = wanted;
+            let stored = store.events_after(sid, last, wanted).await?;
+            // Translated without the lock the writer takes for every event.
+            let context = self
+                .view
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .context
+                .clone();
             for event in stored {
                 let Some(frame) = rt::member_frame(&event) else {
                     continue;
@@ -532,15 +542,17 @@ impl TwilsockSession {
                 // A scratch clock: replayed channel events touch no user object here.
                 let mut scratch = super::subscriptions::UserClock::new(0, 1);
                 events.extend(
-                    translate(&frame, &state.context, &mut scratch)
+                    translate(&frame, &context, &mut scratch)
                         .into_iter()
                         .filter(|n| n.object_id() == Some(id.as_str())),
                 );
             }
-        } else {
+        } else if !replayable {
             events = self.channel_object_state(object, channel, newest).await?;
+            cost = events.len();
         }
         Ok(Some(Replayed {
+            cost,
             events,
             up_to: newest,
             newest,
@@ -597,6 +609,8 @@ impl TwilsockSession {
 /// What a subscription's replay read.
 struct Replayed {
     events: Vec<Notification>,
+    /// Events read for it (charged against the request's replay budget).
+    cost: usize,
     /// What the read reflects: live events above it are not covered.
     up_to: u64,
     /// The `last_event_id` the subscription is established with.

@@ -137,7 +137,7 @@ pub(super) fn subscription_notice(
 }
 
 /// What a session needs to turn Confab's events into Sync events for its user.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct ViewContext {
     /// The session's identity.
     pub(super) identity: String,

@@ -159,7 +159,9 @@ impl Subscriptions {
                 continue;
             }
             if replay.renumber_held {
-                n.renumber(clock.tick());
+                let id = clock.tick();
+                n.renumber(id);
+                clock.keep(id, n.clone());
             }
             out.push(n);
         }
@@ -188,6 +190,9 @@ pub(super) struct UserClock {
     capacity: usize,
     /// The id of the newest event no longer kept (0: none was dropped).
     dropped: u64,
+    /// The highest id a client brought from elsewhere (a session whose clock was ahead): an id
+    /// up to it may not be this session's.
+    foreign: u64,
 }
 
 impl UserClock {
@@ -199,6 +204,7 @@ impl UserClock {
             kept: VecDeque::new(),
             capacity: capacity.max(1),
             dropped: 0,
+            foreign: 0,
         }
     }
 
@@ -226,14 +232,23 @@ impl UserClock {
     /// The kept events of `object` after `last_event_id`, or `None` when some of them may be
     /// missing (the id is from before this session, or older than what is kept): the object's
     /// whole state must be sent instead.
-    /// An id ahead of the clock (from a session on a node whose clock is behind) moves the
-    /// clock past it, so that what follows is newer to the client, and asks for the whole state.
+    /// An id ahead of the clock (from a session on a node whose clock was ahead) moves the
+    /// clock past it, so that what follows is newer to the client, and asks for the whole state
+    /// (as does any id up to it later); an id more than a day ahead is not believed (the
+    /// clock stays).
     pub(super) fn since(&mut self, object: &str, last_event_id: u64) -> Option<Vec<Notification>> {
+        const DAY_MICROS: u64 = 86_400_000_000;
         if last_event_id > self.last {
-            self.last = last_event_id;
+            if last_event_id - self.last <= DAY_MICROS {
+                self.last = last_event_id;
+                self.foreign = last_event_id;
+            }
             return None;
         }
-        if last_event_id < self.first - 1 || last_event_id < self.dropped {
+        if last_event_id < self.first - 1
+            || last_event_id < self.dropped
+            || last_event_id <= self.foreign
+        {
             return None;
         }
         Some(
@@ -398,6 +413,15 @@ mod tests {
             clock.since("alice.channels", 5000).is_none(),
             "the whole state"
         );
+        // Another object's id from the same other session: also the whole state.
+        assert!(clock.since("alice.info", 4000).is_none());
         assert!(clock.tick() > 5000);
+        assert!(
+            clock.since("alice.info", 5001).is_some(),
+            "this session's own ids replay"
+        );
+        // An id from far in the future is not believed.
+        assert!(clock.since("alice.info", u64::MAX).is_none());
+        assert!(clock.tick() < 10_000);
     }
 }
