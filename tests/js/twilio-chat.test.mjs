@@ -121,6 +121,12 @@ async function chatBothWays(alice, bob) {
     page.items.map((m) => m.body),
     ["hello alice", "hello bob"],
   );
+  // The channel's lastMessage follows (apps sort channel lists and count unread by it).
+  await eventually(
+    () => channel.lastMessage?.index === 1 && bobs.lastMessage?.index === 1,
+    "lastMessage follows the messages",
+  );
+  assert.ok(bobs.lastMessage.dateCreated instanceof Date);
 
   const typing = next(channel, "typingStarted", (m) => m.identity === bob.user.identity);
   await bobs.typing();

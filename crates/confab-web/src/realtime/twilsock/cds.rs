@@ -475,12 +475,12 @@ impl TwilsockSession {
         }))
     }
 
-    /// A channel object's replay. Only what a member saw happen is replayed, as a realtime
-    /// resume allows it: every event after `last` still stored, all of them since the member
-    /// joined (stored events keep deleted messages and earlier versions of edited ones). An
-    /// invitee, a reader of a public channel, or a member too far behind gets the document's
-    /// and the roster's current state instead; the messages list then has nothing to replay
-    /// (its history is read page by page).
+    /// A channel object's replay: the document as its current state; for the roster and the
+    /// messages, only what a member saw happen is replayed, as a realtime resume allows it:
+    /// every event after `last` still stored, all of them since the member joined (stored
+    /// events keep deleted messages and earlier versions of edited ones). An invitee, a reader
+    /// of a public channel, or a member too far behind gets the roster's current state
+    /// instead; the messages list then has nothing to replay (its history is read by page).
     async fn replay_channel_object(
         &mut self,
         object: &SyncObject,
@@ -500,6 +500,18 @@ impl TwilsockSession {
         }
         let newest = seen.channel.last_seq;
         let sid: ChannelSid = seen.channel.sid;
+        // A document's current state supersedes every event of it (and the writer keeps it to
+        // push `lastMessage` changes).
+        if matches!(object, SyncObject::Channel(_)) {
+            let events = self.channel_object_state(object, channel, newest).await?;
+            return Ok(Some(Replayed {
+                cost: events.len(),
+                events,
+                up_to: newest,
+                newest,
+                whole_user_state: false,
+            }));
+        }
         let max = self.conn.state.realtime.max_replay as u64;
         let store = self.conn.state.store.clone();
         let mut replayable = false;

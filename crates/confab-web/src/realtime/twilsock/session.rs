@@ -116,8 +116,16 @@ impl Sink for SyncSink {
                     clock,
                     subscriptions,
                 } = &mut *state;
+                let mut notifications = translate(&value, context, clock);
+                if let (Some("messageAdded"), Some(channel), Some(seq)) = (
+                    value["event"].as_str(),
+                    value["channel"].as_str(),
+                    value["seq"].as_u64(),
+                ) {
+                    notifications.extend(subscriptions.last_message(channel, seq, &value["data"]));
+                }
                 let mut frames = Vec::new();
-                for n in translate(&value, context, clock) {
+                for n in notifications {
                     match subscriptions.admit(n) {
                         Ok(Some(n)) => frames.push(notification_frame(self.ids.next(), &n)),
                         Ok(None) => {}

@@ -5,9 +5,10 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::events::Notification;
+use super::events::{document_updated, Notification};
+use super::sync::channel_doc_id;
 
 /// The frame a session's reader queues behind the events in its outbox to have a
 /// subscription's replay written in order with them: `{"type": REPLAY_MARKER, "object": id}`.
@@ -24,7 +25,15 @@ pub(super) const REPLAY_MARKER: &str = "twilsockReplay";
 #[derive(Debug, Default)]
 pub(super) struct Subscriptions {
     objects: HashMap<String, Subscription>,
+    /// The data of live channel documents as last pushed, by document id: a document event
+    /// carries the whole document, and a new message changes its `lastMessage`. At most
+    /// [`DOCUMENT_CACHE_BYTES`] in all (documents past it are not updated by messages).
+    documents: HashMap<String, (Value, usize)>,
+    document_bytes: usize,
 }
+
+/// The most bytes of channel documents one connection keeps to push `lastMessage` changes.
+pub(super) const DOCUMENT_CACHE_BYTES: usize = 1 << 20;
 
 /// The most objects one connection subscribes to (a user in the most channels a session
 /// follows, `realtime.max_subscribed`, has three objects in each, and reads users' info).
@@ -96,6 +105,57 @@ impl Subscriptions {
     /// The subscription ends (cancelled, or it failed): nothing of the object is pushed.
     pub(super) fn cancel(&mut self, object: &str) {
         self.objects.remove(object);
+        self.forget_document(object);
+    }
+
+    fn forget_document(&mut self, object: &str) {
+        if let Some((_, bytes)) = self.documents.remove(object) {
+            self.document_bytes -= bytes;
+        }
+    }
+
+    /// Notes a document's data being pushed (or its removal).
+    fn remember(&mut self, n: &Notification) {
+        let (Some(object), Some(event)) = (n.object_id(), n.payload.get("event")) else {
+            return;
+        };
+        let object = object.to_owned();
+        match n.payload["event_type"].as_str() {
+            Some("document_updated") => {
+                self.forget_document(&object);
+                let data = event["document_data"].clone();
+                let bytes = data.to_string().len();
+                if self.document_bytes + bytes <= DOCUMENT_CACHE_BYTES {
+                    self.document_bytes += bytes;
+                    self.documents.insert(object, (data, bytes));
+                }
+            }
+            Some("document_removed") => self.forget_document(&object),
+            _ => {}
+        }
+    }
+
+    /// The channel document event for a new message (event `seq`) of `channel`, when its
+    /// document is live here: the document with the message as its `lastMessage`.
+    pub(super) fn last_message(
+        &mut self,
+        channel: &str,
+        seq: u64,
+        message: &Value,
+    ) -> Option<Notification> {
+        let document = channel_doc_id(channel);
+        if !matches!(self.objects.get(&document), Some(Subscription::Live)) {
+            return None;
+        }
+        let (data, _) = self.documents.get_mut(&document)?;
+        data["lastMessage"] =
+            json!({"index": message["index"], "timestamp": message["dateCreated"]});
+        Some(document_updated(
+            &document,
+            seq,
+            data.clone(),
+            &message["dateCreated"],
+        ))
     }
 
     /// What of `n` to push now: events of live subscriptions and notices without an object
@@ -108,7 +168,10 @@ impl Subscriptions {
             return Ok(Some(n));
         };
         match self.objects.get_mut(object) {
-            Some(Subscription::Live) => Ok(Some(n)),
+            Some(Subscription::Live) => {
+                self.remember(&n);
+                Ok(Some(n))
+            }
             Some(Subscription::Replaying { held, .. }) if held.len() >= HELD_EVENTS => {
                 Err(TooManyHeld)
             }
@@ -173,6 +236,9 @@ impl Subscriptions {
             }
         }
         out.push(notice);
+        for n in &out {
+            self.remember(n);
+        }
         out
     }
 }
@@ -391,6 +457,37 @@ mod tests {
             assert_eq!(subs.admit(list_event(id)), Ok(None));
         }
         assert_eq!(subs.admit(list_event(u64::MAX)), Err(TooManyHeld));
+    }
+
+    #[test]
+    fn a_new_message_updates_a_live_channel_document() {
+        let mut clock = UserClock::new(1000, 8);
+        let mut subs = Subscriptions::default();
+        let message = json!({"index": 4, "dateCreated": "t"});
+        assert!(
+            subs.last_message("CH1", 9, &message).is_none(),
+            "not subscribed"
+        );
+        subs.start("CH1.channel");
+        let state = document_updated("CH1.channel", 8, json!({"friendlyName": "a"}), &Value::Null);
+        let mut replay = replay_of(vec![state], 8, false);
+        replay.notice.payload["event"]["object_sid"] = json!("CH1.channel");
+        subs.replayed("CH1.channel", replay);
+        assert!(
+            subs.last_message("CH1", 9, &message).is_none(),
+            "not live yet"
+        );
+        subs.flush("CH1.channel", &mut clock);
+        let n = subs.last_message("CH1", 9, &message).unwrap();
+        assert_eq!(n.event_id(), Some(9));
+        assert_eq!(n.payload["event"]["document_data"]["friendlyName"], "a");
+        assert_eq!(
+            n.payload["event"]["document_data"]["lastMessage"]["index"],
+            4
+        );
+        subs.cancel("CH1.channel");
+        assert!(subs.last_message("CH1", 10, &message).is_none());
+        assert_eq!(subs.document_bytes, 0);
     }
 
     #[test]
