@@ -156,8 +156,11 @@ test("private channels: invite, accept by joining, decline", async () => {
   const shyInvited = next(shy, "channelInvited");
   await secret.invite("js-shy");
   const shyChannel = await shyInvited;
+  const shyLeft = next(shy, "channelLeft", (c) => c.sid === secret.sid);
   await shyChannel.decline();
   assert.equal(shyChannel.status, "notParticipating");
+  await shyLeft;
+  assert.ok(!(await shy.getSubscribedChannels()).items.some((c) => c.sid === secret.sid));
 
   const left = next(secret, "memberLeft", (m) => m.identity === "js-guest");
   await secret.removeMember("js-guest");

@@ -213,6 +213,16 @@ test("invite a user to a private channel and accept; delete with and without the
   const subscribed = await carol.getSubscribedChannels();
   assert.ok(subscribed.items.some((c) => c.sid === secret.sid && c.status === "joined"));
 
+  // An invitation declined leaves the invitee's channels.
+  const dave = await connect("invite-dave");
+  const daveInvited = next(dave, "channelInvited", (c) => c.sid === secret.sid);
+  await secret.invite("invite-dave");
+  const daves = await daveInvited;
+  const daveLeft = next(dave, "channelLeft", (c) => c.sid === secret.sid);
+  await daves.decline();
+  await daveLeft;
+  assert.ok(!(await dave.getSubscribedChannels()).items.some((c) => c.sid === secret.sid));
+
   // A channel member without the channel admin role may not delete the channel; its creator may.
   await assert.rejects(carols.delete());
   assert.equal((await alice.getChannelBySid(secret.sid)).sid, secret.sid);

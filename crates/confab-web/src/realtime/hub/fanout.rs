@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use bytestring::ByteString;
 use confab_cluster::{EventBatch, Topic};
-use confab_domain::{ChannelEventKind, ChannelSid, ServiceSid, UpdateReason};
+use confab_domain::{ChannelEventKind, ChannelSid, InviteEnd, ServiceSid, UpdateReason};
 use confab_protocol::realtime::{self as rt, ChannelView};
 
 use super::task::HubTask;
@@ -153,6 +153,15 @@ impl HubTask {
                     rt::event("channelInvited", Some(&sid_text), None, &view).into();
                 self.offer_user(&key, || Outbound::Frame(added.clone()));
                 self.offer_user(&key, || Outbound::Frame(invited.clone()));
+            }
+            ChannelEventKind::InviteRemoved { invite, end } if *end != InviteEnd::Accepted => {
+                // A declined or revoked invitation leaves the invitee's subscribed set (an
+                // accepted one is followed by its `channelJoined`).
+                let key = (service, invite.identity.clone());
+                let view = ChannelView::new(channel, "notParticipating", None);
+                let left: ByteString =
+                    rt::event("channelLeft", Some(&sid_text), None, &view).into();
+                self.offer_user(&key, || Outbound::Frame(left.clone()));
             }
             ChannelEventKind::MemberUpdated { member, reasons }
                 if reasons.contains(&UpdateReason::NotificationLevel) =>
