@@ -324,6 +324,33 @@ test("the browser build of twilio-chat 6.0.0 sends and receives messages", async
   await alice.evaluate(async (sid) => (await window.client.getChannelBySid(sid)).sendMessage("hi bob"), sid);
   await received(bob, "tc-alice: hi bob");
   await received(bob, "tc-bob: hello from bob");
+
+  // A file sent from alice's page reaches bob's with its bytes: the page is on another origin
+  // than the node, so the media API answers CORS (uploads and reads carry X-Twilio-Token).
+  await bob.evaluate(async (sid) => {
+    const channel = await window.client.getChannelBySid(sid);
+    window.media = new Promise((resolve) =>
+      channel.on("messageAdded", async (m) => {
+        if (m.type !== "media") return;
+        const response = await fetch(await m.media.getContentTemporaryUrl());
+        resolve({ contentType: m.media.contentType, size: m.media.size, bytes: [...new Uint8Array(await response.arrayBuffer())] });
+      }),
+    );
+  }, sid);
+  const bytes = [...Array(3000).keys()].map((i) => (i * 7) % 256);
+  await alice.evaluate(
+    async ({ sid, bytes }) => {
+      const form = new FormData();
+      form.append("file", new Blob([new Uint8Array(bytes)], { type: "application/octet-stream" }), "data.bin");
+      await (await window.client.getChannelBySid(sid)).sendMessage(form);
+    },
+    { sid, bytes },
+  );
+  const got = await bob.evaluate(() => window.media);
+  assert.equal(got.contentType, "application/octet-stream");
+  assert.equal(got.size, bytes.length);
+  assert.deepEqual(got.bytes, bytes);
+
   for (const page of [alice, bob]) await page.evaluate(() => window.client.shutdown());
   await alice.context().close();
   await bob.context().close();

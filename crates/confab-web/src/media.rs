@@ -6,6 +6,7 @@
 //! also served to a temporary URL's holder (`Expires` and `Signature` in the query). Who may
 //! read what is `confab_app::media`'s decision.
 
+use actix_cors::Cors;
 use actix_multipart::Multipart;
 use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -22,9 +23,31 @@ use crate::AppState;
 
 /// Registers the media API on an app that has `AppState` as data.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v1/Services/{service}/Media").post(upload))
-        .service(web::resource("/v1/Services/{service}/Media/{media}").get(fetch))
-        .service(web::resource("/v1/Services/{service}/Media/{media}/Content").get(content));
+    cfg.service(
+        web::scope("/v1/Services/{service}/Media")
+            .wrap(cors())
+            .service(web::resource("").post(upload))
+            .service(web::resource("/{media}").get(fetch))
+            .service(web::resource("/{media}/Content").get(content)),
+    );
+}
+
+/// Browser apps call the media API from their own origin, as they call Twilio's media service
+/// (twilio-chat uploads and reads media resources with `X-Twilio-Token`): any origin may, and
+/// no cookie is ever taken (the token or Basic credentials in the request are the whole
+/// authority, so a page of another site can do only what it already holds a credential for).
+fn cors() -> Cors {
+    Cors::default()
+        .allow_any_origin()
+        .send_wildcard()
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::HeaderName::from_static("x-twilio-token"),
+        ])
+        .expose_headers([header::CONTENT_DISPOSITION, header::CONTENT_LENGTH])
+        .max_age(3600)
 }
 
 /// The caller of a media request: the account (Basic credentials) or the user of an access
