@@ -27,14 +27,8 @@ pub(super) async fn run(state: Arc<AppState>, ws: Session, mut stream: MessageSt
     if let Some(m) = &state.metrics {
         m.connections.inc();
     }
-    let (tx, rx) = mpsc::channel(cfg.outbox_frames.max(1));
-    let kick = Arc::new(Kick::default());
-    let budget = Arc::new(ByteBudget::new(cfg.outbox_bytes));
-    let outbox = Outbox {
-        tx,
-        kick: kick.clone(),
-        budget: budget.clone(),
-    };
+    let (outbox, rx) = Outbox::bounded(cfg.outbox_frames, cfg.outbox_bytes);
+    let (kick, budget) = (outbox.kick.clone(), outbox.budget.clone());
     let writer = actix_web::rt::spawn(write_loop(
         state.clone(),
         ws.clone(),

@@ -174,6 +174,17 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// A session's outbox, bounded by `frames` and `bytes`, and the end its writer reads.
+    pub fn bounded(frames: usize, bytes: usize) -> (Self, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(frames.max(1));
+        let outbox = Self {
+            tx,
+            kick: Arc::new(Kick::default()),
+            budget: Arc::new(ByteBudget::new(bytes)),
+        };
+        (outbox, rx)
+    }
+
     /// Offers an item; `false` when the session is too slow (its queue is full in frames or in
     /// bytes), and it has been told to close.
     pub fn offer(&self, item: Outbound) -> bool {

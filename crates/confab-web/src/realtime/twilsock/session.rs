@@ -14,14 +14,13 @@ use confab_protocol::realtime::CloseCode;
 use confab_protocol::twilsock::Frame;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use super::events::{translate, Notification, ViewContext};
 use super::subscriptions::{Subscriptions, TooManyHeld, UserClock, REPLAY_MARKER};
 use super::{HttpAnswer, Links, Tunnelled, TwilsockSession, ViewState};
 use crate::realtime::connection::{Connection, Flow};
 use crate::realtime::frames::TokenBucket;
-use crate::realtime::hub::{ByteBudget, Kick, Outbox};
+use crate::realtime::hub::{Kick, Outbox};
 use crate::realtime::session::{write_loop, Sink};
 use crate::AppState;
 
@@ -182,14 +181,8 @@ pub(crate) async fn run(
     if let Some(m) = &state.metrics {
         m.connections.inc();
     }
-    let (tx, rx) = mpsc::channel(cfg.outbox_frames.max(1));
-    let kick = Arc::new(Kick::default());
-    let budget = Arc::new(ByteBudget::new(cfg.outbox_bytes));
-    let outbox = Outbox {
-        tx,
-        kick: kick.clone(),
-        budget: budget.clone(),
-    };
+    let (outbox, rx) = Outbox::bounded(cfg.outbox_frames, cfg.outbox_bytes);
+    let (kick, budget) = (outbox.kick.clone(), outbox.budget.clone());
     let now_micros = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64);
