@@ -39,7 +39,7 @@ function twilioOptions(target) {
     twilsock: { uri: `ws://${host}/v3/wsconnect` },
     Sync: { cdsUri: `http://${host}/cds` },
     Chat: { apiUri: `http://${host}/aim` },
-    logLevel: "silent",
+    logLevel: process.env.TWILIO_CHAT_LOG ?? "silent",
   };
 }
 
@@ -212,16 +212,6 @@ test("invite a user to a private channel and accept; delete with and without the
   await memberJoined;
   const subscribed = await carol.getSubscribedChannels();
   assert.ok(subscribed.items.some((c) => c.sid === secret.sid && c.status === "joined"));
-
-  // An invitation declined leaves the invitee's channels.
-  const dave = await connect("invite-dave");
-  const daveInvited = next(dave, "channelInvited", (c) => c.sid === secret.sid);
-  await secret.invite("invite-dave");
-  const daves = await daveInvited;
-  const daveLeft = next(dave, "channelLeft", (c) => c.sid === secret.sid);
-  await daves.decline();
-  await daveLeft;
-  assert.ok(!(await dave.getSubscribedChannels()).items.some((c) => c.sid === secret.sid));
 
   // A channel member without the channel admin role may not delete the channel; its creator may.
   await assert.rejects(carols.delete());
