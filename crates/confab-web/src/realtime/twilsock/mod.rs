@@ -6,12 +6,14 @@
 //! and delivery guarantees), and translates in both directions. Requests the client tunnels
 //! through the socket go by path: the chat API (`…/Client/v1/…`, [`aim`]) becomes realtime
 //! operations; the Sync API (`…/v3/…`, `…/v4/Subscriptions`, [`cds`]) reads a view of the
-//! same state ([`sync`]), with replaying subscriptions ([`subscriptions`]). Events the hub
-//! delivers become Sync events ([`events`]), pushed as `notification` frames. [`session`] runs one connection.
+//! same state ([`sync`]), with replaying subscriptions ([`replay`], [`subscriptions`]).
+//! Events the hub delivers become Sync events ([`events`]), pushed as `notification` frames.
+//! [`session`] runs one connection.
 
 mod aim;
 mod cds;
 mod events;
+mod replay;
 mod session;
 mod subscriptions;
 mod sync;
