@@ -40,6 +40,34 @@ export const API_KEY = {
   secret: "js-test-api-key-secret",
 };
 
+/** The match of `pattern` in what `proc` prints on stdout, once it has printed it (the rest of
+ * its output is drained); rejects if `name` exits or cannot start first. */
+function announced(proc, pattern, name) {
+  return new Promise((resolve, reject) => {
+    let buffer = "";
+    const onData = (chunk) => {
+      buffer += chunk.toString();
+      const match = buffer.match(pattern);
+      if (match) {
+        proc.stdout.off("data", onData);
+        proc.stdout.resume();
+        resolve(match);
+      }
+    };
+    proc.stdout.on("data", onData);
+    proc.once("error", reject);
+    proc.once("exit", (code) => reject(new Error(`${name} exited with ${code} before it was ready`)));
+  });
+}
+
+/** SIGTERM to `proc` (if it runs) and its exit. */
+async function terminate(proc) {
+  if (!proc || proc.exitCode !== null) return;
+  const exited = new Promise((resolve) => proc.once("exit", resolve));
+  proc.kill("SIGTERM");
+  await exited;
+}
+
 export class Node {
   /** `env` holds more `CONFAB_*` settings (`CONFAB_REDIS_URL` for a cluster node). */
   constructor({ port, dataDir, env = {} } = {}) {
@@ -108,29 +136,14 @@ export class Node {
         },
       },
     );
-    this.url = await new Promise((resolve, reject) => {
-      let buffer = "";
-      const onData = (chunk) => {
-        buffer += chunk.toString();
-        const match = buffer.match(/Confab is serving .* at (\S+)\/v2/);
-        if (match) {
-          this.proc.stdout.off("data", onData);
-          this.proc.stdout.resume();
-          resolve(match[1]);
-        }
-      };
-      this.proc.stdout.on("data", onData);
-      this.proc.once("exit", (code) => reject(new Error(`confab exited with ${code} before serving`)));
-    });
+    const serving = await announced(this.proc, /Confab is serving .* at (\S+)\/v2/, "confab");
+    this.url = serving[1];
     return this;
   }
 
   /** SIGTERM and wait for the exit. */
   async stop() {
-    if (!this.proc || this.proc.exitCode !== null) return;
-    const exited = new Promise((resolve) => this.proc.once("exit", resolve));
-    this.proc.kill("SIGTERM");
-    await exited;
+    await terminate(this.proc);
   }
 
   async restart() {
@@ -159,28 +172,12 @@ export class RedisServer {
       ["--bind", "127.0.0.1", "--port", String(this.port), "--save", "", "--appendonly", "no", "--dir", this.dir],
       { stdio: ["ignore", "pipe", "inherit"] },
     );
-    await new Promise((resolve, reject) => {
-      let buffer = "";
-      const onData = (chunk) => {
-        buffer += chunk.toString();
-        if (/Ready to accept connections/.test(buffer)) {
-          this.proc.stdout.off("data", onData);
-          this.proc.stdout.resume();
-          resolve();
-        }
-      };
-      this.proc.stdout.on("data", onData);
-      this.proc.once("error", reject);
-      this.proc.once("exit", (code) => reject(new Error(`redis-server exited with ${code}`)));
-    });
+    await announced(this.proc, /Ready to accept connections/, "redis-server");
     this.url = `redis://127.0.0.1:${this.port}/`;
     return this;
   }
 
   async stop() {
-    if (!this.proc || this.proc.exitCode !== null) return;
-    const exited = new Promise((resolve) => this.proc.once("exit", resolve));
-    this.proc.kill("SIGTERM");
-    await exited;
+    await terminate(this.proc);
   }
 }

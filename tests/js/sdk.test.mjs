@@ -8,6 +8,7 @@ import WebSocket from "ws";
 
 import { Client, ConfabError, Media, User, UserDescriptor } from "../../web/sdk/confab.js";
 import { Node, freePort } from "./node.mjs";
+import { eventually, next } from "./wait.mjs";
 
 let node;
 const clients = [];
@@ -32,29 +33,6 @@ async function connectTo(serviceSid, identity) {
   const client = await Client.create(node.token(identity, serviceSid), { url: node.url, WebSocket });
   clients.push(client);
   return client;
-}
-
-/** Waits until `check()` resolves truthy; the deadline only stops a broken test hanging. */
-async function eventually(check, what) {
-  const deadline = Date.now() + 20000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`never: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** The next `event` from `emitter` matching `pred`; the timeout only stops a broken test hanging. */
-function next(emitter, event, pred = () => true) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event}`)), 20000);
-    const handler = (payload) => {
-      if (!pred(payload)) return;
-      clearTimeout(timer);
-      emitter.off(event, handler);
-      resolve(payload);
-    };
-    emitter.on(event, handler);
-  });
 }
 
 test("create, discover, join and chat both ways with events", async () => {

@@ -15,6 +15,7 @@ import twilioChat from "twilio-chat";
 
 import { Client as ConfabClient } from "../../web/sdk/confab.js";
 import { Node, RedisServer } from "./node.mjs";
+import { eventually, next } from "./wait.mjs";
 
 const { Client } = twilioChat;
 
@@ -51,29 +52,6 @@ async function connect(identity, { target = node, serviceSid = service } = {}) {
   assert.equal(client.connectionState, "connected", `${identity} connected`);
   assert.equal(client.user.identity, identity);
   return client;
-}
-
-/** The next `event` from `emitter` matching `pred`; the timeout only stops a broken test hanging. */
-function next(emitter, event, pred = () => true) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event}`)), 20000);
-    const handler = (payload) => {
-      if (!pred(payload)) return;
-      clearTimeout(timer);
-      emitter.off(event, handler);
-      resolve(payload);
-    };
-    emitter.on(event, handler);
-  });
-}
-
-/** Waits until `check()` resolves truthy; the deadline only stops a broken test hanging. */
-async function eventually(check, what) {
-  const deadline = Date.now() + 20000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`never: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const unique = (prefix) => `${prefix}-${randomBytes(4).toString("hex")}`;
