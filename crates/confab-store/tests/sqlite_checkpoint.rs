@@ -81,3 +81,57 @@ async fn the_writer_leaves_checkpoints_to_the_checkpoint_thread() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_starts_over_while_writes_never_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _db, metrics) = open(dir.path(), 20);
+    // Sixteen writers keep the writer's queue full: a passive checkpoint on its own connection
+    // never finds the whole log copied, and the log would grow for as long as they write.
+    let writers: Vec<_> = (0..16u128)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..400u128 {
+                    let n = w * 1_000_000 + i;
+                    let mut sids = confab_domain::CountingSids(n * 10 + 100_000_000);
+                    let sid = ServiceSid::from_bits(n + 1);
+                    let roles = DefaultRoles::new(sid, &mut sids, Timestamp(0));
+                    let service = Service::new(
+                        sid,
+                        "x".repeat(2000),
+                        &roles,
+                        ServiceLimits {
+                            channel_members: 10,
+                            user_channels: 10,
+                        },
+                        Timestamp(0),
+                    );
+                    store
+                        .create_service(&service, &roles.into_vec())
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    // The log's length as each checkpoint reports it: once it is shorter than before, the log
+    // started over while the writers were still writing.
+    let mut longest = 0;
+    let mut started_over = false;
+    while !writers.iter().all(|w| w.is_finished()) {
+        let frames = metrics.wal_frames.get();
+        if frames < longest {
+            started_over = true;
+        }
+        longest = longest.max(frames);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert!(
+        started_over,
+        "the log never started over under continuous writes (it reached {longest} frames)"
+    );
+}

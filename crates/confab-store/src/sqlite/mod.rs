@@ -5,7 +5,10 @@
 //! failing write does not undo the others) and commits once: group commit. A write's future
 //! resolves only after the commit that holds it, so an acknowledged write is in the WAL and
 //! survives a crash of the process. A checkpoint thread copies the WAL into the database every
-//! `checkpoint_ms` (passive: it blocks neither the writer nor readers); the writer never does.
+//! `checkpoint_ms` (passive: it blocks neither the writer nor readers). The log starts over only
+//! when a write transaction begins with all of it copied, which a passive checkpoint racing a
+//! busy writer never sees: so after each of them the writer copies the few frames committed
+//! meanwhile, between two batches, and the log starts over with its next commit.
 //! Reads run on tokio's blocking pool over a small pool of read connections, which WAL lets
 //! proceed while the writer works. No SQLite call ever runs on an async worker thread.
 
@@ -16,6 +19,7 @@ mod schema;
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
@@ -70,6 +74,10 @@ impl Default for SqliteOptions {
         }
     }
 }
+
+/// Frames of log past which the writer finishes a checkpoint so that the log starts over (below
+/// it, a quiet moment lets the checkpoint thread's own checkpoint do it).
+const RESTART_FRAMES: i64 = 1024;
 
 /// A write for the writer thread. `run` executes inside its own savepoint of the batch's
 /// transaction; `reply` gets its result only after that transaction has committed.
@@ -178,12 +186,13 @@ impl SqliteStore {
         // database (10 % of a busy node's time when the writer did, in the commit path). The
         // log file is cut back to 64 MiB when a checkpoint lets it start over.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")?;
-        let checkpointer = start_checkpointer(&path, &options, metrics.clone())?;
+        let catch_up = Arc::new(AtomicBool::new(false));
+        let checkpointer = start_checkpointer(&path, &options, metrics.clone(), catch_up.clone())?;
         let (tx, rx) = mpsc::channel(options.write_queue.max(1));
         let max_batch = options.max_batch.max(1);
         std::thread::Builder::new()
             .name("confab-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, metrics))
+            .spawn(move || writer_loop(conn, rx, max_batch, metrics, catch_up))
             .map_err(|e| StoreError::Backend(format!("cannot start writer thread: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -268,6 +277,7 @@ fn writer_loop(
     mut rx: mpsc::Receiver<WriteJob>,
     max_batch: usize,
     metrics: Option<crate::StoreMetrics>,
+    catch_up: Arc<AtomicBool>,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
@@ -285,6 +295,14 @@ fn writer_loop(
             m.write_seconds.observe(started.elapsed().as_secs_f64());
             m.batch_size.observe(size as f64);
         }
+        if catch_up.swap(false, Ordering::AcqRel) {
+            // The checkpoint thread copied the log up to where it began; what was committed
+            // since is a few batches. Copied now, with no transaction open, the whole log is in
+            // the database and the next commit writes the log from its start again.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "sqlite: cannot finish a checkpoint");
+            }
+        }
     }
     tracing::debug!("sqlite writer stopped: every store handle is gone");
 }
@@ -297,6 +315,7 @@ fn start_checkpointer(
     path: &Path,
     options: &SqliteOptions,
     metrics: Option<crate::StoreMetrics>,
+    catch_up: Arc<AtomicBool>,
 ) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
     let conn = open_connection(path, options)?;
     let every = std::time::Duration::from_millis(options.checkpoint_ms.max(10));
@@ -311,6 +330,9 @@ fn start_checkpointer(
                 match result {
                     Ok((log, copied)) => {
                         tracing::trace!(log, copied, "sqlite: passive checkpoint");
+                        if log >= RESTART_FRAMES {
+                            catch_up.store(true, Ordering::Release);
+                        }
                         if let Some(m) = &metrics {
                             m.wal_frames.set(log.max(0));
                             m.wal_behind.set((log - copied).max(0));
