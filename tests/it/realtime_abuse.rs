@@ -233,6 +233,89 @@ async fn a_client_that_stops_reading_is_closed_with_4009_and_memory_stays_bounde
 }
 
 #[tokio::test]
+async fn a_stuck_reader_is_closed_as_too_slow_while_the_others_get_everything_in_order() {
+    const BUDGET: usize = 256 * 1024;
+    let node = TestNode::builder()
+        .configure(|c| {
+            c.realtime.outbox_bytes = BUDGET;
+            c.realtime.max_reply_bytes = BUDGET / 4;
+        })
+        .start()
+        .unwrap();
+    let service = service(&node).await;
+    let rest = node.rest();
+    let channel = rest
+        .post(
+            &format!("/v2/Services/{service}/Channels"),
+            &[("UniqueName", "busy")],
+        )
+        .await
+        .str("sid");
+    let identities = ["stuck", "r1", "r2", "r3"];
+    for identity in identities {
+        rest.post(
+            &format!("/v2/Services/{service}/Channels/{channel}/Members"),
+            &[("Identity", identity)],
+        )
+        .await;
+    }
+    let mut stuck = raw(&node).await;
+    init(&mut stuck, &node.token("stuck", &service, 600)).await;
+    let total = 600u64;
+    // Three readers keep reading; each collects the indices of the messages it is sent.
+    let mut readers = Vec::new();
+    for identity in &identities[1..] {
+        let mut ws = raw(&node).await;
+        init(&mut ws, &node.token(identity, &service, 600)).await;
+        readers.push(tokio::spawn(async move {
+            let mut indices = Vec::new();
+            while (indices.len() as u64) < total {
+                let frame = next(&mut ws).await.expect("a reader stays connected");
+                if frame["event"] == "messageAdded" {
+                    indices.push(frame["data"]["index"].as_u64().unwrap());
+                }
+            }
+            indices
+        }));
+    }
+    // Far more than the budget and the socket buffers: the stuck reader reads nothing.
+    let body = "z".repeat(16 * 1024);
+    for _ in 0..total {
+        let r = rest
+            .post(
+                &format!("/v2/Services/{service}/Channels/{channel}/Messages"),
+                &[("Body", &body)],
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    for reader in readers {
+        let indices = reader.await.unwrap();
+        assert_eq!(
+            indices,
+            (0..total).collect::<Vec<_>>(),
+            "in order, once each"
+        );
+    }
+    assert_eq!(close_code(&mut stuck).await, Some(4009));
+    // Closed for being slow, once (what it cost the node is bounded by its budget: the
+    // writer unit test `a_client_that_stops_reading_costs_the_node_its_byte_budget_at_most`).
+    let metrics = reqwest::get(format!("http://{}/metrics", node.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("confab_slow_consumer_closes_total ") && l.ends_with(" 1")),
+        "one slow consumer closed"
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
 async fn an_expiring_token_warns_then_closes_with_4002() {
     let node = TestNode::builder()
         .configure(|c| c.realtime.token_warning_secs = 60)

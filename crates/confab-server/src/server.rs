@@ -304,32 +304,42 @@ impl Node {
             n => n,
         };
         let shutdown_timeout = Duration::from_secs(config.shutdown_timeout_secs);
-        let http = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .wrap(actix_web::middleware::from_fn(
-                    confab_web::metrics::record_http,
-                ))
-                .wrap(actix_web::middleware::Compress::default())
-                .wrap(actix_web::middleware::from_fn(confab_web::headers::secure))
-                .configure(confab_web::realtime::configure)
-                .configure(confab_web::assets::configure)
-                .configure(confab_web::dev::configure)
-                .configure(confab_web::rest::configure)
-                .configure(confab_web::media::configure)
-        })
-        .workers(workers)
-        // Realtime frames are small and latency-bound: Nagle's algorithm would hold a frame
-        // until the previous one is acknowledged, which the peer may delay by 40 ms.
-        .on_connect(|connection, _| {
-            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                let _ = tcp.set_nodelay(true);
-            }
-        })
-        .disable_signals()
-        .shutdown_timeout(config.shutdown_timeout_secs)
-        .listen(listener)?
-        .run();
+        // actix-web's `HttpServer` without its WebSocket limitation: the same HTTP service, plus
+        // an upgrade hook through which each WebSocket session takes its connection (and its
+        // buffers) from actix-http (`confab_web::realtime::upgrade_service`).
+        let local_addr = listener.local_addr()?;
+        let http = actix_server::Server::build()
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(config.shutdown_timeout_secs)
+            .listen("confab-http", listener, move || {
+                let app = App::new()
+                    .app_data(state.clone())
+                    .wrap(actix_web::middleware::from_fn(
+                        confab_web::metrics::record_http,
+                    ))
+                    .wrap(actix_web::middleware::Compress::default())
+                    .wrap(actix_web::middleware::from_fn(confab_web::headers::secure))
+                    .configure(confab_web::realtime::configure)
+                    .configure(confab_web::assets::configure)
+                    .configure(confab_web::dev::configure)
+                    .configure(confab_web::rest::configure)
+                    .configure(confab_web::media::configure);
+                let app = actix_service::IntoServiceFactory::into_factory(app);
+                actix_http::HttpService::build()
+                    // Realtime frames and REST answers are small and latency-bound: Nagle's
+                    // algorithm would hold one until the previous is acknowledged.
+                    .tcp_nodelay(true)
+                    .local_addr(local_addr)
+                    .upgrade(confab_web::realtime::upgrade_service(
+                        state.clone().into_inner(),
+                    ))
+                    .finish(actix_service::map_config(app, |_| {
+                        actix_web::dev::AppConfig::default()
+                    }))
+                    .tcp()
+            })?
+            .run();
 
         let ready = Arc::new(AtomicBool::new(true));
         let admin_ready = ready.clone();

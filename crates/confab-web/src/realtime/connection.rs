@@ -263,7 +263,7 @@ impl Connection {
         // Awaited, not offered: a user in many channels queues more markers than the outbox
         // holds, and the writer drains them meanwhile.
         for item in started.markers {
-            if self.outbox.tx.send(item).await.is_err() {
+            if self.outbox.send(item).await.is_err() {
                 return Flow::Close(CloseCode::ServerError, "session ended");
             }
         }

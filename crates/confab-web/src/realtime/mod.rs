@@ -1,7 +1,8 @@
 //! The realtime WebSocket API at `GET /v2/realtime` (`docs/protocol.md`).
 //!
-//! [`hub`] fans committed events out to sessions; [`session`] runs one WebSocket (reader,
-//! writer with gap repair, keepalive, limits); [`connection`] decodes a connection's requests
+//! [`hub`] fans committed events out to sessions; [`socket`] takes a WebSocket upgrade and
+//! gives the session its connection; [`session`] runs one WebSocket (reader, writer with gap
+//! repair and coalesced writes, keepalive, limits); [`connection`] decodes a connection's requests
 //! and holds its authentication; [`ops`] turns each request into a call of the application
 //! layer (`confab-app`) and renders the reply.
 
@@ -12,15 +13,16 @@ mod ops;
 
 pub(crate) use ops::online_anywhere;
 mod session;
+mod socket;
 mod twilsock;
+
+pub use socket::upgrade_service;
 
 use std::time::Duration;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 
 pub use hub::Hub;
-
-use crate::AppState;
 
 /// How the server takes a client frame: as a request, as a request to refuse with an error,
 /// or as a reason to close. The decoding every frame goes through (the fuzz target
@@ -102,20 +104,16 @@ impl RealtimeConfig {
     }
 }
 
-/// Registers `GET /v2/realtime` and twilsock's `GET /v3/wsconnect` (before the REST scope,
-/// which requires Basic auth).
+/// Registers `GET /v2/realtime` and twilsock's `GET /v3/wsconnect` for requests that are not
+/// WebSocket upgrades (before the REST scope, which requires Basic auth). Upgrades never reach
+/// the application: actix-http hands them to [`upgrade_service`] with their connection.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v2/realtime", web::get().to(upgrade));
-    twilsock::configure(cfg);
+    cfg.route("/v2/realtime", web::to(not_an_upgrade));
+    cfg.route("/v3/wsconnect", web::to(not_an_upgrade));
 }
 
-async fn upgrade(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, actix_web::Error> {
-    let (response, ws, stream) = actix_ws::handle(&req, body)?;
-    let stream = stream.max_frame_size(state.realtime.max_frame_bytes);
-    actix_web::rt::spawn(session::run(state.into_inner(), ws, stream));
-    Ok(response)
+async fn not_an_upgrade() -> HttpResponse {
+    HttpResponse::BadRequest()
+        .content_type("text/plain; charset=utf-8")
+        .body("WebSocket upgrade is expected\n")
 }

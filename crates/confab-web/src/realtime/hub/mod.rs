@@ -7,11 +7,12 @@
 //! Typing indicators live here too, with one tick driving every typing timeout of the node.
 //!
 //! This file holds the public handle (`Hub`) and what sessions exchange with it (`Outbound`,
-//! `Outbox`, `Kick`); the hub task itself is split by concern: `task` (its state, run loop and
+//! `Kick`, `ByteBudget`; the queue itself is `outbox`); the hub task itself is split by concern: `task` (its state, run loop and
 //! commands), `fanout` (event batches and subscriptions), `typing` (typing indicators) and
 //! `presence` (online/offline and user updates).
 
 mod fanout;
+mod outbox;
 mod presence;
 mod task;
 mod typing;
@@ -27,6 +28,7 @@ use confab_domain::{ChannelSid, ServiceSid};
 use confab_protocol::realtime::UserView;
 use tokio::sync::{mpsc, Notify};
 
+pub use self::outbox::{Outbox, OutboxReader, Refused};
 use self::task::HubTask;
 
 /// How long a user whose last session ended may take to come back before peers are told that
@@ -159,53 +161,6 @@ impl ByteBudget {
     /// The bytes queued now.
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Acquire)
-    }
-}
-
-/// The sending side of a session's outbox, as the hub holds it.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    /// Bounded queue to the session's writer.
-    pub tx: mpsc::Sender<Outbound>,
-    /// How the session is told to close.
-    pub kick: Arc<Kick>,
-    /// The bytes the queue may hold; the writer gives back what it wrote.
-    pub budget: Arc<ByteBudget>,
-}
-
-impl Outbox {
-    /// A session's outbox, bounded by `frames` and `bytes`, and the end its writer reads.
-    pub fn bounded(frames: usize, bytes: usize) -> (Self, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(frames.max(1));
-        let outbox = Self {
-            tx,
-            kick: Arc::new(Kick::default()),
-            budget: Arc::new(ByteBudget::new(bytes)),
-        };
-        (outbox, rx)
-    }
-
-    /// Offers an item; `false` when the session is too slow (its queue is full in frames or in
-    /// bytes), and it has been told to close.
-    pub fn offer(&self, item: Outbound) -> bool {
-        let bytes = item.bytes();
-        if !self.budget.reserve(bytes) {
-            self.kick.kick(CloseCode::TooSlow);
-            return false;
-        }
-        match self.tx.try_send(item) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.budget.release(bytes);
-                self.kick.kick(CloseCode::TooSlow);
-                false
-            }
-            // The session is gone; its unregister is on its way.
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.budget.release(bytes);
-                true
-            }
-        }
     }
 }
 

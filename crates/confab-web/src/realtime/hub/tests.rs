@@ -11,9 +11,8 @@ use confab_domain::{
     MessageSid, ServiceSid, Timestamp,
 };
 use confab_protocol::realtime::{CloseCode, UserView};
-use tokio::sync::mpsc;
 
-use super::{ByteBudget, Hub, Kick, Outbound, Outbox};
+use super::{Hub, Kick, Outbound, Outbox, OutboxReader};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -67,24 +66,19 @@ fn message_batch(sid: ChannelSid, seq: u64, body: &str) -> Arc<EventBatch> {
 }
 
 struct Session {
-    rx: mpsc::Receiver<Outbound>,
+    rx: OutboxReader,
     kick: Arc<Kick>,
 }
 
 async fn session(hub: &Hub, identity: &str, channel: ChannelSid, capacity: usize) -> Session {
-    let (tx, rx) = mpsc::channel(capacity);
-    let kick = Arc::new(Kick::default());
+    let (outbox, rx) = Outbox::bounded(capacity, usize::MAX);
+    let kick = outbox.kick.clone();
     let id = hub.next_session_id();
     let user = UserView {
         identity: identity.into(),
         friendly_name: None,
         attributes: serde_json::json!({}),
         online: Some(true),
-    };
-    let outbox = Outbox {
-        tx,
-        kick: kick.clone(),
-        budget: Arc::new(ByteBudget::new(usize::MAX)),
     };
     hub.register(
         id,
@@ -108,7 +102,7 @@ fn start() -> (Hub, Arc<dyn Broker>) {
 /// The next channel event a session's writer receives: (seq, frame text).
 async fn next_event(session: &mut Session) -> (u64, String) {
     loop {
-        let item = tokio::time::timeout(WAIT, session.rx.recv())
+        let item = tokio::time::timeout(WAIT, session.rx.next())
             .await
             .expect("an event in time")
             .expect("the outbox is open");
@@ -147,7 +141,7 @@ async fn each_follower_gets_each_event_once_and_others_get_nothing() {
         assert_eq!(next_event(s).await.0, 2);
     }
     settle(&hub).await;
-    while let Ok(item) = carol.rx.try_recv() {
+    while let Some(item) = carol.rx.try_next() {
         assert!(
             !matches!(item, Outbound::Seq { .. }),
             "a session of another channel got {item:?}"

@@ -21,7 +21,6 @@ mod sync;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use actix_web::{web, HttpRequest, HttpResponse};
 use confab_app::AppError;
 use confab_domain::ServiceSid;
 use confab_protocol::twilsock::Frame;
@@ -29,30 +28,8 @@ use serde_json::{json, Map, Value};
 
 use super::connection::Connection;
 use super::frames::TokenBucket;
-use crate::AppState;
 
 pub(super) use session::run;
-
-/// Registers `GET /v3/wsconnect`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v3/wsconnect", web::get().to(upgrade));
-}
-
-async fn upgrade(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, actix_web::Error> {
-    let info = req.connection_info();
-    // The links the client follows are absolute; it reaches this node the way it reached the
-    // socket.
-    let http_base = format!("{}://{}", info.scheme(), info.host());
-    drop(info);
-    let (response, ws, stream) = actix_ws::handle(&req, body)?;
-    let stream = stream.max_frame_size(state.realtime.max_frame_bytes);
-    actix_web::rt::spawn(run(state.into_inner(), ws, stream, http_base));
-    Ok(response)
-}
 
 /// An HTTP request the client tunnelled through the socket (`message`).
 #[derive(Debug, Clone)]

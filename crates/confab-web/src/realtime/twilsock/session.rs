@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_ws::{CloseReason, Message, MessageStream, ProtocolError, Session};
+use actix_http::ws::{CloseReason, Frame as WsFrame, ProtocolError};
+use bytes::BytesMut;
 use bytestring::ByteString;
 use confab_app::AppError;
 use confab_protocol::realtime::CloseCode;
 use confab_protocol::twilsock::Frame;
-use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::events::{translate, Notification, ViewContext};
@@ -21,7 +21,8 @@ use super::{HttpAnswer, Links, Tunnelled, TwilsockSession, ViewState};
 use crate::realtime::connection::{Connection, Flow};
 use crate::realtime::frames::TokenBucket;
 use crate::realtime::hub::{Kick, Outbox};
-use crate::realtime::session::{write_loop, Sink};
+use crate::realtime::session::{flush_buffer, write_loop, Sink, WriterEnv};
+use crate::realtime::socket::{self, encode_binary, WsOut, WsReader};
 use crate::AppState;
 
 /// How many of its newest user events a session keeps for subscriptions that start later.
@@ -95,7 +96,9 @@ fn notification_frame(id: String, n: &Notification) -> Frame {
 
 /// The writer's end: events become Sync notifications.
 struct SyncSink {
-    ws: Session,
+    ws: WsOut,
+    /// Encoded frames not yet written.
+    buf: BytesMut,
     view: Arc<Mutex<ViewState>>,
     ids: Arc<FrameIds>,
     /// Closes the connection as too slow (the reader acts on it).
@@ -103,7 +106,15 @@ struct SyncSink {
 }
 
 impl Sink for SyncSink {
-    async fn send(&mut self, frame: ByteString) -> bool {
+    fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    async fn flush(&mut self) -> bool {
+        flush_buffer(&self.ws, &mut self.buf).await
+    }
+
+    fn push(&mut self, frame: ByteString) -> bool {
         let Ok(value) = serde_json::from_str::<Value>(&frame) else {
             return true;
         };
@@ -162,21 +173,14 @@ impl Sink for SyncSink {
             _ => Vec::new(),
         };
         for frame in frames {
-            if self.ws.binary(frame.encode()).await.is_err() {
-                return false;
-            }
+            encode_binary(&mut self.buf, &frame.encode());
         }
         true
     }
 }
 
 /// Runs a connection until it closes.
-pub(crate) async fn run(
-    state: Arc<AppState>,
-    ws: Session,
-    mut stream: MessageStream,
-    http_base: String,
-) {
+pub(crate) async fn run(state: Arc<AppState>, mut reader: WsReader, out: WsOut, http_base: String) {
     let cfg = state.realtime.clone();
     if let Some(m) = &state.metrics {
         m.connections.inc();
@@ -197,12 +201,19 @@ pub(crate) async fn run(
     }));
     let ids = Arc::new(FrameIds::default());
     let sink = SyncSink {
-        ws: ws.clone(),
+        ws: out.clone(),
+        buf: BytesMut::new(),
         view: view.clone(),
         ids: ids.clone(),
         kick: kick.clone(),
     };
-    let writer = actix_web::rt::spawn(write_loop(state.clone(), sink, rx, kick.clone(), budget));
+    let writer = actix_web::rt::spawn(write_loop(
+        WriterEnv::of(&state),
+        sink,
+        rx,
+        kick.clone(),
+        budget,
+    ));
     let write_timeout = Duration::from_millis(cfg.write_timeout_ms.max(1));
     let mut session = TwilsockSession {
         conn: Connection::new(state.clone(), outbox),
@@ -218,7 +229,6 @@ pub(crate) async fn run(
         reachability: false,
         typing_timeout_secs: 5,
     };
-    let mut out = ws.clone();
 
     let init_deadline = tokio::time::sleep(Duration::from_secs(cfg.init_timeout_secs));
     tokio::pin!(init_deadline);
@@ -230,28 +240,29 @@ pub(crate) async fn run(
     let close: Option<(u16, &'static str, CloseCode)> = loop {
         let token_deadline = session.conn.next_token_deadline();
         tokio::select! {
-            frame = stream.next() => {
+            frame = reader.next() => {
                 last_heard = Instant::now();
                 match frame {
-                    Some(Ok(Message::Binary(bytes))) => {
-                        match Box::pin(session.handle(&bytes, &mut out)).await {
+                    Some(Ok(WsFrame::Binary(bytes))) => {
+                        match Box::pin(session.handle(&bytes, &out)).await {
                             Flow::Continue => {}
                             Flow::Close(CloseCode::Normal, _) => break None,
                             Flow::Close(code, reason) => break Some((twilsock_close(code), reason, code)),
                         }
                     }
-                    Some(Ok(Message::Ping(bytes))) => {
-                        let pong = tokio::time::timeout(write_timeout, ws.clone().pong(&bytes)).await;
+                    Some(Ok(WsFrame::Ping(bytes))) => {
+                        let pong = tokio::time::timeout(write_timeout, out.pong(&bytes)).await;
                         if !matches!(pong, Ok(Ok(()))) {
                             break None;
                         }
                     }
-                    Some(Ok(Message::Pong(_))) | Some(Ok(Message::Nop)) => {}
-                    Some(Ok(Message::Text(_))) | Some(Ok(Message::Continuation(_))) => {
+                    Some(Ok(WsFrame::Pong(_))) => {}
+                    Some(Ok(WsFrame::Text(_))) | Some(Ok(WsFrame::Continuation(_))) => {
                         break Some((406, "binary twilsock frames only", CloseCode::Unsupported));
                     }
-                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Ok(WsFrame::Close(_))) | None => break None,
                     Some(Err(ProtocolError::Overflow)) => break Some((406, "frame too big", CloseCode::TooBig)),
+                    Some(Err(ProtocolError::Io(_))) => break None,
                     Some(Err(_)) => break Some((406, "protocol error", CloseCode::ProtocolError)),
                 }
             }
@@ -262,7 +273,7 @@ pub(crate) async fn run(
                 if last_heard.elapsed() > client_timeout {
                     break None;
                 }
-                let ping = tokio::time::timeout(write_timeout, ws.clone().ping(b"")).await;
+                let ping = tokio::time::timeout(write_timeout, out.ping(b"")).await;
                 if !matches!(ping, Ok(Ok(()))) {
                     break None;
                 }
@@ -293,6 +304,7 @@ pub(crate) async fn run(
             .is_err()
     {
         writer.abort();
+        let _ = (&mut writer).await;
     }
     match close {
         Some((twilsock, reason, code)) => {
@@ -302,16 +314,14 @@ pub(crate) async fn run(
             frame
                 .header
                 .insert("status".into(), status(twilsock, reason));
-            let _ = tokio::time::timeout(write_timeout, out.binary(frame.encode())).await;
+            let _ = tokio::time::timeout(write_timeout, out.binary(&frame.encode())).await;
             let reason = CloseReason {
-                code: actix_ws::CloseCode::Other(code.code()),
+                code: actix_http::ws::CloseCode::Other(code.code()),
                 description: Some(reason.to_owned()),
             };
-            let _ = tokio::time::timeout(client_timeout, ws.close(Some(reason))).await;
+            socket::close(reader, out, Some(reason), client_timeout).await;
         }
-        None => {
-            let _ = tokio::time::timeout(write_timeout, ws.close(None)).await;
-        }
+        None => socket::close(reader, out, None, write_timeout).await,
     }
 }
 
@@ -334,7 +344,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 impl TwilsockSession {
     /// Handles one frame of the client.
-    async fn handle(&mut self, bytes: &[u8], out: &mut Session) -> Flow {
+    async fn handle(&mut self, bytes: &[u8], out: &WsOut) -> Flow {
         let max = self.conn.state.realtime.max_frame_bytes;
         let frame = match Frame::decode(bytes, max) {
             Ok(frame) => frame,
@@ -415,9 +425,9 @@ impl TwilsockSession {
         }
     }
 
-    async fn write(&self, out: &mut Session, frame: Frame) -> Flow {
+    async fn write(&self, out: &WsOut, frame: Frame) -> Flow {
         let timeout = Duration::from_millis(self.conn.state.realtime.write_timeout_ms.max(1));
-        match tokio::time::timeout(timeout, out.binary(frame.encode())).await {
+        match tokio::time::timeout(timeout, out.binary(&frame.encode())).await {
             Ok(Ok(())) => Flow::Continue,
             _ => Flow::Close(CloseCode::TooSlow, "too slow: reconnect"),
         }
@@ -440,7 +450,7 @@ impl TwilsockSession {
         HttpAnswer::error(&AppError::not_found(&request.path))
     }
 
-    async fn init(&mut self, id: &str, frame: &Frame, out: &mut Session) -> Flow {
+    async fn init(&mut self, id: &str, frame: &Frame, out: &WsOut) -> Flow {
         if self.conn.is_initialized() {
             return self
                 .write(out, reply(id, status(400, "Already initialized")))
