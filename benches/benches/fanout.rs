@@ -21,12 +21,12 @@ use confab_domain::{
 };
 use confab_protocol::realtime::UserView;
 use confab_testkit::TestNode;
-use confab_web::realtime::hub::{ByteBudget, Kick, Outbound, Outbox};
+use confab_web::realtime::hub::{Outbound, Outbox};
 use confab_web::realtime::Hub;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const SESSIONS: usize = 1000;
@@ -92,7 +92,7 @@ fn hub_fanout(c: &mut Criterion) {
         let hub = Hub::start(&bus, &presence, None);
         let channel = ChannelSid::from_bits(1);
         for i in 0..SESSIONS {
-            let (tx, mut rx) = mpsc::channel(1024);
+            let (outbox, mut rx) = Outbox::bounded(1024, usize::MAX);
             let id = hub.next_session_id();
             let user = UserView {
                 identity: format!("u{i}"),
@@ -105,11 +105,7 @@ fn hub_fanout(c: &mut Criterion) {
                 ServiceSid::from_bits(1),
                 format!("u{i}"),
                 user,
-                Outbox {
-                    tx,
-                    kick: Arc::new(Kick::default()),
-                    budget: Arc::new(ByteBudget::new(usize::MAX)),
-                },
+                outbox,
                 Duration::from_secs(5),
             )
             .await;
@@ -117,7 +113,7 @@ fn hub_fanout(c: &mut Criterion) {
             let delivered = delivered.clone();
             let all_done = all_done.clone();
             tokio::spawn(async move {
-                while let Some(item) = rx.recv().await {
+                while let Some(item) = rx.next().await {
                     if let Outbound::Seq {
                         frame: Some(frame), ..
                     } = item
