@@ -37,7 +37,10 @@ fn get_one<T: DeserializeOwned>(
     sql: &str,
     args: impl rusqlite::Params,
 ) -> Result<Option<T>, StoreError> {
-    let data: Option<String> = conn.query_row(sql, args, |r| r.get(0)).optional()?;
+    let data: Option<String> = conn
+        .prepare_cached(sql)?
+        .query_row(args, |r| r.get(0))
+        .optional()?;
     data.as_deref().map(decode).transpose()
 }
 
@@ -503,11 +506,9 @@ impl UserStore for SqliteStore {
     async fn count_users(&self, service: ServiceSid) -> Result<u64, StoreError> {
         let service = service.to_string();
         self.read(move |conn| {
-            let count: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM users WHERE service_sid = ?1",
-                [service],
-                |r| r.get(0),
-            )?;
+            let count: i64 = conn
+                .prepare_cached("SELECT COUNT(*) FROM users WHERE service_sid = ?1")?
+                .query_row([service], |r| r.get(0))?;
             Ok(count.max(0) as u64)
         })
         .await
@@ -696,11 +697,11 @@ impl ChannelStore for SqliteStore {
     ) -> Result<u64, StoreError> {
         let identity = identity.to_owned();
         self.read(move |conn| {
-            let n: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM members WHERE service_sid = ?1 AND identity = ?2",
-                [service.to_string(), identity],
-                |r| r.get(0),
-            )?;
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM members WHERE service_sid = ?1 AND identity = ?2",
+                )?
+                .query_row([service.to_string(), identity], |r| r.get(0))?;
             Ok(n as u64)
         })
         .await
@@ -747,11 +748,11 @@ impl ChannelStore for SqliteStore {
     ) -> Result<u64, StoreError> {
         self.read(move |conn| {
             let after = after.map_or(-1, |a| a as i64);
-            let n: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM messages WHERE channel_sid = ?1 AND idx > ?2",
-                params![channel.to_string(), after],
-                |r| r.get(0),
-            )?;
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM messages WHERE channel_sid = ?1 AND idx > ?2",
+                )?
+                .query_row(params![channel.to_string(), after], |r| r.get(0))?;
             Ok(n as u64)
         })
         .await
