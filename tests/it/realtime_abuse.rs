@@ -316,6 +316,59 @@ async fn a_stuck_reader_is_closed_as_too_slow_while_the_others_get_everything_in
 }
 
 #[tokio::test]
+async fn a_frame_announced_huge_is_refused_before_it_arrives() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = TestNode::start().unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+    tcp.write_all(
+        b"GET /v2/realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // A text frame that says it carries a terabyte (masked, as clients send), then data that
+    // never ends: the node must not buffer it until the frame is whole.
+    let mut header = vec![0x81, 0x80 | 127];
+    header.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    tcp.write_all(&header).await.unwrap();
+    let (mut read, mut write) = tcp.into_split();
+    let flood = tokio::spawn(async move {
+        let chunk = vec![b'x'; 64 * 1024];
+        // 64 MiB at most; stops when the node closes.
+        for _ in 0..1024 {
+            if write.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let close = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let n = read.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break None;
+            }
+            got.extend_from_slice(&buf[..n]);
+            // After the 101 response: a close frame (0x88) with its code.
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                let frames = &got[end + 4..];
+                if frames.len() >= 4 && frames[0] == 0x88 {
+                    break Some(u16::from_be_bytes([frames[2], frames[3]]));
+                }
+            }
+        }
+    })
+    .await
+    .expect("closed in time");
+    assert!(got.starts_with(b"HTTP/1.1 101"), "upgraded");
+    assert_eq!(close, Some(1009), "closed as too big");
+    flood.abort();
+    node.stop().await;
+}
+
+#[tokio::test]
 async fn an_expiring_token_warns_then_closes_with_4002() {
     let node = TestNode::builder()
         .configure(|c| c.realtime.token_warning_secs = 60)

@@ -308,7 +308,10 @@ impl Node {
         // an upgrade hook through which each WebSocket session takes its connection (and its
         // buffers) from actix-http (`confab_web::realtime::upgrade_service`).
         let local_addr = listener.local_addr()?;
-        let http = actix_server::Server::build()
+        let builder = actix_server::Server::build();
+        // Told when the server stops: keep-alive connections then close after their response.
+        let stopping = builder.graceful_shutdown_signal();
+        let http = builder
             .workers(workers)
             .disable_signals()
             .shutdown_timeout(config.shutdown_timeout_secs)
@@ -326,10 +329,18 @@ impl Node {
                     .configure(confab_web::rest::configure)
                     .configure(confab_web::media::configure);
                 let app = actix_service::IntoServiceFactory::into_factory(app);
+                let stopping = stopping.clone();
                 actix_http::HttpService::build()
                     // Realtime frames and REST answers are small and latency-bound: Nagle's
                     // algorithm would hold one until the previous is acknowledged.
                     .tcp_nodelay(true)
+                    // As actix-web's `HttpServer`: an answer sent before its request was read
+                    // whole (a refused upload) lingers a second so the client reads it.
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .graceful_shutdown_signal(move || {
+                        let stopping = stopping.clone();
+                        async move { stopping.notified().await }
+                    })
                     .local_addr(local_addr)
                     .upgrade(confab_web::realtime::upgrade_service(
                         state.clone().into_inner(),

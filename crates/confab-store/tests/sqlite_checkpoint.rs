@@ -1,5 +1,6 @@
-//! `SqliteStore`'s checkpoints: the writer never copies the log into the database (commits do
-//! not wait for it); the checkpoint thread does, every `checkpoint_ms`.
+//! `SqliteStore`'s checkpoints: the checkpoint thread copies the log into the database every
+//! `checkpoint_ms` (commits do not wait for it; left alone, the writer never copies), and the
+//! log starts over even while writes never pause.
 
 // Test code fails by panicking; that is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

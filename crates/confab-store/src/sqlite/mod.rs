@@ -61,7 +61,8 @@ pub struct SqliteOptions {
     /// CPU with 64 MiB), and the writer only needs the pages it changes.
     pub writer_cache_kib: u64,
     /// How often a background thread copies the write-ahead log into the database (a passive
-    /// checkpoint), in milliseconds. The writer never checkpoints: commits do not wait for it.
+    /// checkpoint), in milliseconds. Commits do not wait for it; after each pass over a long log
+    /// the writer copies, between two batches, the few frames committed meanwhile.
     pub checkpoint_ms: u64,
 }
 
@@ -157,6 +158,9 @@ fn open_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, S
     // The writer may hold the write lock for a whole batch; readers never need it in WAL mode,
     // but a checkpoint can briefly make them wait.
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Every query is a fixed text (pages add a few variants): kept prepared, none is parsed
+    // twice (rusqlite keeps 16 by default, fewer than the store's queries).
+    conn.set_prepared_statement_cache_capacity(128);
     let sync = match options.synchronous {
         Synchronous::Normal => "NORMAL",
         Synchronous::Full => "FULL",

@@ -262,9 +262,13 @@ impl Connection {
     pub(super) async fn follow(&mut self, started: Started) -> Flow {
         // Awaited, not offered: a user in many channels queues more markers than the outbox
         // holds, and the writer drains them meanwhile.
+        // A writer that makes no room within the write timeout is stuck on a client that does
+        // not read.
+        let wait = std::time::Duration::from_millis(self.state.realtime.write_timeout_ms.max(1));
         for item in started.markers {
-            if self.outbox.send(item).await.is_err() {
-                return Flow::Close(CloseCode::ServerError, "session ended");
+            match tokio::time::timeout(wait, self.outbox.send(item)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return Flow::Close(CloseCode::TooSlow, "too slow"),
             }
         }
         for (channel, as_of) in started.follow {

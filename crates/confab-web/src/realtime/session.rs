@@ -313,6 +313,10 @@ async fn process<S: Sink>(
                 if let Some(m) = &state.metrics {
                     m.gaps_repaired.inc_by(seq - expected);
                 }
+                // What was gathered goes out before the store is asked for the gap.
+                if ws.pending() > 0 && !ws.flush().await {
+                    return false;
+                }
                 // Boxed, as below: kept out of every idle writer's task.
                 let repaired =
                     Box::pin(repair(state, ws, next, channel, expected, seq - 1, kick)).await;
@@ -335,6 +339,9 @@ async fn process<S: Sink>(
         }
         Outbound::Catchup { channel, upto } => match next.get(&channel).copied() {
             Some(expected) if upto >= expected => {
+                if ws.pending() > 0 && !ws.flush().await {
+                    return false;
+                }
                 Box::pin(repair(state, ws, next, channel, expected, upto, kick)).await
             }
             _ => true,

@@ -89,6 +89,11 @@ async fn handshake(
     let parts = io.into_parts();
     // What the client sent after its request (its first frames) is already in the read buffer.
     let (mut stream, leftover) = (parts.io, parts.read_buf);
+    // actix-http hands the connection over once an earlier response (a pipelined request's) is
+    // encoded, not necessarily written: its rest goes first.
+    if !parts.write_buf.is_empty() {
+        stream.write_all(&parts.write_buf).await.ok()?;
+    }
     drop(parts.write_buf);
     let endpoint = match req.path() {
         "/v2/realtime" => Endpoint::Realtime,
@@ -132,6 +137,7 @@ async fn handshake(
         io: read,
         buf,
         codec: Codec::new().max_size(state.realtime.max_frame_bytes),
+        max_frame: state.realtime.max_frame_bytes,
     };
     Some((endpoint, http_base, reader, WsOut::new(write)))
 }
@@ -191,7 +197,12 @@ pub struct WsReader {
     /// Bytes read and not yet decoded; empty (and unallocated) between frames.
     buf: BytesMut,
     codec: Codec,
+    /// Largest frame payload accepted; the buffer never holds more than one such frame.
+    max_frame: usize,
 }
+
+/// Longest header of a WebSocket frame (2 bytes, 8 of length, 4 of mask).
+const MAX_FRAME_HEADER: usize = 14;
 
 impl WsReader {
     /// The next frame of the client; `None` once the client closed the connection. Cancel-safe:
@@ -201,6 +212,11 @@ impl WsReader {
             if !self.buf.is_empty() {
                 match self.codec.decode(&mut self.buf) {
                     Ok(Some(frame)) => return Some(Ok(frame)),
+                    // The codec checks a frame's size only once it is whole: a client that
+                    // announces a huge frame and keeps sending must not grow the buffer.
+                    Ok(None) if self.buf.len() > self.max_frame + MAX_FRAME_HEADER => {
+                        return Some(Err(ProtocolError::Overflow));
+                    }
                     Ok(None) => {}
                     Err(e) => return Some(Err(e)),
                 }
@@ -306,9 +322,17 @@ impl WsOut {
         })))
     }
 
-    /// Writes encoded frames, all of them or an error.
+    /// Writes encoded frames, all of them or an error. Large writes go in pieces of whole
+    /// frames of about [`WRITE_PIECE`] bytes, taking the lock for each, so that a ping, a pong
+    /// or a reply waits for one piece at most, not for a whole replay.
     pub async fn write(&self, frames: &[u8]) -> io::Result<()> {
-        self.0.lock().await.write(frames).await
+        let mut rest = frames;
+        while !rest.is_empty() {
+            let piece = piece_len(rest, WRITE_PIECE);
+            self.0.lock().await.write(&rest[..piece]).await?;
+            rest = &rest[piece..];
+        }
+        Ok(())
     }
 
     /// Writes one binary frame.
@@ -331,6 +355,43 @@ impl WsOut {
         Parser::write_message(&mut buf, payload, OpCode::Pong, true, false);
         self.write(&buf).await
     }
+}
+
+/// Bytes written under the lock at once, in whole frames (a larger frame goes whole).
+const WRITE_PIECE: usize = 64 * 1024;
+
+/// The length of the longest run of whole frames at the start of `frames` that fits in `limit`
+/// bytes, or of its first frame when that alone is larger. `frames` holds server frames this
+/// module encoded (unmasked, whole); anything else is taken whole.
+fn piece_len(frames: &[u8], limit: usize) -> usize {
+    let mut end = 0;
+    while end < frames.len() {
+        let Some(len) = frame_len(&frames[end..]) else {
+            return frames.len();
+        };
+        if end > 0 && end + len > limit {
+            break;
+        }
+        end += len;
+    }
+    end.min(frames.len())
+}
+
+/// The length, header included, of the unmasked frame `bytes` starts with.
+fn frame_len(bytes: &[u8]) -> Option<usize> {
+    let short = usize::from(*bytes.get(1)? & 0x7f);
+    let (header, payload): (usize, usize) = match short {
+        126 => (
+            4,
+            usize::from(u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?])),
+        ),
+        127 => {
+            let raw: [u8; 8] = bytes.get(2..10)?.try_into().ok()?;
+            (10, usize::try_from(u64::from_be_bytes(raw)).ok()?)
+        }
+        n => (2, n),
+    };
+    header.checked_add(payload)
 }
 
 /// Appends a server text frame (unmasked) to `buf`.
@@ -397,6 +458,30 @@ mod tests {
             .as_deref(),
             Some("chat.example.com")
         );
+    }
+
+    #[test]
+    fn large_writes_are_cut_between_frames() {
+        let mut buf = BytesMut::new();
+        let sizes = [10usize, 200, 70_000, 5, 65_000, 1];
+        let mut ends = Vec::new();
+        for size in sizes {
+            encode_text(&mut buf, &vec![b'a'; size]);
+            ends.push(buf.len());
+        }
+        let mut at = 0;
+        let mut pieces = Vec::new();
+        while at < buf.len() {
+            let len = piece_len(&buf[at..], 64 * 1024);
+            at += len;
+            pieces.push(at);
+        }
+        // Every cut falls on a frame's end; a frame larger than the limit goes whole.
+        assert!(
+            pieces.iter().all(|p| ends.contains(p)),
+            "{pieces:?} {ends:?}"
+        );
+        assert_eq!(pieces, vec![ends[1], ends[2], ends[5]]);
     }
 
     #[test]

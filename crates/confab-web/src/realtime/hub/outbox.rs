@@ -30,6 +30,8 @@ struct Queue {
     senders: AtomicUsize,
     /// The writer is gone: what is offered is dropped.
     closed: AtomicBool,
+    /// Items the writer took and has not handed out yet: they count against `limit` too.
+    taken: AtomicUsize,
 }
 
 impl Queue {
@@ -88,6 +90,7 @@ impl Outbox {
             room: Notify::new(),
             senders: AtomicUsize::new(1),
             closed: AtomicBool::new(false),
+            taken: AtomicUsize::new(0),
         });
         let outbox = Self {
             queue: queue.clone(),
@@ -127,6 +130,8 @@ impl Outbox {
     }
 
     /// Queues an item, waiting for room (not counted against the byte budget: for markers).
+    /// Refused once the writer is gone or the session was told to close: a writer stuck on a
+    /// client that does not read makes no room.
     pub async fn send(&self, item: Outbound) -> Result<(), Refused> {
         let mut item = item;
         loop {
@@ -137,7 +142,10 @@ impl Outbox {
                 Err((Refused::Closed, _)) => return Err(Refused::Closed),
                 Err((Refused::Full, back)) => item = back,
             }
-            room.await;
+            tokio::select! {
+                _ = room => {}
+                _ = self.kick.kicked() => return Err(Refused::Closed),
+            }
         }
     }
 
@@ -150,7 +158,7 @@ impl Outbox {
             return Err((Refused::Closed, item));
         }
         let mut items = self.queue.items();
-        if items.len() >= self.queue.limit {
+        if items.len() + self.queue.taken.load(Ordering::Acquire) >= self.queue.limit {
             return Err((Refused::Full, item));
         }
         items.push_back(item);
@@ -197,10 +205,18 @@ impl OutboxReader {
                 return None;
             }
             std::mem::swap(&mut *items, &mut self.batch);
+            self.queue.taken.store(self.batch.len(), Ordering::Release);
             drop(items);
-            self.queue.room.notify_waiters();
         }
-        self.batch.pop_front()
+        let item = self.batch.pop_front();
+        if item.is_some() {
+            self.queue.taken.fetch_sub(1, Ordering::AcqRel);
+            // Senders waiting for room (rare: markers) are told once per batch.
+            if self.batch.is_empty() {
+                self.queue.room.notify_waiters();
+            }
+        }
+        item
     }
 }
 
