@@ -40,6 +40,26 @@ async fn next(ws: &mut Socket) -> Result<Value, Option<u16>> {
     got.unwrap_or_else(|_| panic!("nothing arrived"))
 }
 
+/// Creates a channel with these members (through REST); its SID.
+async fn channel_of(node: &TestNode, service: &str, name: &str, members: &[&str]) -> String {
+    let rest = node.rest();
+    let channel = rest
+        .post(
+            &format!("/v2/Services/{service}/Channels"),
+            &[("UniqueName", name)],
+        )
+        .await
+        .str("sid");
+    for identity in members {
+        rest.post(
+            &format!("/v2/Services/{service}/Channels/{channel}/Members"),
+            &[("Identity", *identity)],
+        )
+        .await;
+    }
+    channel
+}
+
 /// The close code, skipping any frames before it.
 async fn close_code(ws: &mut Socket) -> Option<u16> {
     loop {
@@ -184,18 +204,7 @@ async fn a_client_that_stops_reading_is_closed_with_4009_and_memory_stays_bounde
         .unwrap();
     let service = service(&node).await;
     let rest = node.rest();
-    let channel = rest
-        .post(
-            &format!("/v2/Services/{service}/Channels"),
-            &[("UniqueName", "firehose")],
-        )
-        .await
-        .str("sid");
-    rest.post(
-        &format!("/v2/Services/{service}/Channels/{channel}/Members"),
-        &[("Identity", "sloth")],
-    )
-    .await;
+    let channel = channel_of(&node, &service, "firehose", &["sloth"]).await;
     let mut slow = raw(&node).await;
     init(&mut slow, &node.token("sloth", &service, 600)).await;
     // The slow client reads nothing while far more than the outbox and the socket buffers hold
@@ -244,21 +253,8 @@ async fn a_stuck_reader_is_closed_as_too_slow_while_the_others_get_everything_in
         .unwrap();
     let service = service(&node).await;
     let rest = node.rest();
-    let channel = rest
-        .post(
-            &format!("/v2/Services/{service}/Channels"),
-            &[("UniqueName", "busy")],
-        )
-        .await
-        .str("sid");
     let identities = ["stuck", "r1", "r2", "r3"];
-    for identity in identities {
-        rest.post(
-            &format!("/v2/Services/{service}/Channels/{channel}/Members"),
-            &[("Identity", identity)],
-        )
-        .await;
-    }
+    let channel = channel_of(&node, &service, "busy", &identities).await;
     let mut stuck = raw(&node).await;
     init(&mut stuck, &node.token("stuck", &service, 600)).await;
     let total = 600u64;

@@ -15,26 +15,31 @@ fn size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-/// Writes `count` services (each a commit of a few pages).
+/// Creates service number `n` (a commit of a few pages).
+async fn create_service(store: &SqliteStore, n: u128) {
+    let mut sids = confab_domain::CountingSids(n * 10 + 1_000_000);
+    let sid = ServiceSid::from_bits(n + 1);
+    let roles = DefaultRoles::new(sid, &mut sids, Timestamp(0));
+    let service = Service::new(
+        sid,
+        "x".repeat(2000),
+        &roles,
+        ServiceLimits {
+            channel_members: 10,
+            user_channels: 10,
+        },
+        Timestamp(0),
+    );
+    store
+        .create_service(&service, &roles.into_vec())
+        .await
+        .unwrap();
+}
+
+/// Writes `count` services, one after another.
 async fn write(store: &SqliteStore, count: u128) {
     for i in 0..count {
-        let mut sids = confab_domain::CountingSids(i * 10 + 1_000_000);
-        let sid = ServiceSid::from_bits(i + 1);
-        let roles = DefaultRoles::new(sid, &mut sids, Timestamp(0));
-        let service = Service::new(
-            sid,
-            "x".repeat(2000),
-            &roles,
-            ServiceLimits {
-                channel_members: 10,
-                user_channels: 10,
-            },
-            Timestamp(0),
-        );
-        store
-            .create_service(&service, &roles.into_vec())
-            .await
-            .unwrap();
+        create_service(store, i).await;
     }
 }
 
@@ -94,24 +99,7 @@ async fn the_log_starts_over_while_writes_never_pause() {
             let store = store.clone();
             tokio::spawn(async move {
                 for i in 0..400u128 {
-                    let n = w * 1_000_000 + i;
-                    let mut sids = confab_domain::CountingSids(n * 10 + 100_000_000);
-                    let sid = ServiceSid::from_bits(n + 1);
-                    let roles = DefaultRoles::new(sid, &mut sids, Timestamp(0));
-                    let service = Service::new(
-                        sid,
-                        "x".repeat(2000),
-                        &roles,
-                        ServiceLimits {
-                            channel_members: 10,
-                            user_channels: 10,
-                        },
-                        Timestamp(0),
-                    );
-                    store
-                        .create_service(&service, &roles.into_vec())
-                        .await
-                        .unwrap();
+                    create_service(&store, (w + 1) * 1_000_000 + i).await;
                 }
             })
         })
