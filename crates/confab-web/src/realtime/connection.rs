@@ -262,13 +262,22 @@ impl Connection {
     pub(super) async fn follow(&mut self, started: Started) -> Flow {
         // Awaited, not offered: a user in many channels queues more markers than the outbox
         // holds, and the writer drains them meanwhile.
-        // A writer that makes no room within the write timeout is stuck on a client that does
-        // not read.
-        let wait = std::time::Duration::from_millis(self.state.realtime.write_timeout_ms.max(1));
+        // A writer that frees no slot for a whole client timeout is stuck on a client that
+        // does not read (each slot frees as the writer hands out an item).
+        let wait = std::time::Duration::from_secs(self.state.realtime.client_timeout_secs.max(1));
         for item in started.markers {
             match tokio::time::timeout(wait, self.outbox.send(item)).await {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => return Flow::Close(CloseCode::TooSlow, "too slow"),
+                // Kicked (draining or too slow) or the writer is gone: close as asked.
+                Ok(Err(_)) => {
+                    return match self.outbox.kick.code() {
+                        Some(CloseCode::Draining) => {
+                            Flow::Close(CloseCode::Draining, "draining: reconnect elsewhere")
+                        }
+                        _ => Flow::Close(CloseCode::TooSlow, "too slow: reconnect and resume"),
+                    };
+                }
+                Err(_) => return Flow::Close(CloseCode::TooSlow, "too slow: reconnect and resume"),
             }
         }
         for (channel, as_of) in started.follow {

@@ -91,8 +91,14 @@ async fn handshake(
     let (mut stream, leftover) = (parts.io, parts.read_buf);
     // actix-http hands the connection over once an earlier response (a pipelined request's) is
     // encoded, not necessarily written: its rest goes first.
+    // A client that does not read gets the write timeout, as a session's writes do: the
+    // dispatcher's own timers no longer run once the connection is upgraded.
+    let wait = Duration::from_millis(state.realtime.write_timeout_ms.max(1));
     if !parts.write_buf.is_empty() {
-        stream.write_all(&parts.write_buf).await.ok()?;
+        tokio::time::timeout(wait, stream.write_all(&parts.write_buf))
+            .await
+            .ok()?
+            .ok()?;
     }
     drop(parts.write_buf);
     let endpoint = match req.path() {
@@ -125,7 +131,10 @@ async fn handshake(
     );
     response.extend_from_slice(&key);
     response.extend_from_slice(b"\r\n\r\n");
-    stream.write_all(&response).await.ok()?;
+    tokio::time::timeout(wait, stream.write_all(&response))
+        .await
+        .ok()?
+        .ok()?;
     // Realtime frames are small and latency-bound: Nagle's algorithm would hold a frame until
     // the previous one is acknowledged, which the peer may delay by 40 ms.
     let _ = stream.set_nodelay(true);
@@ -214,7 +223,9 @@ impl WsReader {
                     Ok(Some(frame)) => return Some(Ok(frame)),
                     // The codec checks a frame's size only once it is whole: a client that
                     // announces a huge frame and keeps sending must not grow the buffer.
-                    Ok(None) if self.buf.len() > self.max_frame + MAX_FRAME_HEADER => {
+                    Ok(None)
+                        if self.buf.len() > self.max_frame.saturating_add(MAX_FRAME_HEADER) =>
+                    {
                         return Some(Err(ProtocolError::Overflow));
                     }
                     Ok(None) => {}
@@ -260,8 +271,8 @@ impl WsReader {
 }
 
 /// The writing end of a session's connection, shared by its reader (replies, pings, pongs,
-/// the close) and its writer (events). Whole buffers of whole frames are written under the
-/// lock, so frames never interleave; a write given up half way (a timeout, an aborted writer)
+/// the close) and its writer (events). Pieces of whole frames are written under the lock, so
+/// frames never interleave (a ping may go between two pieces of a large write); a write given up half way (a timeout, an aborted writer)
 /// keeps its rest, which goes out before anything else, so the client never sees a torn frame.
 #[derive(Debug, Clone)]
 pub struct WsOut(Arc<tokio::sync::Mutex<Writer>>);
@@ -369,10 +380,13 @@ fn piece_len(frames: &[u8], limit: usize) -> usize {
         let Some(len) = frame_len(&frames[end..]) else {
             return frames.len();
         };
-        if end > 0 && end + len > limit {
+        let Some(next) = end.checked_add(len) else {
+            return frames.len();
+        };
+        if end > 0 && next > limit {
             break;
         }
-        end += len;
+        end = next;
     }
     end.min(frames.len())
 }

@@ -92,6 +92,11 @@ impl Kick {
         self.notify.notify_one();
     }
 
+    /// The close code asked for, if the session was kicked.
+    pub fn code(&self) -> Option<CloseCode> {
+        CloseCode::from_code(self.code.load(Ordering::Acquire))
+    }
+
     /// Resolves with the close code once the session was kicked.
     pub async fn kicked(&self) -> CloseCode {
         loop {

@@ -32,6 +32,8 @@ struct Queue {
     closed: AtomicBool,
     /// Items the writer took and has not handed out yet: they count against `limit` too.
     taken: AtomicUsize,
+    /// Senders waiting for room: while there are any, each item handed out tells them.
+    waiting: AtomicUsize,
 }
 
 impl Queue {
@@ -71,6 +73,22 @@ impl Drop for Outbox {
     }
 }
 
+/// A sender waiting for room, counted while it lives (a wait given up is uncounted too).
+struct Waiter<'a>(&'a AtomicUsize);
+
+impl<'a> Waiter<'a> {
+    fn count(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::SeqCst);
+        Self(waiting)
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Why an item could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -91,6 +109,7 @@ impl Outbox {
             senders: AtomicUsize::new(1),
             closed: AtomicBool::new(false),
             taken: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
         });
         let outbox = Self {
             queue: queue.clone(),
@@ -132,16 +151,17 @@ impl Outbox {
     /// Queues an item, waiting for room (not counted against the byte budget: for markers).
     /// Refused once the writer is gone or the session was told to close: a writer stuck on a
     /// client that does not read makes no room.
-    pub async fn send(&self, item: Outbound) -> Result<(), Refused> {
-        let mut item = item;
+    pub async fn send(&self, mut item: Outbound) -> Result<(), Refused> {
         loop {
-            // Created before the check: room made in between is not missed.
+            // Created, and the waiter counted, before the check: a slot freed in between is
+            // not missed (the reader reads `waiting` after it gives `taken` back, both SeqCst).
             let room = self.queue.room.notified();
-            match self.push_or_return(item) {
+            let _waiter = Waiter::count(&self.queue.waiting);
+            item = match self.push_or_return(item) {
                 Ok(()) => return Ok(()),
                 Err((Refused::Closed, _)) => return Err(Refused::Closed),
-                Err((Refused::Full, back)) => item = back,
-            }
+                Err((Refused::Full, back)) => back,
+            };
             tokio::select! {
                 _ = room => {}
                 _ = self.kick.kicked() => return Err(Refused::Closed),
@@ -158,7 +178,7 @@ impl Outbox {
             return Err((Refused::Closed, item));
         }
         let mut items = self.queue.items();
-        if items.len() + self.queue.taken.load(Ordering::Acquire) >= self.queue.limit {
+        if items.len() + self.queue.taken.load(Ordering::SeqCst) >= self.queue.limit {
             return Err((Refused::Full, item));
         }
         items.push_back(item);
@@ -205,14 +225,14 @@ impl OutboxReader {
                 return None;
             }
             std::mem::swap(&mut *items, &mut self.batch);
-            self.queue.taken.store(self.batch.len(), Ordering::Release);
+            self.queue.taken.store(self.batch.len(), Ordering::SeqCst);
             drop(items);
         }
         let item = self.batch.pop_front();
         if item.is_some() {
-            self.queue.taken.fetch_sub(1, Ordering::AcqRel);
-            // Senders waiting for room (rare: markers) are told once per batch.
-            if self.batch.is_empty() {
+            self.queue.taken.fetch_sub(1, Ordering::SeqCst);
+            // Senders waiting for room (rare: markers) are told of each slot.
+            if self.queue.waiting.load(Ordering::SeqCst) > 0 {
                 self.queue.room.notify_waiters();
             }
         }
@@ -300,5 +320,21 @@ mod tests {
             "offered to a gone session: dropped"
         );
         assert_eq!(outbox.budget.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_sender_waiting_for_room_stops_when_the_session_is_kicked() {
+        let (outbox, _reader) = Outbox::bounded(1, 1024);
+        outbox.send(frame("1")).await.unwrap();
+        let waiting = {
+            let outbox = outbox.clone();
+            tokio::spawn(async move { outbox.send(frame("2")).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "no room");
+        outbox.kick.kick(CloseCode::Draining);
+        assert_eq!(waiting.await.unwrap(), Err(Refused::Closed));
+        assert_eq!(outbox.queue.waiting.load(Ordering::SeqCst), 0);
+        assert_eq!(outbox.kick.code(), Some(CloseCode::Draining));
     }
 }
