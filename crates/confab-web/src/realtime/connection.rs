@@ -21,6 +21,14 @@ use super::hub::{Outbound, Outbox, SessionId};
 use crate::token;
 use crate::AppState;
 
+/// The close of a session that was kicked with `code`: draining, else too slow.
+pub(super) fn kicked_close(code: CloseCode) -> (CloseCode, &'static str) {
+    match code {
+        CloseCode::Draining => (CloseCode::Draining, "draining: reconnect elsewhere"),
+        _ => (CloseCode::TooSlow, "too slow: reconnect and resume"),
+    }
+}
+
 /// What the reader loop does after a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Flow {
@@ -266,19 +274,14 @@ impl Connection {
         // does not read (each slot frees as the writer hands out an item).
         let wait = std::time::Duration::from_secs(self.state.realtime.client_timeout_secs.max(1));
         for item in started.markers {
-            match tokio::time::timeout(wait, self.outbox.send(item)).await {
-                Ok(Ok(())) => {}
+            let kicked = match tokio::time::timeout(wait, self.outbox.send(item)).await {
+                Ok(Ok(())) => continue,
                 // Kicked (draining or too slow) or the writer is gone: close as asked.
-                Ok(Err(_)) => {
-                    return match self.outbox.kick.code() {
-                        Some(CloseCode::Draining) => {
-                            Flow::Close(CloseCode::Draining, "draining: reconnect elsewhere")
-                        }
-                        _ => Flow::Close(CloseCode::TooSlow, "too slow: reconnect and resume"),
-                    };
-                }
-                Err(_) => return Flow::Close(CloseCode::TooSlow, "too slow: reconnect and resume"),
-            }
+                Ok(Err(_)) => self.outbox.kick.code().unwrap_or(CloseCode::TooSlow),
+                Err(_) => CloseCode::TooSlow,
+            };
+            let (code, reason) = kicked_close(kicked);
+            return Flow::Close(code, reason);
         }
         for (channel, as_of) in started.follow {
             self.state.hub.subscribe(self.id, channel, as_of);

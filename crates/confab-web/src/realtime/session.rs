@@ -22,7 +22,7 @@ use confab_domain::ChannelSid;
 use confab_protocol::realtime::{self as rt, CloseCode};
 use confab_store::Store;
 
-use super::connection::{Connection, Flow};
+use super::connection::{kicked_close, Connection, Flow};
 use super::hub::{ByteBudget, Kick, Outbound, Outbox, OutboxReader};
 use super::socket::{self, WsOut, WsReader, RETAINED_WRITE_BUFFER};
 use crate::metrics::WebMetrics;
@@ -33,7 +33,7 @@ use crate::AppState;
 pub(super) const COALESCE_BYTES: usize = 64 * 1024;
 
 /// A text frame's payload as a string; invalid UTF-8 is a protocol error (RFC 6455 §8.1).
-pub(super) fn text_payload(bytes: bytes::Bytes) -> Option<ByteString> {
+fn text_payload(bytes: bytes::Bytes) -> Option<ByteString> {
     ByteString::try_from(bytes).ok()
 }
 
@@ -107,10 +107,7 @@ pub(super) async fn run(state: Arc<AppState>, mut reader: WsReader, out: WsOut) 
                     break None;
                 }
             }
-            code = kick.kicked() => break Some(match code {
-                CloseCode::Draining => (CloseCode::Draining, "draining: reconnect elsewhere"),
-                _ => (CloseCode::TooSlow, "too slow: reconnect and resume"),
-            }),
+            code = kick.kicked() => break Some(kicked_close(code)),
             _ = sleep_until(token_deadline), if token_deadline.is_some() => {
                 if let Flow::Close(code, reason) = conn.token_timer() {
                     break Some((code, reason));
@@ -313,10 +310,6 @@ async fn process<S: Sink>(
                 if let Some(m) = &state.metrics {
                     m.gaps_repaired.inc_by(seq - expected);
                 }
-                // What was gathered goes out before the store is asked for the gap.
-                if ws.pending() > 0 && !ws.flush().await {
-                    return false;
-                }
                 // Boxed, as below: kept out of every idle writer's task.
                 let repaired =
                     Box::pin(repair(state, ws, next, channel, expected, seq - 1, kick)).await;
@@ -339,9 +332,6 @@ async fn process<S: Sink>(
         }
         Outbound::Catchup { channel, upto } => match next.get(&channel).copied() {
             Some(expected) if upto >= expected => {
-                if ws.pending() > 0 && !ws.flush().await {
-                    return false;
-                }
                 Box::pin(repair(state, ws, next, channel, expected, upto, kick)).await
             }
             _ => true,
@@ -362,6 +352,10 @@ async fn repair<S: Sink>(
     kick: &Kick,
 ) -> bool {
     const BATCH: usize = 500;
+    // What was gathered goes out before the store is asked for the gap.
+    if ws.pending() > 0 && !ws.flush().await {
+        return false;
+    }
     let mut cursor = from.saturating_sub(1);
     loop {
         let events = match state.store.events_after(channel, cursor, BATCH).await {
