@@ -22,7 +22,8 @@ pub const EXPORTED: &[&str] = &[
     "confab_store_batch_size",
 ];
 
-async fn scrape(node: &TestNode) -> String {
+/// The node's metrics as Prometheus text.
+pub(crate) async fn scrape(node: &TestNode) -> String {
     reqwest::get(format!("http://{}/metrics", node.admin_addr))
         .await
         .unwrap()
@@ -31,7 +32,8 @@ async fn scrape(node: &TestNode) -> String {
         .unwrap()
 }
 
-fn value(text: &str, series: &str) -> f64 {
+/// The value of `series` (a name with its labels, if any) in `text`.
+pub(crate) fn value(text: &str, series: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())

@@ -60,6 +60,20 @@ async fn channel_of(node: &TestNode, service: &str, name: &str, members: &[&str]
     channel
 }
 
+/// Posts `count` messages with `body` through REST, each acknowledged.
+async fn post_bodies(node: &TestNode, service: &str, channel: &str, body: &str, count: usize) {
+    let rest = node.rest();
+    for _ in 0..count {
+        let r = rest
+            .post(
+                &format!("/v2/Services/{service}/Channels/{channel}/Messages"),
+                &[("Body", body)],
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+}
+
 /// The close code, skipping any frames before it.
 async fn close_code(ws: &mut Socket) -> Option<u16> {
     loop {
@@ -203,23 +217,13 @@ async fn a_client_that_stops_reading_is_closed_with_4009_and_memory_stays_bounde
         .start()
         .unwrap();
     let service = service(&node).await;
-    let rest = node.rest();
     let channel = channel_of(&node, &service, "firehose", &["sloth"]).await;
     let mut slow = raw(&node).await;
     init(&mut slow, &node.token("sloth", &service, 600)).await;
     // The slow client reads nothing while far more than the outbox and the socket buffers hold
     // is sent to it.
-    let body = "y".repeat(16 * 1024);
     let total = 600;
-    for _ in 0..total {
-        let r = rest
-            .post(
-                &format!("/v2/Services/{service}/Channels/{channel}/Messages"),
-                &[("Body", &body)],
-            )
-            .await;
-        assert_eq!(r.status, 201);
-    }
+    post_bodies(&node, &service, &channel, &"y".repeat(16 * 1024), total).await;
     // Now it reads: what was buffered, then the close.
     let mut delivered = 0;
     let code = loop {
@@ -252,7 +256,6 @@ async fn a_stuck_reader_is_closed_as_too_slow_while_the_others_get_everything_in
         .start()
         .unwrap();
     let service = service(&node).await;
-    let rest = node.rest();
     let identities = ["stuck", "r1", "r2", "r3"];
     let channel = channel_of(&node, &service, "busy", &identities).await;
     let mut stuck = raw(&node).await;
@@ -275,16 +278,14 @@ async fn a_stuck_reader_is_closed_as_too_slow_while_the_others_get_everything_in
         }));
     }
     // Far more than the budget and the socket buffers: the stuck reader reads nothing.
-    let body = "z".repeat(16 * 1024);
-    for _ in 0..total {
-        let r = rest
-            .post(
-                &format!("/v2/Services/{service}/Channels/{channel}/Messages"),
-                &[("Body", &body)],
-            )
-            .await;
-        assert_eq!(r.status, 201);
-    }
+    post_bodies(
+        &node,
+        &service,
+        &channel,
+        &"z".repeat(16 * 1024),
+        total as usize,
+    )
+    .await;
     for reader in readers {
         let indices = reader.await.unwrap();
         assert_eq!(
@@ -296,16 +297,10 @@ async fn a_stuck_reader_is_closed_as_too_slow_while_the_others_get_everything_in
     assert_eq!(close_code(&mut stuck).await, Some(4009));
     // Closed for being slow, once (what it cost the node is bounded by its budget: the
     // writer unit test `a_client_that_stops_reading_costs_the_node_its_byte_budget_at_most`).
-    let metrics = reqwest::get(format!("http://{}/metrics", node.admin_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("confab_slow_consumer_closes_total ") && l.ends_with(" 1")),
+    let metrics = crate::metrics::scrape(&node).await;
+    assert_eq!(
+        crate::metrics::value(&metrics, "confab_slow_consumer_closes_total"),
+        1.0,
         "one slow consumer closed"
     );
     node.stop().await;

@@ -606,16 +606,13 @@ async fn channel_webhooks_fire_by_filter_and_keyword() {
     assert_eq!(triggered[0]["WebhookSid"], trigger);
     assert_eq!(triggered[0]["WebhookType"], "trigger");
 
-    let metrics = reqwest::get(format!("http://{}/metrics", node.admin_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.lines().any(|l| l.starts_with(
-            "confab_webhook_attempts_total{event=\"onMessageSent\",outcome=\"ok\"} 3"
-        )),
+    let metrics = crate::metrics::scrape(&node).await;
+    assert_eq!(
+        crate::metrics::value(
+            &metrics,
+            "confab_webhook_attempts_total{event=\"onMessageSent\",outcome=\"ok\"}"
+        ),
+        3.0,
         "three onMessageSent calls counted"
     );
     node.stop().await;
