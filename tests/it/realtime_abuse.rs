@@ -405,3 +405,44 @@ async fn a_stopping_node_tells_clients_to_reconnect_with_4010() {
     assert_eq!(code, Some(4010));
     stopping.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_node_at_its_connection_bound_answers_503_until_a_session_closes() {
+    let node = TestNode::builder()
+        .configure(|c| c.realtime.max_connections = 2)
+        .start()
+        .unwrap();
+    let service = service(&node).await;
+    let mut first = raw(&node).await;
+    init(&mut first, &node.token("first", &service, 600)).await;
+    let _second = raw(&node).await;
+    let refused = tokio_tungstenite::connect_async(node.ws_url()).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!("a third connection is refused with 503, got {other:?}"),
+    }
+    // The node keeps serving the sessions it holds.
+    send(
+        &mut first,
+        json!({"type": "getSubscribedChannels", "id": 2}),
+    )
+    .await;
+    assert_eq!(reply(&mut first, 2).await["type"], "reply");
+    first.close(None).await.unwrap();
+    // Once the server has seen the close, its place is free again.
+    let mut again = None;
+    for _ in 0..200 {
+        match tokio_tungstenite::connect_async(node.ws_url()).await {
+            Ok((ws, _)) => {
+                again = Some(ws);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let mut again = again.expect("a place frees when a session closes");
+    init(&mut again, &node.token("again", &service, 600)).await;
+    node.stop().await;
+}

@@ -41,6 +41,7 @@ pub struct Node {
     admin: ServerHandle,
     runtime: ChannelRuntime,
     hub: confab_web::realtime::Hub,
+    sessions: confab_web::realtime::Sessions,
     ready: Arc<AtomicBool>,
     shutdown_timeout: Duration,
     servers: Vec<actix_web::rt::task::JoinHandle<std::io::Result<()>>>,
@@ -238,6 +239,7 @@ impl Node {
                 config.dev_tokens
             );
         }
+        let sessions = confab_web::realtime::Sessions::new(config.realtime.max_connections);
         let state = web::Data::new(AppState {
             app: confab_app::App::new(
                 runtime.clone(),
@@ -272,6 +274,7 @@ impl Node {
             },
             realtime: config.realtime.clone(),
             hub,
+            sessions: sessions.clone(),
             dev_tokens,
             dev_tokens_loopback_only: config.dev_tokens == crate::config::DevTokens::Auto,
             dev_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -421,6 +424,7 @@ impl Node {
             admin: admin_handle,
             runtime,
             hub: drain_hub,
+            sessions,
             ready,
             shutdown_timeout,
             servers,
@@ -435,6 +439,8 @@ impl Node {
             admin: self.admin.clone(),
             ready: self.ready.clone(),
             hub: self.hub.clone(),
+            sessions: self.sessions.clone(),
+            shutdown_timeout: self.shutdown_timeout,
             runtime: self.runtime.clone(),
         }
     }
@@ -467,6 +473,8 @@ pub struct Stopper {
     admin: ServerHandle,
     ready: Arc<AtomicBool>,
     hub: confab_web::realtime::Hub,
+    sessions: confab_web::realtime::Sessions,
+    shutdown_timeout: Duration,
     runtime: ChannelRuntime,
 }
 
@@ -478,7 +486,8 @@ impl std::fmt::Debug for Stopper {
 
 impl Stopper {
     /// Marks the node not ready, tells realtime clients to reconnect elsewhere (close 4010),
-    /// then stops both servers gracefully. In cluster mode the node first leaves the live set
+    /// waits for its WebSocket sessions to close (up to the shutdown timeout), then stops both
+    /// servers gracefully (forced if the sessions used the whole timeout). In cluster mode the node first leaves the live set
     /// (no command is routed here any more), and after the requests in flight it releases
     /// every channel lease, so that other nodes take its channels at once.
     pub async fn stop(&self) {
@@ -494,7 +503,15 @@ impl Stopper {
             let _ = tokio::time::timeout(bounded, cluster.leave()).await;
         }
         self.hub.drain();
-        self.http.stop(true).await;
+        // Sessions run on tasks of their own, which the HTTP server neither counts nor waits
+        // for: they get the shutdown timeout to close (4010) before its workers stop.
+        self.http.pause().await;
+        let sessions_closed =
+            tokio::time::timeout(self.shutdown_timeout, self.sessions.close_all())
+                .await
+                .is_ok();
+        // Sessions that outlived the timeout have used the drain's time: the stop is forced.
+        self.http.stop(sessions_closed).await;
         if let Some(cluster) = &cluster {
             let _ = tokio::time::timeout(bounded, self.runtime.release_all()).await;
             cluster.shutdown();

@@ -77,6 +77,8 @@ pub struct AppState {
     pub realtime: realtime::RealtimeConfig,
     /// The node's realtime fan-out hub.
     pub hub: realtime::Hub,
+    /// The node's WebSocket sessions: their bound, and the wait for them when it stops.
+    pub sessions: realtime::Sessions,
     /// Whether `POST /dev/token` hands out tokens (see [`dev`]).
     pub dev_tokens: bool,
     /// Whether each `/dev/token` request must also come from this host, directly: a loopback

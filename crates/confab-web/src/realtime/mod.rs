@@ -1,7 +1,7 @@
 //! The realtime WebSocket API at `GET /v2/realtime` (`docs/protocol.md`).
 //!
 //! [`hub`] fans committed events out to sessions; [`socket`] takes a WebSocket upgrade and
-//! gives the session its connection; [`session`] runs one WebSocket (reader, writer with gap
+//! gives the session its connection (and its own task, counted by [`Sessions`]); [`session`] runs one WebSocket (reader, writer with gap
 //! repair and coalesced writes, keepalive, limits); [`connection`] decodes a connection's requests
 //! and holds its authentication; [`ops`] turns each request into a call of the application
 //! layer (`confab-app`) and renders the reply.
@@ -13,9 +13,11 @@ mod ops;
 
 pub(crate) use ops::online_anywhere;
 mod session;
+mod sessions;
 mod socket;
 mod twilsock;
 
+pub use sessions::Sessions;
 pub use socket::upgrade_service;
 
 use std::time::Duration;
@@ -74,6 +76,9 @@ pub struct RealtimeConfig {
     /// Longest lifetime of an access token accepted, in seconds, from its `nbf` (or `iat`) to
     /// its `exp` (Twilio's limit: 24 hours). Longer ones are refused with 20157.
     pub max_token_lifetime_secs: u64,
+    /// Most WebSocket sessions (realtime and twilsock) one node holds; an upgrade beyond is
+    /// answered 503.
+    pub max_connections: usize,
 }
 
 impl Default for RealtimeConfig {
@@ -94,6 +99,7 @@ impl Default for RealtimeConfig {
             max_replay: 10_000,
             max_subscribed: 1000,
             max_token_lifetime_secs: 24 * 3600,
+            max_connections: 100_000,
         }
     }
 }

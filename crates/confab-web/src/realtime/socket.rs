@@ -22,6 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
+use super::sessions::{Admitted, Refusal};
 use crate::AppState;
 
 /// What one read asks the kernel for at most; the read buffer grows by this much only while a
@@ -68,24 +69,44 @@ enum Endpoint {
 }
 
 async fn accept(state: Arc<AppState>, req: Request, io: UpgradeIo) {
-    let Some((endpoint, http_base, reader, out)) = handshake(&state, req, io).await else {
+    let Some(accepted) = handshake(&state, req, io).await else {
         return;
     };
-    // Boxed, each on its own: inline, the larger of the two sessions (and the handshake) would
-    // size every connection's task, HTTP ones included.
+    let Accepted {
+        endpoint,
+        http_base,
+        reader,
+        out,
+        admitted,
+    } = accepted;
+    // Each session on a task of its own, and the connection's task (actix-http's dispatcher,
+    // which has nothing left to do) ends here: an idle session holds only what it uses.
     match endpoint {
-        Endpoint::Realtime => Box::pin(super::session::run(state, reader, out)).await,
-        Endpoint::Twilsock => Box::pin(super::twilsock::run(state, reader, out, http_base)).await,
+        Endpoint::Realtime => drop(actix_web::rt::spawn(async move {
+            super::session::run(state, reader, out).await;
+            drop(admitted);
+        })),
+        Endpoint::Twilsock => drop(actix_web::rt::spawn(async move {
+            super::twilsock::run(state, reader, out, http_base).await;
+            drop(admitted);
+        })),
     }
+}
+
+/// What a session starts with.
+struct Accepted {
+    endpoint: Endpoint,
+    /// The scheme and host the client reached, for the links twilsock hands out.
+    http_base: String,
+    reader: WsReader,
+    out: WsOut,
+    /// The session's place in the node's count.
+    admitted: Admitted,
 }
 
 /// Answers the upgrade request; what the session needs, or `None` when the request was refused.
 /// The request and actix-http's buffers are gone when it returns: a session holds none of them.
-async fn handshake(
-    state: &AppState,
-    req: Request,
-    io: UpgradeIo,
-) -> Option<(Endpoint, String, WsReader, WsOut)> {
+async fn handshake(state: &AppState, req: Request, io: UpgradeIo) -> Option<Accepted> {
     let parts = io.into_parts();
     // What the client sent after its request (its first frames) is already in the read buffer.
     let (mut stream, leftover) = (parts.io, parts.read_buf);
@@ -117,6 +138,17 @@ async fn handshake(
         refuse(&mut stream, status, &e.to_string()).await;
         return None;
     }
+    let admitted = match state.sessions.admit() {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            let why = match refusal {
+                Refusal::Full => "this node holds its maximum of realtime connections",
+                Refusal::Closing => "this node is stopping",
+            };
+            refuse(&mut stream, "503 Service Unavailable", why).await;
+            return None;
+        }
+    };
     let key = ws::hash_key(
         req.head()
             .headers()
@@ -148,7 +180,13 @@ async fn handshake(
         codec: Codec::new().max_size(state.realtime.max_frame_bytes),
         max_frame: state.realtime.max_frame_bytes,
     };
-    Some((endpoint, http_base, reader, WsOut::new(write)))
+    Some(Accepted {
+        endpoint,
+        http_base,
+        reader,
+        out: WsOut::new(write),
+        admitted,
+    })
 }
 
 /// Answers an upgrade request that does not become a session, and closes.

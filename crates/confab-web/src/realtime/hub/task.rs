@@ -52,6 +52,8 @@ pub(super) struct HubTask {
     /// Users another node announced online (and has not announced offline since): the node,
     /// the user's channels and the user, to tell local peers if that node dies.
     pub(super) remote_online: HashMap<UserKey, RemoteUser>,
+    /// The node is stopping: a session that registers now is told to reconnect elsewhere too.
+    pub(super) draining: bool,
 }
 
 impl HubTask {
@@ -134,6 +136,9 @@ impl HubTask {
                     .as_ref()
                     .and_then(|b| b.follow(&Topic::User(service, identity.clone())));
                 let _ = followed.send(subscribed);
+                if self.draining {
+                    tell_to_reconnect(&outbox);
+                }
                 self.sessions.insert(
                     id,
                     SessionEntry {
@@ -179,14 +184,9 @@ impl HubTask {
             } => self.announce_offline(key, user, channels),
             Command::RemoteOffline { key, node } => self.remote_offline(&key, &node),
             Command::Drain => {
-                let frame: ByteString = json!({"type": "reconnect", "reason": "draining"})
-                    .to_string()
-                    .into();
+                self.draining = true;
                 for entry in self.sessions.values() {
-                    // The close code first (the first asked for wins): a full outbox must not
-                    // turn the drain into a slow-consumer close.
-                    entry.outbox.kick.kick(CloseCode::Draining);
-                    let _ = entry.outbox.offer(Outbound::Frame(frame.clone()));
+                    tell_to_reconnect(&entry.outbox);
                 }
             }
             Command::Subscribe { id, channel, as_of } => {
@@ -342,4 +342,15 @@ async fn next_signal<T: Clone>(receiver: &mut Option<broadcast::Receiver<T>>) ->
         *receiver = None;
     }
     next
+}
+
+/// Tells a session that this node is stopping: `reconnect`, then close 4010.
+fn tell_to_reconnect(outbox: &Outbox) {
+    let frame: ByteString = json!({"type": "reconnect", "reason": "draining"})
+        .to_string()
+        .into();
+    // The close code first (the first asked for wins): a full outbox must not turn the drain
+    // into a slow-consumer close.
+    outbox.kick.kick(CloseCode::Draining);
+    let _ = outbox.offer(Outbound::Frame(frame));
 }

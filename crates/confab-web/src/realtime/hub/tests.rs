@@ -167,3 +167,19 @@ async fn a_full_outbox_is_closed_as_too_slow_and_the_others_go_on() {
         assert_eq!(next_event(&mut reader).await.0, want);
     }
 }
+
+#[tokio::test]
+async fn a_draining_hub_tells_every_session_to_reconnect_even_one_that_registers_after() {
+    let (hub, _broker) = start();
+    let general = ChannelSid::from_bits(1);
+    let mut before = session(&hub, "before", general, 16).await;
+    hub.drain();
+    let mut after = session(&hub, "after", general, 16).await;
+    for s in [&mut before, &mut after] {
+        let code = tokio::time::timeout(WAIT, s.kick.kicked()).await.unwrap();
+        assert_eq!(code, CloseCode::Draining);
+        let told = std::iter::from_fn(|| s.rx.try_next())
+            .any(|item| matches!(&item, Outbound::Frame(frame) if frame.contains("\"reconnect\"")));
+        assert!(told, "a reconnect frame is queued before the close");
+    }
+}
