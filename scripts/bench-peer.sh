@@ -71,8 +71,10 @@ r = json.load(open(sys.argv[2]))
 l = r["latency_ms"]
 cpu = r.get("server_cpu_per_100k")
 cpu = f"{cpu:.2f}" if cpu is not None else "-"
+kernel = r.get("server_system_cpu_per_100k")
+kernel = f"{kernel:.2f}" if kernel is not None else "-"
 print(f"  {sys.argv[1]:<24} {r['delivered_per_sec']:>9,.0f}/s  p50 {l['p50']:>8.1f} ms  p99 {l['p99']:>8.1f} ms  "
-      f"CPU {cpu:>6} s/100k  lost {r['lost']} dup {r['duplicates']} ooo {r['out_of_order']} errors {r['errors']}")
+      f"CPU {cpu:>6} s/100k (kernel {kernel:>5})  lost {r['lost']} dup {r['duplicates']} ooo {r['out_of_order']} errors {r['errors']}")
 PY
 }
 

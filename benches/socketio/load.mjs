@@ -25,12 +25,16 @@ if (urls.length === 0 || connections < channels) {
   process.exit(2);
 }
 
+// The servers' CPU seconds: user and system (the kernel's part), from /proc, as confab-bench.
 const cpu = () =>
-  serverPids.reduce((total, pid) => {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return total + Number(fields[11]) + Number(fields[12]);
-  }, 0) / 100;
+  serverPids.reduce(
+    (total, pid) => {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return { user: total.user + Number(fields[11]) / 100, system: total.system + Number(fields[12]) / 100 };
+    },
+    { user: 0, system: 0 },
+  );
 const now = () => performance.timeOrigin + performance.now();
 
 // Connect and join, 100 at a time.
@@ -109,7 +113,9 @@ const drainUntil = now() + drain;
 while (delivered < expected && now() < drainUntil) {
   await new Promise((resolve) => setTimeout(resolve, 50));
 }
-const serverCpu = serverPids.length ? cpu() - cpuStart : null;
+const cpuEnd = serverPids.length ? cpu() : null;
+const serverCpu = cpuEnd ? cpuEnd.user + cpuEnd.system - cpuStart.user - cpuStart.system : null;
+const serverSystemCpu = cpuEnd ? cpuEnd.system - cpuStart.system : null;
 for (const socket of sockets) socket.close();
 
 let lost = 0;
@@ -145,6 +151,8 @@ const report = {
   errors,
   server_cpu_secs: serverCpu,
   server_cpu_per_100k: serverCpu === null ? null : (serverCpu / Math.max(delivered, 1)) * 100000,
+  server_system_cpu_per_100k:
+    serverSystemCpu === null ? null : (serverSystemCpu / Math.max(delivered, 1)) * 100000,
 };
 console.log(JSON.stringify(report));
 process.exit(0);

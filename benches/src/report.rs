@@ -87,6 +87,9 @@ pub struct Report {
     /// The same per 100,000 deliveries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu_per_100k: Option<f64>,
+    /// Of that, the kernel's part (system time: system calls, the network stack, scheduling).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_system_cpu_per_100k: Option<f64>,
 }
 
 impl Report {
@@ -122,6 +125,9 @@ impl Report {
             text.push_str(&format!(
                 "\n  server CPU {cpu:.2} s over the send phase, {per:.2} s per 100,000 deliveries"
             ));
+            if let Some(system) = self.server_system_cpu_per_100k {
+                text.push_str(&format!(" ({system:.2} s of it in the kernel)"));
+            }
         }
         text
     }

@@ -1,20 +1,46 @@
 //! The resident memory and CPU time of the processes under test, from `/proc` (Linux).
 
-/// The CPU time (user and system) `pids` have used so far, in seconds; `None` when one of them
-/// cannot be read.
-pub fn cpu_secs(pids: &[u32]) -> Option<f64> {
+/// CPU time in seconds: in the processes' own code (user) and in the kernel on their behalf
+/// (system: system calls, the network stack, scheduling).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTimes {
+    pub user: f64,
+    pub system: f64,
+}
+
+impl CpuTimes {
+    /// User and system together.
+    pub fn total(&self) -> f64 {
+        self.user + self.system
+    }
+
+    /// What was used since `start`.
+    pub fn since(&self, start: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            user: self.user - start.user,
+            system: self.system - start.system,
+        }
+    }
+}
+
+/// The CPU time `pids` have used so far; `None` when one of them cannot be read.
+pub fn cpu_times(pids: &[u32]) -> Option<CpuTimes> {
     // `/proc/PID/stat` counts in clock ticks, 100 a second on Linux.
     const TICKS: f64 = 100.0;
-    let mut total = 0u64;
+    let (mut user, mut system) = (0u64, 0u64);
     for pid in pids {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // Fields after the command name (which may hold spaces, inside parentheses).
         let rest = stat.rsplit_once(')')?.1;
         let fields: Vec<&str> = rest.split_whitespace().collect();
         // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-        total += fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        user += fields.get(11)?.parse::<u64>().ok()?;
+        system += fields.get(12)?.parse::<u64>().ok()?;
     }
-    Some(total as f64 / TICKS)
+    Some(CpuTimes {
+        user: user as f64 / TICKS,
+        system: system as f64 / TICKS,
+    })
 }
 
 /// The PID of the process listening on `port` on this machine, from `/proc/net/tcp{,6}` and

@@ -153,3 +153,44 @@ async fn joining_accepts_an_invite_and_user_channels_show_unread_counts() {
     assert_eq!(uc.body["status"], "joined");
     node.stop().await;
 }
+
+#[tokio::test]
+async fn a_deleted_channel_refuses_posts_and_another_service_cannot_post_to_a_channel() {
+    let node = TestNode::start().unwrap();
+    let rest = node.rest();
+    let (service, channel) = service_with_channel(&rest, "short-lived").await;
+    let (other, _) = service_with_channel(&rest, "elsewhere").await;
+    let post = |service: String, channel: String| {
+        let rest = rest.clone();
+        async move {
+            rest.post(
+                &format!("/v2/Services/{service}/Channels/{channel}/Messages"),
+                &[("Body", "hi")],
+            )
+            .await
+        }
+    };
+    // The node now knows the channel exists: the checks below must not rest on a stale read.
+    assert_eq!(post(service.clone(), channel.clone()).await.status, 201);
+    let foreign = post(other.clone(), channel.clone()).await;
+    assert_eq!(
+        (foreign.status, foreign.body["code"].as_u64()),
+        (404, Some(50300))
+    );
+    let deleted = rest
+        .delete(&format!("/v2/Services/{service}/Channels/{channel}"))
+        .await;
+    assert_eq!(deleted.status, 204);
+    let after = post(service.clone(), channel.clone()).await;
+    assert_eq!(
+        (after.status, after.body["code"].as_u64()),
+        (404, Some(50300))
+    );
+    let listed = rest
+        .get(&format!(
+            "/v2/Services/{service}/Channels/{channel}/Messages"
+        ))
+        .await;
+    assert_eq!(listed.status, 404);
+    node.stop().await;
+}

@@ -121,7 +121,7 @@ pub(crate) async fn run(
     let period = Duration::from_secs_f64(1.0 / per_channel_rate);
     let started = Instant::now();
     let started_us = now_micros();
-    let cpu_at_start = crate::rss::cpu_secs(&options.server_pids);
+    let cpu_at_start = crate::rss::cpu_times(&options.server_pids);
     let deadline = tokio::time::Instant::now() + options.duration;
     let mut senders = Vec::new();
     for c in 0..channels {
@@ -187,9 +187,9 @@ pub(crate) async fn run(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     progress.finish();
-    let server_cpu = crate::rss::cpu_secs(&options.server_pids)
+    let server_cpu = crate::rss::cpu_times(&options.server_pids)
         .zip(cpu_at_start)
-        .map(|(end, start)| end - start)
+        .map(|(end, start)| end.since(start))
         .filter(|_| !options.server_pids.is_empty());
     for conn in conns.iter().flatten() {
         conn.close();
@@ -228,9 +228,10 @@ pub(crate) async fn run(
     let last = progress.last_delivery_us.load(Ordering::Relaxed);
     let delivering = (last.saturating_sub(started_us) as f64 / 1e6).max(secs);
     report.delivered_per_sec = report.delivered as f64 / delivering;
-    report.server_cpu_secs = server_cpu;
-    report.server_cpu_per_100k =
-        server_cpu.map(|cpu| cpu / (report.delivered.max(1) as f64) * 100_000.0);
+    let per_100k = |secs: f64| secs / (report.delivered.max(1) as f64) * 100_000.0;
+    report.server_cpu_secs = server_cpu.map(|cpu| cpu.total());
+    report.server_cpu_per_100k = server_cpu.map(|cpu| per_100k(cpu.total()));
+    report.server_system_cpu_per_100k = server_cpu.map(|cpu| per_100k(cpu.system));
     report.sent_per_sec = report.sent as f64 / secs;
     Ok(report)
 }

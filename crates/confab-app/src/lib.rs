@@ -15,6 +15,7 @@
 mod allowance;
 pub mod channels;
 pub mod error;
+mod known;
 pub mod lookup;
 pub mod media;
 pub mod messages;
@@ -24,7 +25,7 @@ mod webhooks;
 use std::sync::Arc;
 
 use confab_cluster::{ChannelOp, ChannelRuntime, Policies};
-use confab_domain::{ChannelEvent, ChannelSid, Limits, ServiceSid};
+use confab_domain::{ChannelEvent, ChannelEventKind, ChannelSid, Limits, ServiceSid};
 use confab_store::Store;
 
 pub use confab_domain::{Caller, Participation};
@@ -62,6 +63,8 @@ pub struct App {
     invited: Arc<allowance::Allowances>,
     /// Where media live, and the node's upload slots.
     media: Arc<media::MediaState>,
+    /// Channels seen to exist, so that a write need not read its channel first.
+    known: Arc<known::KnownChannels>,
 }
 
 impl App {
@@ -73,6 +76,7 @@ impl App {
             limits,
             invited: Arc::default(),
             media: Arc::new(media::MediaState::new(media)),
+            known: Arc::default(),
         }
     }
 
@@ -128,7 +132,9 @@ impl App {
         channel: ChannelSid,
         op: ChannelOp,
     ) -> AppResult<Vec<ChannelEvent>> {
-        Ok(self.runtime.execute(channel, caller.clone(), op).await?)
+        let events = self.runtime.execute(channel, caller.clone(), op).await?;
+        self.forget_removed(&events);
+        Ok(events)
     }
 
     /// [`App::execute`] as the account, firing post-event webhooks when `webhooks` (a REST call
@@ -144,6 +150,17 @@ impl App {
             op,
             webhooks,
         };
-        Ok(self.runtime.execute_request(channel, request).await?)
+        let events = self.runtime.execute_request(channel, request).await?;
+        self.forget_removed(&events);
+        Ok(events)
+    }
+
+    /// A deleted channel is no longer known to exist.
+    fn forget_removed(&self, events: &[ChannelEvent]) {
+        for event in events {
+            if matches!(event.kind, ChannelEventKind::ChannelRemoved { .. }) {
+                self.known.forget(event.channel_sid);
+            }
+        }
     }
 }

@@ -31,9 +31,20 @@ impl App {
 
     /// The SID of a channel of `service` named by SID or unique name (50300 when there is
     /// none). Read from the store, so that no actor (and, in a cluster, no lease) is started
-    /// for a channel that does not exist.
+    /// for a channel that does not exist; a SID of a channel this node has seen exist in
+    /// `service` is not read again (`known.rs`).
     pub async fn channel_sid(&self, service: ServiceSid, key: &str) -> AppResult<ChannelSid> {
-        Ok(self.load_channel(service, key).await?.sid)
+        if let Some(sid) = ChannelSid::is_sid(key)
+            .then(|| key.parse::<ChannelSid>().ok())
+            .flatten()
+        {
+            if self.known.contains(service, sid) {
+                return Ok(sid);
+            }
+        }
+        let channel = self.load_channel(service, key).await?;
+        self.known.insert(service, channel.sid);
+        Ok(channel.sid)
     }
 
     /// A user by SID or identity (50200 when there is none).

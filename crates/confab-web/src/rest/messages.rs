@@ -43,7 +43,7 @@ async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let service = state.app.load_service(&path.0).await?;
-    let channel = state.app.load_channel(service.sid, &path.1).await?;
+    let channel = state.app.channel_sid(service.sid, &path.1).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let command = ChannelCommand::PostMessage(PostMessage {
         // Without `From` the account is the author (shown as `system`, owned by no user).
@@ -65,7 +65,7 @@ async fn create(
             })
             .transpose()?,
     });
-    let events = super::execute(&state, hooks, channel.sid, ChannelOp::Apply(command)).await?;
+    let events = super::execute(&state, hooks, channel, ChannelOp::Apply(command)).await?;
     let message = find_event(&events, |k| match k {
         ChannelEventKind::MessageAdded { message } => Some(message.clone()),
         _ => None,
