@@ -155,11 +155,11 @@ async fn joining_accepts_an_invite_and_user_channels_show_unread_counts() {
 }
 
 #[tokio::test]
-async fn a_deleted_channel_refuses_posts_and_another_service_cannot_post_to_a_channel() {
+async fn deleted_channels_and_services_refuse_posts_and_another_service_cannot_post_to_a_channel() {
     let node = TestNode::start().unwrap();
     let rest = node.rest();
     let (service, channel) = service_with_channel(&rest, "short-lived").await;
-    let (other, _) = service_with_channel(&rest, "elsewhere").await;
+    let (other, elsewhere) = service_with_channel(&rest, "elsewhere").await;
     let post = |service: String, channel: String| {
         let rest = rest.clone();
         async move {
@@ -192,5 +192,16 @@ async fn a_deleted_channel_refuses_posts_and_another_service_cannot_post_to_a_ch
         ))
         .await;
     assert_eq!(listed.status, 404);
+    // A deleted service: its posts are refused as the service not found.
+    assert_eq!(post(other.clone(), elsewhere.clone()).await.status, 201);
+    assert_eq!(
+        rest.delete(&format!("/v2/Services/{other}")).await.status,
+        204
+    );
+    let gone = post(other.clone(), elsewhere.clone()).await;
+    assert_eq!(
+        (gone.status, gone.body["code"].as_u64()),
+        (404, Some(20404))
+    );
     node.stop().await;
 }

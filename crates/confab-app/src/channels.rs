@@ -1,6 +1,8 @@
 //! Channel use cases: what a caller sees of channels, creating, joining, leaving, inviting,
 //! removing, changing and deleting them.
 
+use std::collections::HashMap;
+
 use confab_cluster::{ChannelOp, RandomSids};
 use confab_domain::policy::participation;
 use confab_domain::{
@@ -144,16 +146,9 @@ impl App {
             .store
             .list_memberships(user.service, user.identity, page)
             .await?;
-        let mut items = Vec::with_capacity(got.items.len());
-        for member in got.items {
-            if let Some(channel) = self
-                .store
-                .get_channel(user.service, member.channel_sid)
-                .await?
-            {
-                items.push((channel, member));
-            }
-        }
+        let items = self
+            .with_channels(user.service, got.items, |m| m.channel_sid)
+            .await?;
         Ok(Page {
             items,
             next: got.next,
@@ -171,17 +166,30 @@ impl App {
             .store
             .list_user_invites(user.service, user.identity, &page)
             .await?;
-        let mut out = Vec::new();
-        for invite in invites.items {
-            if let Some(channel) = self
-                .store
-                .get_channel(user.service, invite.channel_sid)
-                .await?
-            {
-                out.push((channel, invite));
-            }
-        }
-        Ok(out)
+        self.with_channels(user.service, invites.items, |i| i.channel_sid)
+            .await
+    }
+
+    /// Each item with its channel, read at once; an item whose channel was deleted meanwhile is
+    /// left out.
+    async fn with_channels<T>(
+        &self,
+        service: ServiceSid,
+        items: Vec<T>,
+        channel_of: impl Fn(&T) -> ChannelSid,
+    ) -> AppResult<Vec<(Channel, T)>> {
+        let sids: Vec<ChannelSid> = items.iter().map(&channel_of).collect();
+        let mut channels: HashMap<ChannelSid, Channel> = self
+            .store
+            .get_channels(service, &sids)
+            .await?
+            .into_iter()
+            .map(|c| (c.sid, c))
+            .collect();
+        Ok(items
+            .into_iter()
+            .filter_map(|item| Some((channels.remove(&channel_of(&item))?, item)))
+            .collect())
     }
 
     /// A page of the service's channels of the given types (all types when empty).

@@ -18,6 +18,19 @@ impl App {
         self.store.get_service(sid).await?.ok_or_else(not_found)
     }
 
+    /// The SID of a service as a client wrote it (20404 naming `/Services/{key}` when there is
+    /// none), from the policy cache: a write that needs only to know the service exists reads
+    /// it at most once per `runtime.policy_cache_ms` (a deletion here forgets it at once).
+    pub async fn service_sid(&self, key: &str) -> AppResult<ServiceSid> {
+        let not_found = || AppError::not_found(&format!("/Services/{key}"));
+        let sid: ServiceSid = key.parse().map_err(|_| not_found())?;
+        match self.policies().service(sid).await {
+            Ok(_) => Ok(sid),
+            Err(confab_cluster::ChannelError::ServiceNotFound) => Err(not_found()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// A channel of `service` by SID or unique name (50300 when there is none).
     pub async fn load_channel(&self, service: ServiceSid, key: &str) -> AppResult<Channel> {
         let found = if ChannelSid::is_sid(key) {

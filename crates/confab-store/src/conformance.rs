@@ -258,6 +258,22 @@ pub async fn channel_commit_is_visible_to_readers(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(by_name.map(|c| c.sid), Some(sid));
+    let other = world.create_channel(2, None).await.unwrap();
+    let missing = ChannelSid::from_bits(u128::MAX);
+    let both = store
+        .get_channels(world.service.sid, &[other.channel().sid, missing, sid])
+        .await
+        .unwrap();
+    assert_eq!(
+        both.iter().map(|c| c.sid).collect::<Vec<_>>(),
+        vec![other.channel().sid, sid],
+        "those that exist, in the order asked"
+    );
+    assert!(store
+        .get_channels(ServiceSid::from_bits(u128::MAX), &[sid])
+        .await
+        .unwrap()
+        .is_empty());
     let member = store
         .get_member(sid, &MemberKey::Identity("alice".into()))
         .await

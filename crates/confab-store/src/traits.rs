@@ -183,6 +183,19 @@ pub trait ChannelStore: Send + Sync {
         service: ServiceSid,
         sid: ChannelSid,
     ) -> Result<Option<Channel>, StoreError>;
+    /// Those of `sids` that exist in this service, in the order asked. One read where the
+    /// backend can (a user's channel list at `init` is one read, not one per channel).
+    async fn get_channels(
+        &self,
+        service: ServiceSid,
+        sids: &[ChannelSid],
+    ) -> Result<Vec<Channel>, StoreError> {
+        let mut found = Vec::with_capacity(sids.len());
+        for sid in sids {
+            found.extend(self.get_channel(service, *sid).await?);
+        }
+        Ok(found)
+    }
     /// The channel with this unique name.
     async fn get_channel_by_unique_name(
         &self,

@@ -598,6 +598,27 @@ impl ChannelStore for SqliteStore {
         .await
     }
 
+    async fn get_channels(
+        &self,
+        service: ServiceSid,
+        sids: &[ChannelSid],
+    ) -> Result<Vec<Channel>, StoreError> {
+        let sids = sids.to_vec();
+        self.read(move |conn| {
+            let service = service.to_string();
+            let mut found = Vec::with_capacity(sids.len());
+            for sid in sids {
+                found.extend(get_one::<Channel>(
+                    conn,
+                    "SELECT data FROM channels WHERE sid = ?1 AND service_sid = ?2",
+                    [sid.to_string(), service.clone()],
+                )?);
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     async fn get_channel_by_unique_name(
         &self,
         service: ServiceSid,

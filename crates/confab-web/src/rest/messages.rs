@@ -42,8 +42,8 @@ async fn create(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let service = state.app.load_service(&path.0).await?;
-    let channel = state.app.channel_sid(service.sid, &path.1).await?;
+    let service = state.app.service_sid(&path.0).await?;
+    let channel = state.app.channel_sid(service, &path.1).await?;
     let form = Form::read(payload, state.limits.max_body_bytes).await?;
     let command = ChannelCommand::PostMessage(PostMessage {
         // Without `From` the account is the author (shown as `system`, owned by no user).
