@@ -299,11 +299,15 @@ impl Connection {
     ) -> Result<(Value, Vec<Outbound>, Vec<(ChannelSid, u64)>), AppError> {
         let state = self.state.clone();
         let app = &state.app;
-        let service = app
-            .store()
-            .get_service(grant.service_sid)
-            .await?
-            .ok_or_else(|| AppError::token_rejected("unknown service"))?;
+        // From the policy cache (at most `runtime.policy_cache_ms` old; a change through this
+        // node applies at once): a burst of reconnections does not read the service each time.
+        let service = match app.policies().service(grant.service_sid).await {
+            Ok(policy) => policy.service.clone(),
+            Err(confab_cluster::ChannelError::ServiceNotFound) => {
+                return Err(AppError::token_rejected("unknown service"))
+            }
+            Err(e) => return Err(e.into()),
+        };
         let caller = Caller::user(service.sid, grant.identity.clone());
         let user = app
             .ensure_user_for(&caller, false, &service, &grant.identity)
