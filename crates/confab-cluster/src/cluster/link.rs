@@ -12,7 +12,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
 use super::keys::{inbox_topic, topic_name, users_topic};
-use super::wire::{InboxMessage, Published};
+use super::wire::{published_by, InboxMessage, Published};
 use super::{Cluster, InboundRequest};
 use crate::actor::ChannelRequest;
 use crate::broker::{Broker, EventBatch, Topic};
@@ -325,6 +325,9 @@ fn inbox_message(
 }
 
 fn batch_message(cluster: &Cluster, payload: &[u8]) {
+    if published_by(payload, cluster.instance_json()) {
+        return;
+    }
     let published: Published<EventBatch> = match serde_json::from_slice(payload) {
         Ok(p) => p,
         Err(e) => {

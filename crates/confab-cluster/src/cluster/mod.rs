@@ -75,6 +75,8 @@ struct Inner {
     /// This process's name on the bus: the node id and a random boot tag, so that batches of an
     /// earlier process under the same node id are not taken for this one's.
     instance: String,
+    /// `instance` as a JSON string, as it appears in what this process publishes.
+    instance_json: String,
     /// Serializes heartbeats with `leave`, so that no heartbeat lands after the node left.
     beat_lock: tokio::sync::Mutex<()>,
     /// Bumped after each resubscription following a lost Redis connection.
@@ -139,10 +141,12 @@ impl Cluster {
         let (shutdown, _) = watch::channel(false);
         let (resets, _) = watch::channel(0);
         let (presence_tx, presence_rx) = mpsc::unbounded_channel();
+        let instance = format!("{}#{:016x}", config.node_id, rand::random::<u64>());
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 local: LocalBroker::new(config.bus_capacity),
-                instance: format!("{}#{:016x}", config.node_id, rand::random::<u64>()),
+                instance_json: serde_json::Value::from(instance.as_str()).to_string(),
+                instance,
                 beat_lock: tokio::sync::Mutex::new(()),
                 resets,
                 typing: tokio::sync::broadcast::channel(1024).0,
@@ -280,6 +284,11 @@ impl Cluster {
     /// This process's name on the bus (node id and boot tag).
     pub(crate) fn instance(&self) -> &str {
         &self.inner.instance
+    }
+
+    /// [`Cluster::instance`] as a JSON string.
+    pub(crate) fn instance_json(&self) -> &str {
+        &self.inner.instance_json
     }
 
     /// Counts resubscriptions after lost Redis connections.

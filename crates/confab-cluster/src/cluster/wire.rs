@@ -140,6 +140,24 @@ pub(crate) enum Published<B> {
 /// The published form, borrowed for serialization.
 pub(crate) type PublishedRef<'a> = Published<&'a EventBatch>;
 
+/// Whether `payload` is a [`Published`] this process sent (`origin_json` is its instance name
+/// as a JSON string), told from the first bytes: a node that follows a channel it owns gets
+/// its own batches back from Redis, and they were delivered here already, so they are dropped
+/// without being decoded. The encoder writes `kind` then `origin`; anything else (a false
+/// `false`) is decoded, and dropped then.
+pub(crate) fn published_by(payload: &[u8], origin_json: &str) -> bool {
+    let Some(rest) = payload.strip_prefix(b"{\"kind\":\"") else {
+        return false;
+    };
+    let Some(end) = rest.iter().position(|&b| b == b'"') else {
+        return false;
+    };
+    rest[end + 1..]
+        .strip_prefix(b",\"origin\":")
+        .and_then(|r| r.strip_prefix(origin_json.as_bytes()))
+        .is_some_and(|r| r.first() == Some(&b','))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -147,6 +165,31 @@ mod tests {
     use super::*;
     use confab_domain::ChannelCommand;
     use serde_json::json;
+
+    #[test]
+    fn a_node_knows_its_own_publications_from_their_first_bytes() {
+        let typing = TypingSignal {
+            service: confab_domain::ServiceSid::from_bits(1),
+            channel: ChannelSid::from_bits(2),
+            identity: "alice".into(),
+            member_sid: "MB1".into(),
+            timeout_ms: 5000,
+        };
+        let published: PublishedRef<'_> = Published::Typing {
+            origin: "node-a/7f".into(),
+            typing: typing.clone(),
+        };
+        let payload = serde_json::to_vec(&published).unwrap();
+        let origin = |name: &str| serde_json::to_string(name).unwrap();
+        assert!(published_by(&payload, &origin("node-a/7f")));
+        assert!(
+            !published_by(&payload, &origin("node-a")),
+            "a prefix of the name is another node"
+        );
+        assert!(!published_by(&payload, &origin("node-b/7f")));
+        assert!(!published_by(b"{\"kind\":", &origin("node-a/7f")));
+        assert!(!published_by(b"", &origin("node-a/7f")));
+    }
 
     #[test]
     fn a_forwarded_command_carries_its_caller_and_fails_closed_without_one() {
