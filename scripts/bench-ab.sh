@@ -41,7 +41,7 @@ import json, sys
 r = json.load(open(sys.argv[2]))
 l = r["latency_ms"]
 print(f"  {sys.argv[1]:<40} {r['delivered_per_sec']:>9,.0f}/s  p50 {l['p50']:>8.1f} ms  p99 {l['p99']:>8.1f} ms  "
-      f"CPU {r['server_cpu_per_100k']:>5.2f} s/100k (kernel {r['server_system_cpu_per_100k']:>5.2f})  lost {r['lost']} dup {r['duplicates']} ooo {r['out_of_order']}")
+      f"CPU {r['server_cpu_per_100k']:>5.2f} s/100k (kernel {r.get('server_system_cpu_per_100k') or 0:>5.2f})  lost {r['lost']} dup {r['duplicates']} ooo {r['out_of_order']}")
 PY
         kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
     done

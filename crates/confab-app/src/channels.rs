@@ -179,7 +179,7 @@ impl App {
         channel_of: impl Fn(&T) -> ChannelSid,
     ) -> AppResult<Vec<(Channel, T)>> {
         let sids: Vec<ChannelSid> = items.iter().map(&channel_of).collect();
-        let mut channels: HashMap<ChannelSid, Channel> = self
+        let channels: HashMap<ChannelSid, Channel> = self
             .store
             .get_channels(service, &sids)
             .await?
@@ -188,7 +188,7 @@ impl App {
             .collect();
         Ok(items
             .into_iter()
-            .filter_map(|item| Some((channels.remove(&channel_of(&item))?, item)))
+            .filter_map(|item| Some((channels.get(&channel_of(&item))?.clone(), item)))
             .collect())
     }
 

@@ -123,6 +123,13 @@ impl App {
             return Ok((user, false));
         }
         confab_domain::limits::check_identity("Identity", identity, self.domain_limits())?;
+        // The service as stored now, not as a cache saw it: a user is never created in a
+        // service just deleted, nor with a default role just changed.
+        let service = self
+            .store
+            .get_service(service.sid)
+            .await?
+            .ok_or_else(AppError::service_not_found)?;
         let now = confab_cluster::now();
         let user = User {
             sid: UserSid::generate(&mut confab_cluster::RandomSids),

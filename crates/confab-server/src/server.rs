@@ -486,8 +486,9 @@ impl std::fmt::Debug for Stopper {
 
 impl Stopper {
     /// Marks the node not ready, tells realtime clients to reconnect elsewhere (close 4010),
-    /// waits for its WebSocket sessions to close (up to the shutdown timeout), then stops both
-    /// servers gracefully (forced if the sessions used the whole timeout). In cluster mode the node first leaves the live set
+    /// waits for its WebSocket sessions to close, then stops both servers gracefully; the two
+    /// waits share the shutdown timeout (the stop is forced if the sessions used it all). In
+    /// cluster mode the node first leaves the live set
     /// (no command is routed here any more), and after the requests in flight it releases
     /// every channel lease, so that other nodes take its channels at once.
     pub async fn stop(&self) {
@@ -503,15 +504,18 @@ impl Stopper {
             let _ = tokio::time::timeout(bounded, cluster.leave()).await;
         }
         self.hub.drain();
-        // Sessions run on tasks of their own, which the HTTP server neither counts nor waits
-        // for: they get the shutdown timeout to close (4010) before its workers stop.
-        self.http.pause().await;
-        let sessions_closed =
-            tokio::time::timeout(self.shutdown_timeout, self.sessions.close_all())
-                .await
-                .is_ok();
-        // Sessions that outlived the timeout have used the drain's time: the stop is forced.
-        self.http.stop(sessions_closed).await;
+        // One deadline for the whole drain. Sessions run on tasks of their own, which the HTTP
+        // server neither counts nor waits for: they close (4010) before its workers stop, the
+        // tasks with them. Meanwhile the node still answers (a REST request, a 503 to an
+        // upgrade), so that a client is refused at once, not left waiting in the backlog.
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        let sessions_closed = tokio::time::timeout_at(deadline, self.sessions.close_all())
+            .await
+            .is_ok();
+        // Sessions that outlived the deadline have used the drain's time: the stop is forced.
+        // Past the deadline the HTTP drain goes on in the background (`Node::wait` waits for
+        // it) while the leases are released.
+        let _ = tokio::time::timeout_at(deadline, self.http.stop(sessions_closed)).await;
         if let Some(cluster) = &cluster {
             let _ = tokio::time::timeout(bounded, self.runtime.release_all()).await;
             cluster.shutdown();

@@ -142,8 +142,14 @@ pub(super) async fn run(state: Arc<AppState>, mut reader: WsReader, out: WsOut) 
                 description: Some(reason.to_owned()),
             };
             // The queue is gone, so waiting holds little: a slow client that starts reading
-            // again within the client timeout still learns why it was closed (and resumes).
-            socket::close(reader, out, Some(reason), client_timeout).await;
+            // again within the client timeout still learns why it was closed (and resumes). A
+            // stopping node waits the write timeout only: its stop waits for every session.
+            let wait = if code == CloseCode::Draining {
+                write_timeout
+            } else {
+                client_timeout
+            };
+            socket::close(reader, out, Some(reason), wait).await;
         }
         None => {
             writer.abort();

@@ -57,9 +57,6 @@ impl Sessions {
 
     /// Counts a new session, unless the node holds its maximum or is stopping.
     pub fn admit(&self) -> Result<Admitted, Refusal> {
-        if self.inner.closing.load(Ordering::SeqCst) {
-            return Err(Refusal::Closing);
-        }
         let limit = self.inner.limit;
         self.inner
             .open
@@ -67,9 +64,15 @@ impl Sessions {
                 (n < limit).then_some(n + 1)
             })
             .map_err(|_| Refusal::Full)?;
-        Ok(Admitted {
+        // Counted first, then checked: `close_all` sets `closing` before it reads the count, so
+        // either it sees this session or this session sees it closing (and leaves, waking it).
+        let admitted = Admitted {
             inner: self.inner.clone(),
-        })
+        };
+        if self.inner.closing.load(Ordering::SeqCst) {
+            return Err(Refusal::Closing);
+        }
+        Ok(admitted)
     }
 
     /// Sessions open now.

@@ -319,7 +319,13 @@ pub(crate) async fn run(state: Arc<AppState>, mut reader: WsReader, out: WsOut, 
                 code: actix_http::ws::CloseCode::Other(code.code()),
                 description: Some(reason.to_owned()),
             };
-            socket::close(reader, out, Some(reason), client_timeout).await;
+            // A stopping node waits the write timeout only: its stop waits for every session.
+            let wait = if code == CloseCode::Draining {
+                write_timeout
+            } else {
+                client_timeout
+            };
+            socket::close(reader, out, Some(reason), wait).await;
         }
         None => socket::close(reader, out, None, write_timeout).await,
     }
