@@ -123,8 +123,8 @@ impl App {
             return Ok((user, false));
         }
         confab_domain::limits::check_identity("Identity", identity, self.domain_limits())?;
-        // The service as stored now, not as a cache saw it: a user is never created in a
-        // service just deleted, nor with a default role just changed.
+        // The service as stored now, not as a cache saw it: a user is not created in a service
+        // already deleted, nor with a default role already changed.
         let service = self
             .store
             .get_service(service.sid)

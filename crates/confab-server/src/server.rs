@@ -44,6 +44,9 @@ pub struct Node {
     sessions: confab_web::realtime::Sessions,
     ready: Arc<AtomicBool>,
     shutdown_timeout: Duration,
+    /// Set when a stop has run its steps: the deadline of its drain, past which `wait` stops
+    /// waiting for requests still in flight.
+    drained_by: Arc<tokio::sync::watch::Sender<Option<tokio::time::Instant>>>,
     servers: Vec<actix_web::rt::task::JoinHandle<std::io::Result<()>>>,
     /// The sweep of unsent uploads, stopped with the node.
     sweeper: actix_web::rt::task::JoinHandle<()>,
@@ -427,6 +430,7 @@ impl Node {
             sessions,
             ready,
             shutdown_timeout,
+            drained_by: Arc::new(tokio::sync::watch::Sender::new(None)),
             servers,
             sweeper,
         })
@@ -441,6 +445,7 @@ impl Node {
             hub: self.hub.clone(),
             sessions: self.sessions.clone(),
             shutdown_timeout: self.shutdown_timeout,
+            drained_by: self.drained_by.clone(),
             runtime: self.runtime.clone(),
         }
     }
@@ -452,10 +457,27 @@ impl Node {
         self.wait().await;
     }
 
-    /// Waits until the node's servers have stopped, then stops the channel runtime.
+    /// Waits until the node's servers have stopped (after a stop, no longer than its drain's
+    /// deadline), then stops the channel runtime.
     pub async fn wait(self) {
+        let mut drained_by = self.drained_by.subscribe();
+        let past_deadline = async move {
+            let Ok(at) = drained_by.wait_for(Option::is_some).await.map(|at| *at) else {
+                return std::future::pending().await;
+            };
+            if let Some(at) = at {
+                tokio::time::sleep_until(at).await;
+            }
+        };
+        tokio::pin!(past_deadline);
         for server in self.servers {
-            let _ = server.await;
+            tokio::select! {
+                _ = server => {}
+                () = &mut past_deadline => {
+                    tracing::warn!("requests still in flight at the end of the drain: not waited for");
+                    break;
+                }
+            }
         }
         self.sweeper.abort();
         tracing::info!(timeout = ?self.shutdown_timeout, "confab node stopped");
@@ -475,6 +497,7 @@ pub struct Stopper {
     hub: confab_web::realtime::Hub,
     sessions: confab_web::realtime::Sessions,
     shutdown_timeout: Duration,
+    drained_by: Arc<tokio::sync::watch::Sender<Option<tokio::time::Instant>>>,
     runtime: ChannelRuntime,
 }
 
@@ -513,13 +536,14 @@ impl Stopper {
             .await
             .is_ok();
         // Sessions that outlived the deadline have used the drain's time: the stop is forced.
-        // Past the deadline the HTTP drain goes on in the background (`Node::wait` waits for
-        // it) while the leases are released.
+        // Past the deadline the HTTP workers' own timer may still be running: the leases are
+        // released anyway, and `Node::wait` waits no longer.
         let _ = tokio::time::timeout_at(deadline, self.http.stop(sessions_closed)).await;
         if let Some(cluster) = &cluster {
             let _ = tokio::time::timeout(bounded, self.runtime.release_all()).await;
             cluster.shutdown();
         }
         self.admin.stop(true).await;
+        self.drained_by.send_replace(Some(deadline));
     }
 }

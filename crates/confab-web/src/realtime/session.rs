@@ -143,8 +143,9 @@ pub(super) async fn run(state: Arc<AppState>, mut reader: WsReader, out: WsOut) 
             };
             // The queue is gone, so waiting holds little: a slow client that starts reading
             // again within the client timeout still learns why it was closed (and resumes). A
-            // stopping node waits the write timeout only: its stop waits for every session.
-            let wait = if code == CloseCode::Draining {
+            // stopping node waits the write timeout only, whatever the close: its stop waits for
+            // every session.
+            let wait = if code == CloseCode::Draining || state.sessions.closing() {
                 write_timeout
             } else {
                 client_timeout

@@ -75,6 +75,11 @@ impl Sessions {
         Ok(admitted)
     }
 
+    /// Whether the node is stopping (`close_all` was called).
+    pub fn closing(&self) -> bool {
+        self.inner.closing.load(Ordering::SeqCst)
+    }
+
     /// Sessions open now.
     pub fn open(&self) -> usize {
         self.inner.open.load(Ordering::SeqCst)

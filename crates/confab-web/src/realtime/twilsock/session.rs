@@ -319,8 +319,9 @@ pub(crate) async fn run(state: Arc<AppState>, mut reader: WsReader, out: WsOut, 
                 code: actix_http::ws::CloseCode::Other(code.code()),
                 description: Some(reason.to_owned()),
             };
-            // A stopping node waits the write timeout only: its stop waits for every session.
-            let wait = if code == CloseCode::Draining {
+            // A stopping node waits the write timeout only, whatever the close: its stop waits for
+            // every session.
+            let wait = if code == CloseCode::Draining || state.sessions.closing() {
                 write_timeout
             } else {
                 client_timeout
