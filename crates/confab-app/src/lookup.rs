@@ -1,9 +1,11 @@
 //! Lookups every transport shares: a service, channel, user or role named by SID or name, the
 //! user a new member or invite needs, and the event a write produced.
 
+use std::sync::Arc;
+
 use confab_domain::{
-    Channel, ChannelEvent, ChannelEventKind, ChannelSid, Role, RoleSid, Service, ServiceSid, User,
-    UserSid,
+    Channel, ChannelEvent, ChannelEventKind, ChannelSid, Role, RoleSid, Service, ServicePolicy,
+    ServiceSid, User, UserSid,
 };
 
 use confab_domain::Caller;
@@ -19,22 +21,30 @@ impl App {
     }
 
     /// The SID of a service as a client wrote it (20404 naming `/Services/{key}` when there is
-    /// none), from the policy cache: a write that needs only to know the service exists reads
-    /// it at most once per `runtime.policy_cache_ms` (a deletion here forgets it at once).
+    /// none), from the policy cache ([`App::cached_service`]): a write that needs only to know
+    /// the service exists does not read it each time.
     pub async fn service_sid(&self, key: &str) -> AppResult<ServiceSid> {
         let not_found = || AppError::not_found(&format!("/Services/{key}"));
         let sid: ServiceSid = key.parse().map_err(|_| not_found())?;
+        match self.cached_service(sid).await? {
+            Some(_) => Ok(sid),
+            None => Err(not_found()),
+        }
+    }
+
+    /// The service as the policy cache has it: at most `runtime.policy_cache_ms` old, and
+    /// current at once after a change through this node (`None` when there is none).
+    pub async fn cached_service(&self, sid: ServiceSid) -> AppResult<Option<Arc<ServicePolicy>>> {
         match self.policies().service(sid).await {
-            Ok(_) => Ok(sid),
-            Err(confab_cluster::ChannelError::ServiceNotFound) => Err(not_found()),
+            Ok(policy) => Ok(Some(policy)),
+            Err(confab_cluster::ChannelError::ServiceNotFound) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
     /// A channel of `service` by SID or unique name (50300 when there is none).
     pub async fn load_channel(&self, service: ServiceSid, key: &str) -> AppResult<Channel> {
-        let found = if ChannelSid::is_sid(key) {
-            let sid: ChannelSid = key.parse().map_err(|_| AppError::channel_not_found())?;
+        let found = if let Ok(sid) = key.parse::<ChannelSid>() {
             self.store.get_channel(service, sid).await?
         } else {
             self.store.get_channel_by_unique_name(service, key).await?
@@ -47,10 +57,7 @@ impl App {
     /// for a channel that does not exist; a SID of a channel this node has seen exist in
     /// `service` is not read again (`known.rs`).
     pub async fn channel_sid(&self, service: ServiceSid, key: &str) -> AppResult<ChannelSid> {
-        if let Some(sid) = ChannelSid::is_sid(key)
-            .then(|| key.parse::<ChannelSid>().ok())
-            .flatten()
-        {
+        if let Ok(sid) = key.parse::<ChannelSid>() {
             if self.known.contains(service, sid) {
                 return Ok(sid);
             }

@@ -462,11 +462,9 @@ impl Node {
     pub async fn wait(self) {
         let mut drained_by = self.drained_by.subscribe();
         let past_deadline = async move {
-            let Ok(at) = drained_by.wait_for(Option::is_some).await.map(|at| *at) else {
-                return std::future::pending().await;
-            };
-            if let Some(at) = at {
-                tokio::time::sleep_until(at).await;
+            match drained_by.wait_for(Option::is_some).await.map(|at| *at) {
+                Ok(Some(at)) => tokio::time::sleep_until(at).await,
+                _ => std::future::pending().await,
             }
         };
         tokio::pin!(past_deadline);
@@ -511,9 +509,9 @@ impl Stopper {
     /// Marks the node not ready, tells realtime clients to reconnect elsewhere (close 4010),
     /// waits for its WebSocket sessions to close, then stops both servers gracefully; the two
     /// waits share the shutdown timeout (the stop is forced if the sessions used it all). In
-    /// cluster mode the node first leaves the live set
-    /// (no command is routed here any more), and after the requests in flight it releases
-    /// every channel lease, so that other nodes take its channels at once.
+    /// cluster mode the node first leaves the live set (no command is routed here any more),
+    /// and after the requests in flight it releases every channel lease, so that other nodes
+    /// take its channels at once.
     pub async fn stop(&self) {
         self.ready.store(false, Ordering::SeqCst);
         let cluster = self.runtime.cluster().cloned();

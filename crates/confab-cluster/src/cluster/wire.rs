@@ -177,7 +177,7 @@ mod tests {
         };
         let published: PublishedRef<'_> = Published::Typing {
             origin: "node-a/7f".into(),
-            typing: typing.clone(),
+            typing,
         };
         let payload = serde_json::to_vec(&published).unwrap();
         let origin = |name: &str| serde_json::to_string(name).unwrap();

@@ -31,6 +31,9 @@ fn is_unique_violation(e: &rusqlite::Error, columns: &str) -> bool {
         if f.code == ErrorCode::ConstraintViolation && msg.contains(columns))
 }
 
+/// A channel by SID, if it is in the service (`?1` the channel, `?2` the service).
+const CHANNEL_IN_SERVICE: &str = "SELECT data FROM channels WHERE sid = ?1 AND service_sid = ?2";
+
 /// Fetches one JSON record.
 fn get_one<T: DeserializeOwned>(
     conn: &Connection,
@@ -593,7 +596,7 @@ impl ChannelStore for SqliteStore {
         self.read(move |conn| {
             get_one(
                 conn,
-                "SELECT data FROM channels WHERE sid = ?1 AND service_sid = ?2",
+                CHANNEL_IN_SERVICE,
                 [sid.to_string(), service.to_string()],
             )
         })
@@ -612,7 +615,7 @@ impl ChannelStore for SqliteStore {
             for sid in sids {
                 found.extend(get_one::<Channel>(
                     conn,
-                    "SELECT data FROM channels WHERE sid = ?1 AND service_sid = ?2",
+                    CHANNEL_IN_SERVICE,
                     [sid.to_string(), service.clone()],
                 )?);
             }

@@ -301,13 +301,12 @@ impl Connection {
         let app = &state.app;
         // From the policy cache (at most `runtime.policy_cache_ms` old; a change through this
         // node applies at once): a burst of reconnections does not read the service each time.
-        let service = match app.policies().service(grant.service_sid).await {
-            Ok(policy) => policy.service.clone(),
-            Err(confab_cluster::ChannelError::ServiceNotFound) => {
-                return Err(AppError::token_rejected("unknown service"))
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let service = app
+            .cached_service(grant.service_sid)
+            .await?
+            .ok_or_else(|| AppError::token_rejected("unknown service"))?
+            .service
+            .clone();
         let caller = Caller::user(service.sid, grant.identity.clone());
         let user = app
             .ensure_user_for(&caller, false, &service, &grant.identity)

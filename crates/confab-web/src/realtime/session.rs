@@ -141,15 +141,7 @@ pub(super) async fn run(state: Arc<AppState>, mut reader: WsReader, out: WsOut) 
                 code: actix_http::ws::CloseCode::Other(code.code()),
                 description: Some(reason.to_owned()),
             };
-            // The queue is gone, so waiting holds little: a slow client that starts reading
-            // again within the client timeout still learns why it was closed (and resumes). A
-            // stopping node waits the write timeout only, whatever the close: its stop waits for
-            // every session.
-            let wait = if code == CloseCode::Draining || state.sessions.closing() {
-                write_timeout
-            } else {
-                client_timeout
-            };
+            let wait = close_frame_wait(&state, code);
             socket::close(reader, out, Some(reason), wait).await;
         }
         None => {
@@ -157,6 +149,19 @@ pub(super) async fn run(state: Arc<AppState>, mut reader: WsReader, out: WsOut) 
             let _ = writer.await;
             socket::close(reader, out, None, write_timeout).await;
         }
+    }
+}
+
+/// How long a session closing with `code` waits for the client to take its close frame. The
+/// queue is gone, so waiting holds little: a slow client that starts reading again within the
+/// client timeout still learns why it was closed (and resumes). A stopping node waits the write
+/// timeout only, whatever the close: its stop waits for every session.
+pub(super) fn close_frame_wait(state: &AppState, code: CloseCode) -> Duration {
+    let cfg = &state.realtime;
+    if code == CloseCode::Draining || state.sessions.closing() {
+        Duration::from_millis(cfg.write_timeout_ms.max(1))
+    } else {
+        Duration::from_secs(cfg.client_timeout_secs.max(1))
     }
 }
 

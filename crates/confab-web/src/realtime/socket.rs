@@ -69,28 +69,33 @@ enum Endpoint {
 }
 
 async fn accept(state: Arc<AppState>, req: Request, io: UpgradeIo) {
-    let Some(accepted) = handshake(&state, req, io).await else {
-        return;
-    };
-    let Accepted {
+    let Some(Accepted {
         endpoint,
         http_base,
         reader,
         out,
         admitted,
-    } = accepted;
-    // Each session on a task of its own, and the connection's task (actix-http's dispatcher,
-    // which has nothing left to do) ends here: an idle session holds only what it uses.
+    }) = handshake(&state, req, io).await
+    else {
+        return;
+    };
     match endpoint {
-        Endpoint::Realtime => drop(actix_web::rt::spawn(async move {
-            super::session::run(state, reader, out).await;
-            drop(admitted);
-        })),
-        Endpoint::Twilsock => drop(actix_web::rt::spawn(async move {
-            super::twilsock::run(state, reader, out, http_base).await;
-            drop(admitted);
-        })),
+        Endpoint::Realtime => spawn_session(admitted, super::session::run(state, reader, out)),
+        Endpoint::Twilsock => spawn_session(
+            admitted,
+            super::twilsock::run(state, reader, out, http_base),
+        ),
     }
+}
+
+/// Runs a session on a task of its own, counted until it ends. The connection's task
+/// (actix-http's dispatcher, which has nothing left to do) ends meanwhile: an idle session
+/// holds only what it uses.
+fn spawn_session(admitted: Admitted, session: impl std::future::Future<Output = ()> + 'static) {
+    drop(actix_web::rt::spawn(async move {
+        session.await;
+        drop(admitted);
+    }));
 }
 
 /// What a session starts with.

@@ -21,7 +21,7 @@ use super::{HttpAnswer, Links, Tunnelled, TwilsockSession, ViewState};
 use crate::realtime::connection::{Connection, Flow};
 use crate::realtime::frames::TokenBucket;
 use crate::realtime::hub::{Kick, Outbox};
-use crate::realtime::session::{flush_buffer, write_loop, Sink, WriterEnv};
+use crate::realtime::session::{close_frame_wait, flush_buffer, write_loop, Sink, WriterEnv};
 use crate::realtime::socket::{self, encode_binary, WsOut, WsReader};
 use crate::AppState;
 
@@ -319,13 +319,7 @@ pub(crate) async fn run(state: Arc<AppState>, mut reader: WsReader, out: WsOut, 
                 code: actix_http::ws::CloseCode::Other(code.code()),
                 description: Some(reason.to_owned()),
             };
-            // A stopping node waits the write timeout only, whatever the close: its stop waits for
-            // every session.
-            let wait = if code == CloseCode::Draining || state.sessions.closing() {
-                write_timeout
-            } else {
-                client_timeout
-            };
+            let wait = close_frame_wait(&state, code);
             socket::close(reader, out, Some(reason), wait).await;
         }
         None => socket::close(reader, out, None, write_timeout).await,
