@@ -28,14 +28,25 @@ pub fn now() -> Timestamp {
     Timestamp(millis)
 }
 
-/// SIDs from the thread-local random generator (128 random bits each).
+/// SIDs that start with the time they were made, in milliseconds (48 bits), followed by 80 bits
+/// from the thread-local random generator. A store's index by SID then grows at its end like
+/// its index by time: measured with the embedded store and 1,000 busy channels, a random SID put
+/// each message on a page of its own in the messages' SID index, a page the writer had to read
+/// back and write out again in every batch.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RandomSids;
 
 impl SidSource for RandomSids {
     fn next_bits(&mut self) -> u128 {
-        rand::random()
+        time_ordered_bits(now().millis(), rand::random())
     }
+}
+
+/// The bits of a SID made at `millis` (wrapping after 8,900 years) with `random` below them.
+fn time_ordered_bits(millis: i64, random: u128) -> u128 {
+    const RANDOM_BITS: u32 = 80;
+    let time = (millis as u64 & ((1 << 48) - 1)) as u128;
+    (time << RANDOM_BITS) | (random & ((1 << RANDOM_BITS) - 1))
 }
 
 /// Settings of the channel runtime.
@@ -505,5 +516,28 @@ impl ChannelRuntime {
         for arbiter in &self.inner.arbiters {
             arbiter.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::time_ordered_bits;
+
+    #[test]
+    fn sids_made_later_sort_after_whatever_their_random_part() {
+        let early = time_ordered_bits(1_700_000_000_000, u128::MAX);
+        let later = time_ordered_bits(1_700_000_000_001, 0);
+        assert!(early < later);
+        assert_eq!(early >> 80, 1_700_000_000_000);
+        assert_eq!(
+            early & ((1 << 80) - 1),
+            (1 << 80) - 1,
+            "80 random bits are kept"
+        );
+        assert_ne!(
+            time_ordered_bits(5, 1),
+            time_ordered_bits(5, 2),
+            "the same millisecond still gives distinct SIDs"
+        );
     }
 }

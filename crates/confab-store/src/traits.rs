@@ -11,9 +11,10 @@
 
 use async_trait::async_trait;
 use confab_domain::{
-    Channel, ChannelEvent, ChannelSid, ChannelType, ChannelWebhook, Credential, CredentialSid,
-    Invite, InviteSid, Media, MediaSid, Member, MemberSid, Message, MessageSid, Role, RoleSid,
-    Service, ServiceSid, Timestamp, User, UserSid, WebhookJob, WebhookJobSid, WebhookSid,
+    Channel, ChannelEvent, ChannelEventKind, ChannelSid, ChannelType, ChannelWebhook, Credential,
+    CredentialSid, Invite, InviteSid, Media, MediaSid, Member, MemberSid, Message, MessageSid,
+    Role, RoleSid, Service, ServiceSid, Timestamp, User, UserSid, WebhookJob, WebhookJobSid,
+    WebhookSid,
 };
 
 use crate::error::StoreError;
@@ -98,6 +99,20 @@ pub struct ChannelCommit {
     /// When `jobs` become claimable ([`WebhookJobStore::claim_jobs`]): the committing node
     /// delivers them itself before then, and another node takes over a job it did not finish.
     pub jobs_due: Timestamp,
+}
+
+impl ChannelCommit {
+    /// Whether the commit can change the channel's kind or unique name (it creates or updates
+    /// the channel). Most commits (messages, members) cannot: a backend may then replace only
+    /// the channel's record and leave what it keys by name and kind alone.
+    pub fn may_rename(&self) -> bool {
+        self.events.iter().any(|e| {
+            matches!(
+                e.kind,
+                ChannelEventKind::ChannelCreated { .. } | ChannelEventKind::ChannelUpdated { .. }
+            )
+        })
+    }
 }
 
 /// Services.

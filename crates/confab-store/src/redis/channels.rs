@@ -121,8 +121,14 @@ impl ChannelStore for RedisStore {
                 String::new(),
             );
         } else {
+            // Most commits (messages, members) change neither the channel's kind nor its unique
+            // name: their row is only replaced, three Redis calls fewer per message.
             op(
-                "CHANNEL",
+                if commit.may_rename() {
+                    "CHANNEL"
+                } else {
+                    "CHANNEL_ROW"
+                },
                 channel.kind.as_str().to_owned(),
                 channel.unique_name.clone().unwrap_or_default(),
                 encode(channel)?,

@@ -12,7 +12,7 @@ if fence ~= '' and redis.call('HGET', tag .. 'lease', 'epoch') ~= fence then ret
 local i = 5
 -- The unique name check comes first, so that a conflict writes nothing.
 while i <= #ARGV do
-  if ARGV[i] == 'CHANNEL' then
+  if ARGV[i] == 'CHANNEL' or ARGV[i] == 'CHANNEL_ROW' then
     local name = ARGV[i + 2]
     if name ~= '' then
       local owner = redis.call('HGET', p .. ':uniq:' .. svc, name)
@@ -21,21 +21,28 @@ while i <= #ARGV do
   end
   i = i + 4
 end
+-- a: kind, b: unique name ('' for none), c: channel JSON
+local function put_channel(a, b, c)
+  local old = redis.call('HGET', tag .. 'meta', 'unique')
+  if old and old ~= '' and old ~= b then redis.call('HDEL', p .. ':uniq:' .. svc, old) end
+  if b ~= '' then redis.call('HSET', p .. ':uniq:' .. svc, b, ch) end
+  if redis.call('EXISTS', tag .. 'ch') == 0 then
+    local s = seq()
+    redis.call('ZADD', p .. ':channels:' .. svc, s, ch)
+    redis.call('ZADD', p .. ':channels:' .. svc .. ':' .. a, s, ch)
+  end
+  redis.call('SET', tag .. 'ch', c)
+  redis.call('HSET', tag .. 'meta', 'unique', b, 'kind', a)
+end
 i = 5
 while i <= #ARGV do
   local op, a, b, c = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if op == 'CHANNEL' then
-    -- a: kind, b: unique name ('' for none), c: channel JSON
-    local old = redis.call('HGET', tag .. 'meta', 'unique')
-    if old and old ~= '' and old ~= b then redis.call('HDEL', p .. ':uniq:' .. svc, old) end
-    if b ~= '' then redis.call('HSET', p .. ':uniq:' .. svc, b, ch) end
-    if redis.call('EXISTS', tag .. 'ch') == 0 then
-      local s = seq()
-      redis.call('ZADD', p .. ':channels:' .. svc, s, ch)
-      redis.call('ZADD', p .. ':channels:' .. svc .. ':' .. a, s, ch)
-    end
-    redis.call('SET', tag .. 'ch', c)
-    redis.call('HSET', tag .. 'meta', 'unique', b, 'kind', a)
+    put_channel(a, b, c)
+  elseif op == 'CHANNEL_ROW' then
+    -- The channel's kind and unique name are unchanged (a message, a member): only its record
+    -- is replaced, unless it is not stored yet.
+    if not redis.call('SET', tag .. 'ch', c, 'XX') then put_channel(a, b, c) end
   elseif op == 'PUT_MEMBER' then
     -- a: member SID, b: identity, c: JSON
     if redis.call('HEXISTS', tag .. 'members', a) == 0 then
