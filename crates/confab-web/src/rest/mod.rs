@@ -26,14 +26,18 @@ use crate::AppState;
 /// Registers the REST API under `/v2` (authenticated) on an app that has `AppState` as data.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        // The router tries each resource's pattern in turn, one regex search each (7 % of a
+        // node posting REST messages when messages came last): the busiest resources go first.
+        // No two patterns match one path (their literal segments differ), so the order changes
+        // nothing else.
         web::scope("/v2")
             .wrap(from_fn(authenticate))
-            .configure(services::routes)
-            .configure(roles::routes)
-            .configure(users::routes)
+            .configure(messages::routes)
             .configure(channels::routes)
             .configure(members::routes)
-            .configure(messages::routes)
+            .configure(users::routes)
+            .configure(services::routes)
+            .configure(roles::routes)
             .configure(credentials::routes)
             .default_service(web::to(not_found)),
     );
