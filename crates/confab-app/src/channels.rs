@@ -178,6 +178,10 @@ impl App {
         items: Vec<T>,
         channel_of: impl Fn(&T) -> ChannelSid,
     ) -> AppResult<Vec<(Channel, T)>> {
+        if items.is_empty() {
+            // A new user's `init` has neither channels nor invitations: no read at all.
+            return Ok(Vec::new());
+        }
         let sids: Vec<ChannelSid> = items.iter().map(&channel_of).collect();
         let channels: HashMap<ChannelSid, Channel> = self
             .store
