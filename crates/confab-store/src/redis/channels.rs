@@ -122,7 +122,7 @@ impl ChannelStore for RedisStore {
             );
         } else {
             // Most commits (messages, members) change neither the channel's kind nor its unique
-            // name: their row is only replaced, three Redis calls fewer per message.
+            // name: their row is only replaced, three or four Redis calls fewer per message.
             op(
                 if commit.may_rename() {
                     "CHANNEL"

@@ -60,12 +60,13 @@ pub struct SqliteOptions {
     /// writer's cache at the end of every commit (`pcache1TruncateUnsafe`, 5 % of a busy node's
     /// CPU with 64 MiB), and the writer only needs the pages it changes.
     pub writer_cache_kib: u64,
-    /// Dirty pages, in KiB, a write transaction may hold in memory beyond the writer's cache
-    /// before SQLite spills them to the log in the middle of it. A batch over 1,000 channels
-    /// dirties a few pages per write, far more than the 4 MiB cache: spilled pages were
-    /// written, read back and written again at the commit (durable sends into 1,000 channels
-    /// went from about 5,000 to 8,000–9,000 per second with this bound). The cache shrinks back to
-    /// `writer_cache_kib` after the commit.
+    /// How large, in KiB, the writer's cache may grow with the changed pages of one write
+    /// transaction before SQLite spills them to the log in the middle of it (the larger of this
+    /// and `writer_cache_kib` applies). A batch over 1,000 channels changes a few pages per
+    /// write, far more than the 4 MiB cache holds: spilled pages were written, read back and
+    /// written again at the commit (durable sends into 1,000 channels: 7,144 and 7,405 → 9,636
+    /// and 9,522 per second with the other changes of that day, docs/benchmarks.md). The cache
+    /// shrinks back to `writer_cache_kib` as its pages are clean again after the commit.
     pub writer_spill_kib: u64,
     /// How often a background thread copies the write-ahead log into the database (a passive
     /// checkpoint), in milliseconds. Commits do not wait for it; after each pass over a long log
@@ -199,11 +200,11 @@ impl SqliteStore {
         create_private_file(&path)?;
         let mut conn = open_connection(&path, &options)?;
         schema::migrate(&mut conn)?;
-        // `cache_spill` counts pages; the database's pages are SQLite's default 4 KiB.
+        // Negative sizes are in KiB, whatever the database's page size.
         conn.execute_batch(&format!(
-            "PRAGMA cache_size = -{}; PRAGMA cache_spill = {};",
+            "PRAGMA cache_size = -{}; PRAGMA cache_spill = -{};",
             options.writer_cache_kib.max(64),
-            (options.writer_spill_kib / 4).max(16)
+            options.writer_spill_kib.max(64)
         ))?;
         // Checkpoints are the checkpoint thread's: a commit never copies the log into the
         // database (10 % of a busy node's time when the writer did, in the commit path). The
