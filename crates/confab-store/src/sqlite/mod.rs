@@ -94,6 +94,12 @@ impl Default for SqliteOptions {
 /// it, a quiet moment lets the checkpoint thread's own checkpoint do it).
 const RESTART_FRAMES: i64 = 1024;
 
+/// Most passes the checkpoint thread makes in a row before the writer catches up.
+const MAX_PASSES: u32 = 4;
+
+/// A pass this short leaves the writer little to catch up.
+const SHORT_PASS: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// A write for the writer thread. `run` executes inside its own savepoint of the batch's
 /// transaction; `reply` gets its result only after that transaction has committed.
 struct WriteJob {
@@ -348,21 +354,35 @@ fn start_checkpointer(
         .name("confab-sqlite-checkpoint".into())
         .spawn(move || {
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
-                let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                    Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-                });
-                match result {
-                    Ok((log, copied)) => {
-                        tracing::trace!(log, copied, "sqlite: passive checkpoint");
-                        if log >= RESTART_FRAMES {
-                            catch_up.store(true, Ordering::Release);
+                // Over a long log, passes follow each other while each finds much committed
+                // since the one before: the writer's catch-up, which holds up commits while it
+                // copies and syncs, then has only what the last short pass missed. Measured at
+                // 4,000 messages/s: a pass took 80 ms, and the catch-up after it 20 ms, once a
+                // second, the p99 of the deliveries.
+                for pass in 1..=MAX_PASSES {
+                    let started = std::time::Instant::now();
+                    let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    });
+                    let (log, copied) = match result {
+                        Ok(counts) => counts,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "sqlite: checkpoint failed");
+                            break;
                         }
-                        if let Some(m) = &metrics {
-                            m.wal_frames.set(log.max(0));
-                            m.wal_behind.set((log - copied).max(0));
-                        }
+                    };
+                    tracing::trace!(log, copied, pass, "sqlite: passive checkpoint");
+                    if let Some(m) = &metrics {
+                        m.wal_frames.set(log.max(0));
+                        m.wal_behind.set((log - copied).max(0));
                     }
-                    Err(e) => tracing::warn!(error = %e, "sqlite: checkpoint failed"),
+                    if log < RESTART_FRAMES {
+                        break;
+                    }
+                    if pass == MAX_PASSES || started.elapsed() < SHORT_PASS {
+                        catch_up.store(true, Ordering::Release);
+                        break;
+                    }
                 }
             }
             // The store is gone: a last checkpoint leaves the log empty for the next start.
