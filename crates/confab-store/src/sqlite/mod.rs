@@ -414,16 +414,18 @@ fn run_batch(conn: &Connection, batch: impl Iterator<Item = WriteJob>) {
             ));
             continue;
         }
-        let result = match conn.execute_batch("SAVEPOINT w") {
+        // Prepared once: `execute_batch` parsed these three statements for every write.
+        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+        let result = match run("SAVEPOINT w") {
             Err(e) => Err(backend(&e)),
-            Ok(()) => {
+            Ok(_) => {
                 let result = (job.run)(conn);
-                let end = if result.is_ok() {
-                    "RELEASE w"
+                let ended = if result.is_ok() {
+                    run("RELEASE w")
                 } else {
-                    "ROLLBACK TO w; RELEASE w"
+                    run("ROLLBACK TO w").and_then(|_| run("RELEASE w"))
                 };
-                if let Err(e) = conn.execute_batch(end) {
+                if let Err(e) = ended {
                     poisoned = Some(e.to_string());
                 }
                 result
@@ -449,5 +451,59 @@ fn run_batch(conn: &Connection, batch: impl Iterator<Item = WriteJob>) {
                 let _ = reply.send(Err(StoreError::Backend(reason.clone())));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(
+        run: impl FnOnce(&Connection) -> WriteResult + Send + 'static,
+    ) -> (WriteJob, oneshot::Receiver<WriteResult>) {
+        let (reply, rx) = oneshot::channel();
+        (
+            WriteJob {
+                run: Box::new(run),
+                reply,
+            },
+            rx,
+        )
+    }
+
+    fn insert(conn: &Connection, name: &str) -> Result<(), StoreError> {
+        conn.execute("INSERT INTO t (name) VALUES (?1)", [name])?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_write_in_a_batch_is_undone_and_the_others_commit() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (name TEXT UNIQUE)")
+            .unwrap();
+        let (first, first_rx) = job(|c| insert(c, "a").map(|()| Box::new(()) as _));
+        // Writes a row, then fails: the row must not survive.
+        let (failing, failing_rx) = job(|c| {
+            insert(c, "half")?;
+            insert(c, "a")?;
+            Ok(Box::new(()) as _)
+        });
+        let (last, last_rx) = job(|c| insert(c, "c").map(|()| Box::new(()) as _));
+        run_batch(&conn, [first, failing, last].into_iter());
+        assert!(first_rx.blocking_recv().unwrap().is_ok());
+        assert!(failing_rx.blocking_recv().unwrap().is_err());
+        assert!(last_rx.blocking_recv().unwrap().is_ok());
+        let names: Vec<String> = conn
+            .prepare("SELECT name FROM t ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(names, ["a", "c"]);
+        // The savepoint statements are left reset: a second batch runs as well.
+        let (again, again_rx) = job(|c| insert(c, "d").map(|()| Box::new(()) as _));
+        run_batch(&conn, [again].into_iter());
+        assert!(again_rx.blocking_recv().unwrap().is_ok());
     }
 }
