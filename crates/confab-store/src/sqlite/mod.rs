@@ -7,8 +7,9 @@
 //! survives a crash of the process. A checkpoint thread copies the WAL into the database every
 //! `checkpoint_ms` (passive: it blocks neither the writer nor readers). The log starts over only
 //! when a write transaction begins with all of it copied, which a passive checkpoint racing a
-//! busy writer never sees: so after each of them the writer copies the few frames committed
-//! meanwhile, between two batches, and the log starts over with its next commit.
+//! busy writer never sees: so once the checkpoint thread's passes over a long log leave little
+//! uncopied, the writer copies the few frames committed meanwhile, between two batches, and the
+//! log starts over with its next commit.
 //! Reads run on tokio's blocking pool over a small pool of read connections, which WAL lets
 //! proceed while the writer works. No SQLite call ever runs on an async worker thread.
 
@@ -69,8 +70,9 @@ pub struct SqliteOptions {
     /// shrinks back to `writer_cache_kib` as its pages are clean again after the commit.
     pub writer_spill_kib: u64,
     /// How often a background thread copies the write-ahead log into the database (a passive
-    /// checkpoint), in milliseconds. Commits do not wait for it; after each pass over a long log
-    /// the writer copies, between two batches, the few frames committed meanwhile.
+    /// checkpoint), in milliseconds. Commits do not wait for it; once its passes over a long log
+    /// leave little uncopied, the writer copies, between two batches, the few frames committed
+    /// meanwhile.
     pub checkpoint_ms: u64,
 }
 
@@ -94,11 +96,16 @@ impl Default for SqliteOptions {
 /// it, a quiet moment lets the checkpoint thread's own checkpoint do it).
 const RESTART_FRAMES: i64 = 1024;
 
-/// Most passes the checkpoint thread makes in a row before the writer catches up.
+/// Most passes the checkpoint thread makes in a row before the writer catches up: it bounds the
+/// thread's copying and syncing per tick (at 4,000 messages/s the passes converged within
+/// three).
 const MAX_PASSES: u32 = 4;
 
-/// A pass this short leaves the writer little to catch up.
-const SHORT_PASS: std::time::Duration = std::time::Duration::from_millis(5);
+/// Frames a pass copies beyond the previous pass's end below which it was short (so little was
+/// committed during it, which the writer's catch-up copies while commits wait). Counted in
+/// frames, not timed, so that a disk whose syncs are slow does not make every pass look long;
+/// 256 frames are 1 MiB with 4 KiB pages.
+const SHORT_PASS: i64 = 256;
 
 /// A write for the writer thread. `run` executes inside its own savepoint of the batch's
 /// transaction; `reply` gets its result only after that transaction has committed.
@@ -340,7 +347,9 @@ fn writer_loop(
 /// Starts the thread that checkpoints the database every `checkpoint_ms` on its own connection,
 /// until the returned sender (held by the store) is dropped. A passive checkpoint copies what
 /// the log holds into the database without blocking the writer or readers; what a reader still
-/// needs is copied by a later one.
+/// needs is copied by a later one. Over a long log it makes up to [`MAX_PASSES`] passes in a
+/// row, each copying what was committed during the one before, until one copies fewer than
+/// [`SHORT_PASS`] frames; then it asks the writer to catch up.
 fn start_checkpointer(
     path: &Path,
     options: &SqliteOptions,
@@ -353,19 +362,27 @@ fn start_checkpointer(
     std::thread::Builder::new()
         .name("confab-sqlite-checkpoint".into())
         .spawn(move || {
+            let stopped = || !matches!(rx.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty));
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
                 // Over a long log, passes follow each other while each finds much committed
-                // since the one before: the writer's catch-up, which holds up commits while it
-                // copies and syncs, then has only what the last short pass missed. Measured at
-                // 4,000 messages/s: a pass took 80 ms, and the catch-up after it 20 ms, once a
-                // second, the p99 of the deliveries.
+                // during the one before: the writer's catch-up, which holds up commits while it
+                // copies and syncs, then has only what the last, short, pass missed. Measured at 4,000
+                // messages/s: a pass took 80 ms, and the catch-up after a single one 20 ms, once
+                // a second, the p99 of the deliveries.
+                let mut previous_log = None;
                 for pass in 1..=MAX_PASSES {
-                    let started = std::time::Instant::now();
                     let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
                     });
                     let (log, copied) = match result {
-                        Ok(counts) => counts,
+                        // Another checkpoint (the writer's catch-up) holds the checkpoint lock:
+                        // the counts are -1, not the log's; the next tick tries again.
+                        Ok((busy, _, _)) if busy != 0 => break,
+                        Ok((_, log, copied)) => (log, copied),
                         Err(e) => {
                             tracing::warn!(error = %e, "sqlite: checkpoint failed");
                             break;
@@ -379,13 +396,21 @@ fn start_checkpointer(
                     if log < RESTART_FRAMES {
                         break;
                     }
-                    if pass == MAX_PASSES || started.elapsed() < SHORT_PASS {
+                    // A pass copies the log as it was when the pass began, so what it copied
+                    // beyond the previous pass's end was committed during that pass.
+                    let short = previous_log.is_some_and(|before| log - before < SHORT_PASS);
+                    previous_log = Some(log);
+                    if pass == MAX_PASSES || short {
                         catch_up.store(true, Ordering::Release);
+                        break;
+                    }
+                    if stopped() {
                         break;
                     }
                 }
             }
-            // The store is gone: a last checkpoint leaves the log empty for the next start.
+            // The store is gone: a last checkpoint copies what the log holds, so that the next
+            // start has little to recover.
             let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
         })
         .map_err(|e| StoreError::Backend(format!("cannot start checkpoint thread: {e}")))?;
@@ -414,7 +439,8 @@ fn run_batch(conn: &Connection, batch: impl Iterator<Item = WriteJob>) {
             ));
             continue;
         }
-        // Prepared once: `execute_batch` parsed these three statements for every write.
+        // From the connection's statement cache: `execute_batch` parsed these three statements
+        // for every write.
         let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
         let result = match run("SAVEPOINT w") {
             Err(e) => Err(backend(&e)),
@@ -493,17 +519,43 @@ mod tests {
         assert!(first_rx.blocking_recv().unwrap().is_ok());
         assert!(failing_rx.blocking_recv().unwrap().is_err());
         assert!(last_rx.blocking_recv().unwrap().is_ok());
-        let names: Vec<String> = conn
-            .prepare("SELECT name FROM t ORDER BY name")
+        assert_eq!(names_in(&conn), ["a", "c"]);
+        // No transaction is left open: a second batch begins and commits as well.
+        assert!(conn.is_autocommit());
+        let (again, again_rx) = job(|c| insert(c, "d").map(|()| Box::new(()) as _));
+        run_batch(&conn, [again].into_iter());
+        assert!(again_rx.blocking_recv().unwrap().is_ok());
+        assert_eq!(names_in(&conn), ["a", "c", "d"]);
+    }
+
+    fn names_in(conn: &Connection) -> Vec<String> {
+        conn.prepare("SELECT name FROM t ORDER BY name")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
             .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_write_that_ends_the_transaction_abandons_the_whole_batch() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (name TEXT UNIQUE)")
             .unwrap();
-        assert_eq!(names, ["a", "c"]);
-        // The savepoint statements are left reset: a second batch runs as well.
-        let (again, again_rx) = job(|c| insert(c, "d").map(|()| Box::new(()) as _));
-        run_batch(&conn, [again].into_iter());
-        assert!(again_rx.blocking_recv().unwrap().is_ok());
+        let (first, first_rx) = job(|c| insert(c, "a").map(|()| Box::new(()) as _));
+        // As SQLite does on an I/O error or a full disk: the whole transaction is rolled back,
+        // so its savepoint is gone and the write before it is undone too.
+        let (ending, ending_rx) = job(|c| {
+            c.execute_batch("ROLLBACK")?;
+            Err(StoreError::Backend("disk full".into()))
+        });
+        let (last, last_rx) = job(|c| insert(c, "c").map(|()| Box::new(()) as _));
+        run_batch(&conn, [first, ending, last].into_iter());
+        // Nothing is acknowledged, not even the write that ran before the failure.
+        assert!(first_rx.blocking_recv().unwrap().is_err());
+        assert!(ending_rx.blocking_recv().unwrap().is_err());
+        assert!(last_rx.blocking_recv().unwrap().is_err());
+        assert!(names_in(&conn).is_empty());
+        assert!(conn.is_autocommit());
     }
 }
