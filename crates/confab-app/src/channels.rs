@@ -7,10 +7,10 @@ use confab_cluster::{ChannelOp, RandomSids};
 use confab_domain::policy::participation;
 use confab_domain::{
     AddMember, Caller, Channel, ChannelCommand, ChannelEventKind, ChannelSid, ChannelType,
-    CreateChannel, Invite, InviteMember, Member, MemberRef, Participation, ServiceSid,
-    UpdateChannel, UpdateMember,
+    CreateChannel, InviteMember, Member, MemberRef, Participation, ServiceSid, UpdateChannel,
+    UpdateMember,
 };
-use confab_store::{MemberKey, Page, PageRequest, PageStart};
+use confab_store::{MemberKey, Page, PageRequest, PageStart, UserChannels};
 
 use crate::lookup::find_event;
 use crate::{App, AppError, AppResult};
@@ -117,23 +117,13 @@ impl App {
         Ok((seen.channel, member))
     }
 
-    /// The user's memberships with their channels, up to about `max`.
-    pub async fn memberships(
-        &self,
-        user: UserRef<'_>,
-        max: usize,
-    ) -> AppResult<Vec<(Channel, Member)>> {
-        let mut page = PageRequest::first(100);
-        let mut out = Vec::new();
-        loop {
-            let got = self.memberships_page(user, &page).await?;
-            out.extend(got.items);
-            match got.next {
-                Some(cursor) if out.len() < max => page.start = PageStart::After(cursor),
-                _ => break,
-            }
-        }
-        Ok(out)
+    /// The user's memberships and pending invites with their channels, as a session starts
+    /// (memberships up to about `max`, invites up to `max`): one read where the store can.
+    pub async fn user_channels(&self, user: UserRef<'_>, max: usize) -> AppResult<UserChannels> {
+        Ok(self
+            .store
+            .user_channels(user.service, user.identity, max)
+            .await?)
     }
 
     /// One page of the user's memberships with their channels.
@@ -155,21 +145,6 @@ impl App {
         })
     }
 
-    /// The user's pending invites with their channels, at most `max`.
-    pub async fn invitations(
-        &self,
-        user: UserRef<'_>,
-        max: usize,
-    ) -> AppResult<Vec<(Channel, Invite)>> {
-        let page = PageRequest::first(max.max(1));
-        let invites = self
-            .store
-            .list_user_invites(user.service, user.identity, &page)
-            .await?;
-        self.with_channels(user.service, invites.items, |i| i.channel_sid)
-            .await
-    }
-
     /// Each item with its channel, read at once; an item whose channel was deleted meanwhile is
     /// left out.
     async fn with_channels<T>(
@@ -179,7 +154,7 @@ impl App {
         channel_of: impl Fn(&T) -> ChannelSid,
     ) -> AppResult<Vec<(Channel, T)>> {
         if items.is_empty() {
-            // A new user's `init` has neither channels nor invitations: no read at all.
+            // An empty page: no read at all.
             return Ok(Vec::new());
         }
         let sids: Vec<ChannelSid> = items.iter().map(&channel_of).collect();

@@ -22,9 +22,11 @@ use confab_domain::{
 
 mod jobs;
 mod media;
+mod user_channels;
 
 pub use self::jobs::*;
 pub use self::media::*;
+pub use self::user_channels::*;
 
 use crate::{
     ChannelCommit, ChannelStore, Conflict, MemberKey, PageRequest, PageStart, Store, StoreError,
@@ -47,6 +49,7 @@ macro_rules! store_conformance_tests {
             events_are_kept_in_seq_order,
             invalid_cursor_is_an_error,
             invites_are_listed_per_identity,
+            a_users_channels_are_its_memberships_and_invites,
             filtered_member_lists_page,
             webhook_jobs_are_stored_with_their_commit,
             webhook_job_claims_hold_jobs_until_they_expire,

@@ -17,6 +17,7 @@ mod jobs;
 mod media;
 mod queries;
 mod schema;
+mod user_channels;
 
 use std::any::Any;
 use std::path::{Path, PathBuf};

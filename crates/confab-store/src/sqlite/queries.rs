@@ -11,7 +11,7 @@ use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtensio
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::SqliteStore;
+use super::{user_channels, SqliteStore};
 use crate::error::{Conflict, StoreError};
 use crate::traits::*;
 
@@ -32,10 +32,11 @@ fn is_unique_violation(e: &rusqlite::Error, columns: &str) -> bool {
 }
 
 /// A channel by SID, if it is in the service (`?1` the channel, `?2` the service).
-const CHANNEL_IN_SERVICE: &str = "SELECT data FROM channels WHERE sid = ?1 AND service_sid = ?2";
+pub(super) const CHANNEL_IN_SERVICE: &str =
+    "SELECT data FROM channels WHERE sid = ?1 AND service_sid = ?2";
 
 /// Fetches one JSON record.
-fn get_one<T: DeserializeOwned>(
+pub(super) fn get_one<T: DeserializeOwned>(
     conn: &Connection,
     sql: &str,
     args: impl rusqlite::Params,
@@ -48,7 +49,7 @@ fn get_one<T: DeserializeOwned>(
 }
 
 /// One page of `table` filtered by `filter` (with `args`), keyed and ordered by `key`.
-fn page_of<T: DeserializeOwned>(
+pub(super) fn page_of<T: DeserializeOwned>(
     conn: &Connection,
     table: &str,
     key: &str,
@@ -113,7 +114,17 @@ fn identity_filter(identities: &[String], args: &mut Vec<Value>) -> String {
     format!("identity IN ({})", vec!["?"; identities.len()].join(", "))
 }
 
-fn text(v: impl ToString) -> Value {
+/// `Connection::execute` through the connection's statement cache: these writes run again and
+/// again, and parsing their SQL each time showed in profiles (a new user's insert at `init`).
+fn execute_cached(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+pub(super) fn text(v: impl ToString) -> Value {
     Value::Text(v.to_string())
 }
 
@@ -125,12 +136,13 @@ fn delete_channel_rows(conn: &Connection, sid: &str) -> Result<(), StoreError> {
         "channel_events",
         "webhooks",
     ] {
-        conn.execute(
+        execute_cached(
+            conn,
             &format!("DELETE FROM {table} WHERE channel_sid = ?1"),
             [sid],
         )?;
     }
-    conn.execute("DELETE FROM channels WHERE sid = ?1", [sid])?;
+    execute_cached(conn, "DELETE FROM channels WHERE sid = ?1", [sid])?;
     Ok(())
 }
 
@@ -281,7 +293,8 @@ impl ServiceStore for SqliteStore {
             .map(|r| Ok((r.sid.to_string(), encode(r)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.write(move |conn| {
-            conn.execute(
+            execute_cached(
+                conn,
                 "INSERT INTO services (sid, data) VALUES (?1, ?2)",
                 params![sid, data],
             )
@@ -293,7 +306,8 @@ impl ServiceStore for SqliteStore {
                 }
             })?;
             for (role_sid, role) in roles {
-                conn.execute(
+                execute_cached(
+                    conn,
                     "INSERT INTO roles (sid, service_sid, data) VALUES (?1, ?2, ?3)",
                     params![role_sid, sid, role],
                 )?;
@@ -323,7 +337,8 @@ impl ServiceStore for SqliteStore {
     async fn update_service(&self, service: &Service) -> Result<(), StoreError> {
         let (sid, data) = (service.sid.to_string(), encode(service)?);
         self.write(move |conn| {
-            match conn.execute(
+            match execute_cached(
+                conn,
                 "UPDATE services SET data = ?2 WHERE sid = ?1",
                 params![sid, data],
             )? {
@@ -344,9 +359,9 @@ impl ServiceStore for SqliteStore {
             for channel in channels {
                 delete_channel_rows(conn, &channel)?;
             }
-            conn.execute("DELETE FROM roles WHERE service_sid = ?1", [&sid])?;
-            conn.execute("DELETE FROM users WHERE service_sid = ?1", [&sid])?;
-            Ok(conn.execute("DELETE FROM services WHERE sid = ?1", [&sid])? > 0)
+            execute_cached(conn, "DELETE FROM roles WHERE service_sid = ?1", [&sid])?;
+            execute_cached(conn, "DELETE FROM users WHERE service_sid = ?1", [&sid])?;
+            Ok(execute_cached(conn, "DELETE FROM services WHERE sid = ?1", [&sid])? > 0)
         })
         .await
     }
@@ -363,7 +378,8 @@ impl RoleStore for SqliteStore {
             encode(role)?,
         );
         self.write(move |conn| {
-            conn.execute(
+            execute_cached(
+                conn,
                 "INSERT INTO roles (sid, service_sid, data) VALUES (?1, ?2, ?3)",
                 params![sid, service, data],
             )
@@ -416,7 +432,8 @@ impl RoleStore for SqliteStore {
     async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
         let (sid, data) = (role.sid.to_string(), encode(role)?);
         self.write(move |conn| {
-            match conn.execute(
+            match execute_cached(
+                conn,
                 "UPDATE roles SET data = ?2 WHERE sid = ?1",
                 params![sid, data],
             )? {
@@ -430,7 +447,8 @@ impl RoleStore for SqliteStore {
     async fn delete_role(&self, service: ServiceSid, sid: RoleSid) -> Result<bool, StoreError> {
         let (sid, service) = (sid.to_string(), service.to_string());
         self.write(move |conn| {
-            Ok(conn.execute(
+            Ok(execute_cached(
+                conn,
                 "DELETE FROM roles WHERE sid = ?1 AND service_sid = ?2",
                 params![sid, service],
             )? > 0)
@@ -451,7 +469,8 @@ impl UserStore for SqliteStore {
             encode(user)?,
         );
         self.write(move |conn| {
-            conn.execute(
+            execute_cached(
+                conn,
                 "INSERT INTO users (sid, service_sid, identity, data) VALUES (?1, ?2, ?3, ?4)",
                 params![args.0, args.1, args.2, args.3],
             )
@@ -533,7 +552,8 @@ impl UserStore for SqliteStore {
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
         let (sid, data) = (user.sid.to_string(), encode(user)?);
         self.write(move |conn| {
-            match conn.execute(
+            match execute_cached(
+                conn,
                 "UPDATE users SET data = ?2 WHERE sid = ?1",
                 params![sid, data],
             )? {
@@ -547,7 +567,8 @@ impl UserStore for SqliteStore {
     async fn delete_user(&self, service: ServiceSid, sid: UserSid) -> Result<bool, StoreError> {
         let (sid, service) = (sid.to_string(), service.to_string());
         self.write(move |conn| {
-            Ok(conn.execute(
+            Ok(execute_cached(
+                conn,
                 "DELETE FROM users WHERE sid = ?1 AND service_sid = ?2",
                 params![sid, service],
             )? > 0)
@@ -620,19 +641,8 @@ impl ChannelStore for SqliteStore {
         sids: &[ChannelSid],
     ) -> Result<Vec<Channel>, StoreError> {
         let sids = sids.to_vec();
-        self.read(move |conn| {
-            let service = service.to_string();
-            let mut found = Vec::with_capacity(sids.len());
-            for sid in sids {
-                found.extend(get_one::<Channel>(
-                    conn,
-                    CHANNEL_IN_SERVICE,
-                    [sid.to_string(), service.clone()],
-                )?);
-            }
-            Ok(found)
-        })
-        .await
+        self.read(move |conn| user_channels::channels_in(conn, service, &sids))
+            .await
     }
 
     async fn get_channel_by_unique_name(
@@ -712,19 +722,9 @@ impl ChannelStore for SqliteStore {
         identity: &str,
         page: &PageRequest,
     ) -> Result<Page<Member>, StoreError> {
-        let page = page.clone();
-        let args = vec![text(service), text(identity)];
-        self.read(move |conn| {
-            page_of(
-                conn,
-                "members",
-                "rowid",
-                "service_sid = ? AND identity = ?",
-                args,
-                &page,
-            )
-        })
-        .await
+        let (page, identity) = (page.clone(), identity.to_owned());
+        self.read(move |conn| user_channels::memberships_page(conn, service, &identity, &page))
+            .await
     }
 
     async fn count_memberships(
@@ -832,19 +832,20 @@ impl ChannelStore for SqliteStore {
         identity: &str,
         page: &PageRequest,
     ) -> Result<Page<Invite>, StoreError> {
-        let page = page.clone();
-        let args = vec![text(service), text(identity)];
-        self.read(move |conn| {
-            page_of(
-                conn,
-                "invites",
-                "rowid",
-                "service_sid = ? AND identity = ?",
-                args,
-                &page,
-            )
-        })
-        .await
+        let (page, identity) = (page.clone(), identity.to_owned());
+        self.read(move |conn| user_channels::user_invites_page(conn, service, &identity, &page))
+            .await
+    }
+
+    async fn user_channels(
+        &self,
+        service: ServiceSid,
+        identity: &str,
+        max: usize,
+    ) -> Result<UserChannels, StoreError> {
+        let identity = identity.to_owned();
+        self.read(move |conn| user_channels::user_channels(conn, service, &identity, max))
+            .await
     }
 
     async fn events_after(
@@ -874,7 +875,8 @@ impl CredentialStore for SqliteStore {
     async fn put_credential(&self, credential: &Credential) -> Result<(), StoreError> {
         let (sid, data) = (credential.sid.to_string(), encode(credential)?);
         self.write(move |conn| {
-            conn.execute(
+            execute_cached(
+                conn,
                 "INSERT INTO credentials (sid, data) VALUES (?1, ?2)
                  ON CONFLICT (sid) DO UPDATE SET data = excluded.data",
                 params![sid, data],
@@ -904,7 +906,7 @@ impl CredentialStore for SqliteStore {
     async fn delete_credential(&self, sid: CredentialSid) -> Result<bool, StoreError> {
         let sid = sid.to_string();
         self.write(move |conn| {
-            Ok(conn.execute("DELETE FROM credentials WHERE sid = ?1", [sid])? > 0)
+            Ok(execute_cached(conn, "DELETE FROM credentials WHERE sid = ?1", [sid])? > 0)
         })
         .await
     }
@@ -921,7 +923,8 @@ impl WebhookStore for SqliteStore {
             encode(webhook)?,
         );
         self.write(move |conn| {
-            conn.execute(
+            execute_cached(
+                conn,
                 "INSERT INTO webhooks (sid, channel_sid, data) VALUES (?1, ?2, ?3)
                  ON CONFLICT (sid) DO UPDATE SET data = excluded.data",
                 params![args.0, args.1, args.2],
@@ -972,7 +975,8 @@ impl WebhookStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let (sid, channel) = (sid.to_string(), channel.to_string());
         self.write(move |conn| {
-            Ok(conn.execute(
+            Ok(execute_cached(
+                conn,
                 "DELETE FROM webhooks WHERE sid = ?1 AND channel_sid = ?2",
                 params![sid, channel],
             )? > 0)

@@ -341,12 +341,12 @@ impl Connection {
         });
         let me = self.auth()?.user();
         let max = state.realtime.max_subscribed;
-        let memberships = app.memberships(me, max).await?;
+        let user_channels = app.user_channels(me, max).await?;
         let mut channels = Vec::new();
         let mut markers = Vec::new();
         let mut follow = Vec::new();
         let mut resumed = serde_json::Map::new();
-        for (channel, member) in &memberships {
+        for (channel, member) in &user_channels.memberships {
             channels.push(rt::ChannelView::for_member(channel, member));
             let sid = channel.sid;
             let from = match resume.get(&sid.to_string()) {
@@ -380,8 +380,8 @@ impl Connection {
                 resumed.insert(key.clone(), json!(false));
             }
         }
-        for (channel, _) in app.invitations(me, max).await? {
-            channels.push(rt::ChannelView::new(&channel, "invited", None));
+        for (channel, _) in &user_channels.invitations {
+            channels.push(rt::ChannelView::new(channel, "invited", None));
         }
         let reply = json!({
             "identity": grant.identity,

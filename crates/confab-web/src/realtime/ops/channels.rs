@@ -74,15 +74,14 @@ impl Connection {
     pub(super) async fn subscribed_channels(&self) -> OpResult {
         let me = self.auth()?.user();
         let max = self.state.realtime.max_subscribed;
-        let app = &self.state.app;
-        let mut views: Vec<ChannelView> = app
-            .memberships(me, max)
-            .await?
+        let channels = self.state.app.user_channels(me, max).await?;
+        let mut views: Vec<ChannelView> = channels
+            .memberships
             .iter()
             .map(|(c, m)| ChannelView::for_member(c, m))
             .collect();
-        for (channel, _) in app.invitations(me, max).await? {
-            views.push(view(&channel, "invited", None));
+        for (channel, _) in &channels.invitations {
+            views.push(view(channel, "invited", None));
         }
         Ok(json!({ "items": views }))
     }

@@ -1,0 +1,104 @@
+//! An identity's channels, read on one connection: its memberships and pending invites across
+//! a service, and channels by SID. The list methods of `ChannelStore` read these one at a time;
+//! `user_channels` reads all that a session's `init` needs in one hop to the blocking pool.
+
+use confab_domain::{Channel, ChannelSid, Invite, Member, ServiceSid};
+use rusqlite::Connection;
+
+use super::queries::{get_one, page_of, text, CHANNEL_IN_SERVICE};
+use crate::error::StoreError;
+use crate::traits::{Page, PageRequest, PageStart, UserChannels, USER_CHANNELS_PAGE};
+
+/// One page of an identity's memberships across the service, in joining order.
+pub(super) fn memberships_page(
+    conn: &Connection,
+    service: ServiceSid,
+    identity: &str,
+    page: &PageRequest,
+) -> Result<Page<Member>, StoreError> {
+    let args = vec![text(service), text(identity)];
+    let filter = "service_sid = ? AND identity = ?";
+    page_of(conn, "members", "rowid", filter, args, page)
+}
+
+/// One page of an identity's pending invites across the service, in creation order.
+pub(super) fn user_invites_page(
+    conn: &Connection,
+    service: ServiceSid,
+    identity: &str,
+    page: &PageRequest,
+) -> Result<Page<Invite>, StoreError> {
+    let args = vec![text(service), text(identity)];
+    let filter = "service_sid = ? AND identity = ?";
+    page_of(conn, "invites", "rowid", filter, args, page)
+}
+
+/// Those of `sids` that exist in the service, in the order asked.
+pub(super) fn channels_in(
+    conn: &Connection,
+    service: ServiceSid,
+    sids: &[ChannelSid],
+) -> Result<Vec<Channel>, StoreError> {
+    let service = service.to_string();
+    let mut found = Vec::with_capacity(sids.len());
+    for sid in sids {
+        found.extend(get_one::<Channel>(
+            conn,
+            CHANNEL_IN_SERVICE,
+            [sid.to_string(), service.clone()],
+        )?);
+    }
+    Ok(found)
+}
+
+/// `ChannelStore::user_channels` on one connection, as its default reads it method by method,
+/// in one read transaction: one snapshot, and the log's read lock taken once, not per statement.
+pub(super) fn user_channels(
+    conn: &Connection,
+    service: ServiceSid,
+    identity: &str,
+    max: usize,
+) -> Result<UserChannels, StoreError> {
+    let _snapshot = ReadSnapshot::begin(conn)?;
+    let mut page = PageRequest::first(USER_CHANNELS_PAGE);
+    let mut members = Vec::new();
+    loop {
+        let got = memberships_page(conn, service, identity, &page)?;
+        members.extend(got.items);
+        match got.next {
+            Some(cursor) if members.len() < max => page.start = PageStart::After(cursor),
+            _ => break,
+        }
+    }
+    let invites = user_invites_page(conn, service, identity, &PageRequest::first(max.max(1)))?;
+    let mut sids: Vec<ChannelSid> = members.iter().map(|m| m.channel_sid).collect();
+    sids.extend(invites.items.iter().map(|i| i.channel_sid));
+    let channels = channels_in(conn, service, &sids)?;
+    Ok(UserChannels::pair(channels, members, invites.items))
+}
+
+/// A read transaction on a pooled connection, ended when dropped (also on an error or a panic:
+/// a connection left inside it would go back to the pool and read this snapshot for ever).
+/// Through the statement cache, where `Connection::transaction` parses `BEGIN` each time.
+struct ReadSnapshot<'c>(&'c Connection);
+
+impl<'c> ReadSnapshot<'c> {
+    fn begin(conn: &'c Connection) -> Result<Self, StoreError> {
+        conn.prepare_cached("BEGIN")?.execute([])?;
+        Ok(Self(conn))
+    }
+}
+
+impl Drop for ReadSnapshot<'_> {
+    fn drop(&mut self) {
+        // Only reads happened: ending them commits nothing. Should that fail, a rollback still
+        // ends the transaction.
+        let ended = self
+            .0
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]));
+        if ended.is_err() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
+    }
+}
