@@ -22,13 +22,22 @@ pub async fn a_users_channels_are_its_memberships_and_invites(store: Arc<dyn Sto
             world.apply(&mut state, add("bob", role)).await;
         }
     }
-    let mut invited = world.create_channel(9_000, None).await.unwrap();
-    let invite = ChannelCommand::Invite(InviteMember {
-        identity: "ann".into(),
-        role_sid: role,
-        created_by: None,
-    });
-    world.apply(&mut invited, invite).await;
+    let invite = |identity: &str| {
+        ChannelCommand::Invite(InviteMember {
+            identity: identity.into(),
+            role_sid: role,
+            created_by: None,
+        })
+    };
+    let mut invited = Vec::new();
+    for bits in 9_000..9_004 {
+        let mut state = world.create_channel(bits, None).await.unwrap();
+        world.apply(&mut state, invite("ann")).await;
+        if bits == 9_000 {
+            world.apply(&mut state, invite("bob")).await;
+        }
+        invited.push(state.channel().sid);
+    }
 
     let all = store.user_channels(service, "ann", joined).await.unwrap();
     let channels: Vec<ChannelSid> = all.memberships.iter().map(|(c, _)| c.sid).collect();
@@ -40,11 +49,13 @@ pub async fn a_users_channels_are_its_memberships_and_invites(store: Arc<dyn Sto
             .all(|(c, m)| m.identity == "ann" && m.channel_sid == c.sid),
         "each membership with its own channel"
     );
-    assert_eq!(all.invitations.len(), 1);
-    let (channel, invite) = &all.invitations[0];
-    assert_eq!(
-        (channel.sid, invite.identity.as_str()),
-        (invited.channel().sid, "ann")
+    let invitations: Vec<ChannelSid> = all.invitations.iter().map(|(c, _)| c.sid).collect();
+    assert_eq!(invitations, invited, "every invite, in creation order");
+    assert!(
+        all.invitations
+            .iter()
+            .all(|(c, i)| i.identity == "ann" && i.channel_sid == c.sid),
+        "each invite with its own channel"
     );
 
     let few = store.user_channels(service, "ann", 3).await.unwrap();
@@ -53,11 +64,12 @@ pub async fn a_users_channels_are_its_memberships_and_invites(store: Arc<dyn Sto
         USER_CHANNELS_PAGE,
         "memberships are read a page at a time until `max`"
     );
-    assert_eq!(few.invitations.len(), 1);
+    assert_eq!(few.invitations.len(), 3, "at most `max` invites");
 
     let bob = store.user_channels(service, "bob", joined).await.unwrap();
     assert_eq!(bob.memberships.len(), 1);
-    assert!(bob.invitations.is_empty());
+    let bobs: Vec<ChannelSid> = bob.invitations.iter().map(|(c, _)| c.sid).collect();
+    assert_eq!(bobs, invited[..1], "only bob's own invite");
     let nobody = store.user_channels(service, "zed", joined).await.unwrap();
     assert!(nobody.memberships.is_empty() && nobody.invitations.is_empty());
 }

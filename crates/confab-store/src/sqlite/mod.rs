@@ -98,15 +98,15 @@ impl Default for SqliteOptions {
 const RESTART_FRAMES: i64 = 1024;
 
 /// Most passes the checkpoint thread makes in a row before the writer catches up: it bounds the
-/// thread's copying and syncing per tick (at 4,000 messages/s the passes converged within
-/// three).
+/// thread's copying and syncing per tick, on a log that grows faster than a pass copies it.
 const MAX_PASSES: u32 = 4;
 
 /// Frames a pass copies beyond the previous pass's end below which it was short (so little was
 /// committed during it, which the writer's catch-up copies while commits wait). Counted in
 /// frames, not timed, so that a disk whose syncs are slow does not make every pass look long;
-/// 256 frames are 1 MiB with 4 KiB pages.
-const SHORT_PASS: i64 = 256;
+/// 1,024 frames are 4 MiB with 4 KiB pages, about what the development machine's checkpoint
+/// copied in the 5 ms that first marked a short pass (a pass of 25,000 frames took 80 ms).
+const SHORT_PASS: i64 = 1024;
 
 /// A write for the writer thread. `run` executes inside its own savepoint of the batch's
 /// transaction; `reply` gets its result only after that transaction has committed.
@@ -295,8 +295,12 @@ impl SqliteStore {
                 None => open_connection(&inner.path, &inner.options)?,
             };
             let result = f(&conn);
-            if let Ok(mut pool) = inner.readers.lock() {
-                pool.push(conn);
+            // A connection left inside a transaction (one that could not be ended) would read
+            // its old snapshot for ever: it is closed rather than pooled.
+            if conn.is_autocommit() {
+                if let Ok(mut pool) = inner.readers.lock() {
+                    pool.push(conn);
+                }
             }
             result
         })
@@ -367,10 +371,10 @@ fn start_checkpointer(
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
                 // Over a long log, passes follow each other while each finds much committed
                 // during the one before: the writer's catch-up, which holds up commits while it
-                // copies and syncs, then has only what the last, short, pass missed. Measured at 4,000
-                // messages/s: a pass took 80 ms, and the catch-up after a single one 20 ms, once
-                // a second, the p99 of the deliveries.
-                let mut previous_log = None;
+                // copies and syncs, then has only what the last, short, pass missed. Measured
+                // at 4,000 messages/s: a pass took 80 ms, and the catch-up after a single one
+                // 20 ms, once a second, the p99 of the deliveries.
+                let mut previous_copied = None;
                 for pass in 1..=MAX_PASSES {
                     let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                         Ok((
@@ -397,10 +401,19 @@ fn start_checkpointer(
                     if log < RESTART_FRAMES {
                         break;
                     }
-                    // A pass copies the log as it was when the pass began, so what it copied
-                    // beyond the previous pass's end was committed during that pass.
-                    let short = previous_log.is_some_and(|before| log - before < SHORT_PASS);
-                    previous_log = Some(log);
+                    // `copied` counts from the log's start: this pass copied what it adds to the
+                    // previous pass's count (all of it when the log started over in between).
+                    // What a pass copies was committed during the one before, or held back by a
+                    // reader then.
+                    let short = previous_copied.is_some_and(|before: i64| {
+                        let this_pass = if copied >= before {
+                            copied - before
+                        } else {
+                            copied
+                        };
+                        this_pass < SHORT_PASS
+                    });
+                    previous_copied = Some(copied);
                     if pass == MAX_PASSES || short {
                         catch_up.store(true, Ordering::Release);
                         break;
