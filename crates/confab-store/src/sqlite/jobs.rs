@@ -1,6 +1,6 @@
 //! The webhook job queue on SQLite: table `webhook_jobs`, one row per job with its due time in
 //! the clear. Jobs of a channel commit are inserted by the commit's own transaction
-//! (`put_jobs`, called from `queries::commit_channel`).
+//! (`put_jobs`, called from `channels::commit_channel`).
 
 use async_trait::async_trait;
 use confab_domain::{Timestamp, WebhookJob, WebhookJobSid};

@@ -13,9 +13,11 @@
 //! Reads run on tokio's blocking pool over a small pool of read connections, which WAL lets
 //! proceed while the writer works. No SQLite call ever runs on an async worker thread.
 
+mod channels;
 mod jobs;
 mod media;
 mod queries;
+mod rows;
 mod schema;
 mod user_channels;
 

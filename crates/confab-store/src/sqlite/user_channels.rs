@@ -5,7 +5,7 @@
 use confab_domain::{Channel, ChannelSid, Invite, Member, ServiceSid};
 use rusqlite::Connection;
 
-use super::queries::{get_one, page_of, text, CHANNEL_IN_SERVICE};
+use super::rows::{get_one, page_of, text, CHANNEL_IN_SERVICE};
 use crate::error::StoreError;
 use crate::traits::{Page, PageRequest, PageStart, UserChannels, USER_CHANNELS_PAGE};
 
