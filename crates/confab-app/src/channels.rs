@@ -117,8 +117,8 @@ impl App {
         Ok((seen.channel, member))
     }
 
-    /// The user's memberships and pending invites with their channels, as a session starts
-    /// (memberships up to about `max`, invites up to `max`): one read where the store can.
+    /// The user's memberships and pending invites with their channels, as a session starts (at
+    /// most `max` of each): one read where the store can.
     pub async fn user_channels(&self, user: UserRef<'_>, max: usize) -> AppResult<UserChannels> {
         Ok(self
             .store

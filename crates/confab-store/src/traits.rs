@@ -19,9 +19,6 @@ use confab_domain::{
 
 use crate::error::StoreError;
 
-/// The page size [`ChannelStore::user_channels`] reads memberships in.
-pub const USER_CHANNELS_PAGE: usize = 100;
-
 /// An identity's channels as a session starts: [`ChannelStore::user_channels`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserChannels {
@@ -32,19 +29,26 @@ pub struct UserChannels {
 }
 
 impl UserChannels {
-    /// Pairs each membership and invite with its channel among `channels`, leaving out those
-    /// whose channel is not there (deleted since they were read).
-    pub fn pair(channels: Vec<Channel>, members: Vec<Member>, invites: Vec<Invite>) -> Self {
+    /// Pairs each of the first `max` memberships and invites with its channel among
+    /// `channels`, leaving out those whose channel is not there (deleted since they were read).
+    pub fn pair(
+        channels: Vec<Channel>,
+        members: Vec<Member>,
+        invites: Vec<Invite>,
+        max: usize,
+    ) -> Self {
         let channels: std::collections::HashMap<ChannelSid, Channel> =
             channels.into_iter().map(|c| (c.sid, c)).collect();
         let with_channel = |sid: ChannelSid| channels.get(&sid).cloned();
         Self {
             memberships: members
                 .into_iter()
+                .take(max)
                 .filter_map(|m| Some((with_channel(m.channel_sid)?, m)))
                 .collect(),
             invitations: invites
                 .into_iter()
+                .take(max)
                 .filter_map(|i| Some((with_channel(i.channel_sid)?, i)))
                 .collect(),
         }
@@ -320,29 +324,20 @@ pub trait ChannelStore: Send + Sync {
         identity: &str,
         page: &PageRequest,
     ) -> Result<Page<Invite>, StoreError>;
-    /// What a session needs of an identity's channels as it starts: its memberships (pages of
-    /// [`USER_CHANNELS_PAGE`] in joining order until at least `max` are read or none are left)
-    /// and up to `max` of its pending invites (in creation order), each with its channel; an
-    /// item whose channel is gone is left out. One read where the backend can: `init` needs all
-    /// of it, and each read is a hop to the backend and back.
+    /// What a session needs of an identity's channels as it starts: its first `max` memberships
+    /// (in joining order) and its first `max` pending invites (in creation order), each with its
+    /// channel; an item whose channel is gone is left out. One read where the backend can:
+    /// `init` needs all of it, and each read is a hop to the backend and back.
     async fn user_channels(
         &self,
         service: ServiceSid,
         identity: &str,
         max: usize,
     ) -> Result<UserChannels, StoreError> {
-        let mut page = PageRequest::first(USER_CHANNELS_PAGE);
-        let mut members = Vec::new();
-        loop {
-            let got = self.list_memberships(service, identity, &page).await?;
-            members.extend(got.items);
-            match got.next {
-                Some(cursor) if members.len() < max => page.start = PageStart::After(cursor),
-                _ => break,
-            }
-        }
+        let page = PageRequest::first(max.max(1));
+        let members = self.list_memberships(service, identity, &page).await?.items;
         let invites = self
-            .list_user_invites(service, identity, &PageRequest::first(max.max(1)))
+            .list_user_invites(service, identity, &page)
             .await?
             .items;
         let mut sids: Vec<ChannelSid> = members.iter().map(|m| m.channel_sid).collect();
@@ -352,7 +347,7 @@ pub trait ChannelStore: Send + Sync {
         } else {
             self.get_channels(service, &sids).await?
         };
-        Ok(UserChannels::pair(channels, members, invites))
+        Ok(UserChannels::pair(channels, members, invites, max))
     }
     /// The channel's retained events with `seq > after`, in `seq` order, at most `limit`.
     /// Older events may have been pruned: the first returned `seq` tells whether the range is whole.

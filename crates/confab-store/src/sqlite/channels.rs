@@ -310,8 +310,10 @@ impl ChannelStore for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<Member>, StoreError> {
         let (page, identity) = (page.clone(), identity.to_owned());
-        self.read(move |conn| user_channels::memberships_page(conn, service, &identity, &page))
-            .await
+        self.read(move |conn| {
+            user_channels::identity_rows(conn, "members", service, &identity, &page)
+        })
+        .await
     }
 
     async fn count_memberships(
@@ -420,8 +422,10 @@ impl ChannelStore for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<Invite>, StoreError> {
         let (page, identity) = (page.clone(), identity.to_owned());
-        self.read(move |conn| user_channels::user_invites_page(conn, service, &identity, &page))
-            .await
+        self.read(move |conn| {
+            user_channels::identity_rows(conn, "invites", service, &identity, &page)
+        })
+        .await
     }
 
     async fn user_channels(

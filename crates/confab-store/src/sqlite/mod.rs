@@ -520,9 +520,7 @@ mod tests {
 
     #[test]
     fn a_failed_write_in_a_batch_is_undone_and_the_others_commit() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (name TEXT UNIQUE)")
-            .unwrap();
+        let conn = names_table();
         let (first, first_rx) = job(|c| insert(c, "a").map(|()| Box::new(()) as _));
         // Writes a row, then fails: the row must not survive.
         let (failing, failing_rx) = job(|c| {
@@ -544,6 +542,13 @@ mod tests {
         assert_eq!(names_in(&conn), ["a", "c", "d"]);
     }
 
+    fn names_table() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (name TEXT UNIQUE)")
+            .unwrap();
+        conn
+    }
+
     fn names_in(conn: &Connection) -> Vec<String> {
         conn.prepare("SELECT name FROM t ORDER BY name")
             .unwrap()
@@ -555,9 +560,7 @@ mod tests {
 
     #[test]
     fn a_write_that_ends_the_transaction_abandons_the_whole_batch() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (name TEXT UNIQUE)")
-            .unwrap();
+        let conn = names_table();
         let (first, first_rx) = job(|c| insert(c, "a").map(|()| Box::new(()) as _));
         // As SQLite does on an I/O error or a full disk: the whole transaction is rolled back,
         // so its savepoint is gone and the write before it is undone too.

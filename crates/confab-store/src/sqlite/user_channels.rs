@@ -7,30 +7,26 @@ use rusqlite::Connection;
 
 use super::rows::{get_one, page_of, text, CHANNEL_IN_SERVICE};
 use crate::error::StoreError;
-use crate::traits::{Page, PageRequest, PageStart, UserChannels, USER_CHANNELS_PAGE};
+use crate::traits::{Page, PageRequest, UserChannels};
 
-/// One page of an identity's memberships across the service, in joining order.
-pub(super) fn memberships_page(
+/// One page of an identity's rows across the service in `table` (`members`: its memberships, in
+/// joining order; `invites`: its pending invites, in creation order).
+pub(super) fn identity_rows<T: serde::de::DeserializeOwned>(
     conn: &Connection,
+    table: &str,
     service: ServiceSid,
     identity: &str,
     page: &PageRequest,
-) -> Result<Page<Member>, StoreError> {
+) -> Result<Page<T>, StoreError> {
     let args = vec![text(service), text(identity)];
-    let filter = "service_sid = ? AND identity = ?";
-    page_of(conn, "members", "rowid", filter, args, page)
-}
-
-/// One page of an identity's pending invites across the service, in creation order.
-pub(super) fn user_invites_page(
-    conn: &Connection,
-    service: ServiceSid,
-    identity: &str,
-    page: &PageRequest,
-) -> Result<Page<Invite>, StoreError> {
-    let args = vec![text(service), text(identity)];
-    let filter = "service_sid = ? AND identity = ?";
-    page_of(conn, "invites", "rowid", filter, args, page)
+    page_of(
+        conn,
+        table,
+        "rowid",
+        "service_sid = ? AND identity = ?",
+        args,
+        page,
+    )
 }
 
 /// Those of `sids` that exist in the service, in the order asked.
@@ -60,21 +56,18 @@ pub(super) fn user_channels(
     max: usize,
 ) -> Result<UserChannels, StoreError> {
     let _snapshot = ReadSnapshot::begin(conn)?;
-    let mut page = PageRequest::first(USER_CHANNELS_PAGE);
-    let mut members = Vec::new();
-    loop {
-        let got = memberships_page(conn, service, identity, &page)?;
-        members.extend(got.items);
-        match got.next {
-            Some(cursor) if members.len() < max => page.start = PageStart::After(cursor),
-            _ => break,
-        }
-    }
-    let invites = user_invites_page(conn, service, identity, &PageRequest::first(max.max(1)))?;
-    let mut sids: Vec<ChannelSid> = members.iter().map(|m| m.channel_sid).collect();
+    let page = PageRequest::first(max.max(1));
+    let members: Page<Member> = identity_rows(conn, "members", service, identity, &page)?;
+    let invites: Page<Invite> = identity_rows(conn, "invites", service, identity, &page)?;
+    let mut sids: Vec<ChannelSid> = members.items.iter().map(|m| m.channel_sid).collect();
     sids.extend(invites.items.iter().map(|i| i.channel_sid));
     let channels = channels_in(conn, service, &sids)?;
-    Ok(UserChannels::pair(channels, members, invites.items))
+    Ok(UserChannels::pair(
+        channels,
+        members.items,
+        invites.items,
+        max,
+    ))
 }
 
 /// A read transaction on a pooled connection, ended when dropped (also on an error or a panic:
