@@ -6,7 +6,9 @@
 //! this node (`forget_*`, called by the REST layer after it writes) applies to the next decision
 //! at once; a change made through another node of a cluster applies within `ttl`. So a demoted
 //! user's open sessions lose their rights within a second everywhere, while a command pays a
-//! store read only when its entry expired.
+//! store read only when its entry expired. A store that sees every write of these records (the
+//! embedded store: [`ChangeCounts`]) keeps an entry current past `ttl` for as long as no record
+//! of its kind was written since it was read: a steady sender is not re-read every `ttl`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 use confab_domain::{
     Caller, ChannelSid, ChannelWebhook, RoleSid, ServicePolicy, ServiceSid, UserGrants,
 };
-use confab_store::{PageRequest, PageStart, Store};
+use confab_store::{CachedRecords, PageRequest, PageStart, Store};
 
 use crate::error::ChannelError;
 
@@ -26,6 +28,8 @@ const MAX_ENTRIES: usize = 100_000;
 #[derive(Debug)]
 struct Entry<T> {
     at: Instant,
+    /// The store's count of writes of the entry's kind before it was read, when it counts them.
+    writes: Option<u64>,
     value: T,
 }
 
@@ -91,10 +95,11 @@ impl Policies {
 
     /// The service's settings and every one of its roles.
     pub async fn service(&self, sid: ServiceSid) -> Result<Arc<ServicePolicy>, ChannelError> {
-        if let Some(hit) = self.cached(|c| c.services.get(&sid).map(|e| (e.at, e.value.clone()))) {
+        let kind = CachedRecords::Services;
+        if let Some(hit) = self.cached(kind, |c| c.services.get(&sid).map(Entry::cloned)) {
             return Ok(hit);
         }
-        let generation = self.generation();
+        let (generation, writes) = (self.generation(), self.store.changes(kind));
         let service = self
             .store
             .get_service(sid)
@@ -116,6 +121,7 @@ impl Policies {
                 sid,
                 Entry {
                     at: Instant::now(),
+                    writes,
                     value: policy.clone(),
                 },
             );
@@ -130,14 +136,14 @@ impl Policies {
         service: ServiceSid,
         identity: &str,
     ) -> Result<Option<RoleSid>, ChannelError> {
-        let hit = self.cached(|c| {
-            let entry = c.users.get(&service)?.get(identity)?;
-            Some((entry.at, entry.value))
+        let kind = CachedRecords::Users;
+        let hit = self.cached(kind, |c| {
+            c.users.get(&service)?.get(identity).map(Entry::cloned)
         });
         if let Some(hit) = hit {
             return Ok(hit);
         }
-        let generation = self.generation();
+        let (generation, writes) = (self.generation(), self.store.changes(kind));
         let role = self
             .store
             .get_user_by_identity(service, identity)
@@ -149,6 +155,7 @@ impl Policies {
                 identity.to_owned(),
                 Entry {
                     at: Instant::now(),
+                    writes,
                     value: role,
                 },
             );
@@ -162,14 +169,13 @@ impl Policies {
         &self,
         channel: ChannelSid,
     ) -> Result<Arc<[ChannelWebhook]>, ChannelError> {
-        if let Some(hit) = self.cached(|c| {
-            c.channel_webhooks
-                .get(&channel)
-                .map(|e| (e.at, e.value.clone()))
+        let kind = CachedRecords::Webhooks;
+        if let Some(hit) = self.cached(kind, |c| {
+            c.channel_webhooks.get(&channel).map(Entry::cloned)
         }) {
             return Ok(hit);
         }
-        let generation = self.generation();
+        let (generation, writes) = (self.generation(), self.store.changes(kind));
         // Twilio allows five per channel; a page of 50 reads every one.
         let hooks: Arc<[ChannelWebhook]> = self
             .store
@@ -182,6 +188,7 @@ impl Policies {
                 channel,
                 Entry {
                     at: Instant::now(),
+                    writes,
                     value: hooks.clone(),
                 },
             );
@@ -233,11 +240,17 @@ impl Policies {
         });
     }
 
-    fn cached<T>(&self, get: impl FnOnce(&Caches) -> Option<(Instant, T)>) -> Option<T> {
-        let caches = self.caches.lock().ok()?;
-        get(&caches)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, value)| value)
+    /// The cached value, if it is younger than the TTL or no record of its kind was written
+    /// since it was read.
+    fn cached<T>(
+        &self,
+        kind: CachedRecords,
+        get: impl FnOnce(&Caches) -> Option<Entry<T>>,
+    ) -> Option<T> {
+        let entry = get(&*self.caches.lock().ok()?)?;
+        let current = entry.at.elapsed() < self.ttl
+            || entry.writes.is_some() && entry.writes == self.store.changes(kind);
+        current.then_some(entry.value)
     }
 
     fn generation(&self) -> u64 {
@@ -256,6 +269,16 @@ impl Policies {
     fn change(&self, change: impl FnOnce(&mut Caches)) {
         if let Ok(mut caches) = self.caches.lock() {
             change(&mut caches);
+        }
+    }
+}
+
+impl<T: Clone> Entry<T> {
+    fn cloned(&self) -> Entry<T> {
+        Entry {
+            at: self.at,
+            writes: self.writes,
+            value: self.value.clone(),
         }
     }
 }

@@ -485,6 +485,39 @@ pub trait MediaStore: Send + Sync {
     ) -> Result<Option<Media>, StoreError>;
 }
 
+/// The records a node's authorization cache copies, counted by [`ChangeCounts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachedRecords {
+    /// Services and their roles.
+    Services,
+    /// Users (a user's service role).
+    Users,
+    /// Channel webhooks.
+    Webhooks,
+}
+
+impl CachedRecords {
+    /// Every kind: what deleting a service changes.
+    pub const ALL: [CachedRecords; 3] = [Self::Services, Self::Users, Self::Webhooks];
+}
+
+/// Tells a cache of [`CachedRecords`] whether what it copied may have changed since.
+pub trait ChangeCounts: Send + Sync {
+    /// How many writes of `records` this store has committed, when it sees all of them.
+    ///
+    /// Contract: `Some(n)` promises that every write of these records (by any method, the
+    /// deletion of a service or a channel included) goes through this store or its clones in
+    /// this process, and that the count has grown by the time such a write's method returns,
+    /// and after the write is visible to reads. So a value read after the count was `n` is
+    /// current for as long as the count is still `n`; and a decision made after a write's
+    /// method returned sees the write. `None` (the default): other processes may write them (a
+    /// cluster's other nodes), and a cache must bound their age another way.
+    fn changes(&self, records: CachedRecords) -> Option<u64> {
+        let _ = records;
+        None
+    }
+}
+
 /// Every aggregate's store together: what a node runs on.
 pub trait Store:
     ServiceStore
@@ -495,6 +528,7 @@ pub trait Store:
     + WebhookStore
     + WebhookJobStore
     + MediaStore
+    + ChangeCounts
     + std::fmt::Debug
 {
 }
@@ -508,6 +542,7 @@ impl<T> Store for T where
         + WebhookStore
         + WebhookJobStore
         + MediaStore
+        + ChangeCounts
         + std::fmt::Debug
 {
 }

@@ -303,6 +303,9 @@ impl RedisStore {
     }
 }
 
+/// The other nodes of a cluster write the same records: caches bound their age by time.
+impl ChangeCounts for RedisStore {}
+
 // === impl CredentialStore ===
 
 #[async_trait]

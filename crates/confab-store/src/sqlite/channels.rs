@@ -8,6 +8,7 @@ use confab_domain::{
 };
 use rusqlite::{params, Connection};
 
+use super::changes::Changed;
 use super::rows::*;
 use super::{user_channels, SqliteStore};
 use crate::error::{Conflict, StoreError};
@@ -31,6 +32,13 @@ pub(super) fn delete_channel_rows(conn: &Connection, sid: &str) -> Result<(), St
     Ok(())
 }
 
+fn removes_channel(commit: &ChannelCommit) -> bool {
+    commit
+        .events
+        .iter()
+        .any(|e| matches!(e.kind, ChannelEventKind::ChannelRemoved { .. }))
+}
+
 /// Applies one channel commit inside the writer's transaction.
 pub(super) fn commit_channel(
     conn: &Connection,
@@ -40,11 +48,7 @@ pub(super) fn commit_channel(
     let channel = &commit.channel;
     let sid = channel.sid.to_string();
     super::jobs::put_jobs(conn, &commit.jobs, commit.jobs_due)?;
-    if commit
-        .events
-        .iter()
-        .any(|e| matches!(e.kind, ChannelEventKind::ChannelRemoved { .. }))
-    {
+    if removes_channel(commit) {
         return delete_channel_rows(conn, &sid);
     }
     let data = encode(channel)?;
@@ -171,8 +175,16 @@ impl ChannelStore for SqliteStore {
     async fn commit(&self, commit: &ChannelCommit) -> Result<(), StoreError> {
         let commit = commit.clone();
         let retention = self.retention();
-        self.write(move |conn| commit_channel(conn, &commit, retention))
-            .await
+        // A removed channel's webhooks go with it.
+        let changes = if removes_channel(&commit) {
+            Changed::of(&[CachedRecords::Webhooks])
+        } else {
+            Changed::NOTHING
+        };
+        self.write_changing(changes, move |conn| {
+            commit_channel(conn, &commit, retention)
+        })
+        .await
     }
 
     async fn load_channel(&self, sid: ChannelSid) -> Result<Option<ChannelSnapshot>, StoreError> {

@@ -13,6 +13,7 @@
 //! Reads run on tokio's blocking pool over a small pool of read connections, which WAL lets
 //! proceed while the writer works. No SQLite call ever runs on an async worker thread.
 
+mod changes;
 mod channels;
 mod jobs;
 mod media;
@@ -30,6 +31,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use self::changes::{Changed, Counts};
 use crate::error::StoreError;
 
 /// How hard SQLite pushes each commit to the disk.
@@ -115,6 +117,8 @@ const SHORT_PASS: i64 = 1024;
 struct WriteJob {
     run: Box<dyn FnOnce(&Connection) -> WriteResult + Send>,
     reply: oneshot::Sender<WriteResult>,
+    /// The cached records it writes, counted before `reply` is sent.
+    changes: Changed,
 }
 
 /// A write's result with its type erased (the writer thread runs writes of every type).
@@ -132,6 +136,8 @@ struct Inner {
     writes: mpsc::Sender<WriteJob>,
     readers: Mutex<Vec<Connection>>,
     read_permits: Semaphore,
+    /// Writes of cached records, counted by the writer thread.
+    changes: Arc<Counts>,
     /// Dropped with the store: the checkpoint thread sees it gone and ends.
     _checkpointer: std::sync::mpsc::Sender<()>,
 }
@@ -230,9 +236,11 @@ impl SqliteStore {
         let checkpointer = start_checkpointer(&path, &options, metrics.clone(), catch_up.clone())?;
         let (tx, rx) = mpsc::channel(options.write_queue.max(1));
         let max_batch = options.max_batch.max(1);
+        let changes = Arc::new(Counts::default());
+        let counts = changes.clone();
         std::thread::Builder::new()
             .name("confab-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, metrics, catch_up))
+            .spawn(move || writer_loop(conn, rx, max_batch, metrics, catch_up, &counts))
             .map_err(|e| StoreError::Backend(format!("cannot start writer thread: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -241,6 +249,7 @@ impl SqliteStore {
                 read_permits: Semaphore::new(options.readers.max(1)),
                 options,
                 writes: tx,
+                changes,
                 _checkpointer: checkpointer,
             }),
         })
@@ -256,10 +265,21 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
+        self.write_changing(Changed::NOTHING, f).await
+    }
+
+    /// Like [`SqliteStore::write`], for a write of cached records: every write of them must
+    /// come through here with their kinds (the [`crate::ChangeCounts`] contract).
+    pub(crate) async fn write_changing<R: Send + 'static>(
+        &self,
+        changes: Changed,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
         let (reply, rx) = oneshot::channel();
         let job = WriteJob {
             run: Box::new(move |conn| f(conn).map(|r| Box::new(r) as Box<dyn Any + Send>)),
             reply,
+            changes,
         };
         self.inner
             .writes
@@ -322,6 +342,7 @@ fn writer_loop(
     max_batch: usize,
     metrics: Option<crate::StoreMetrics>,
     catch_up: Arc<AtomicBool>,
+    changes: &Counts,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
@@ -334,7 +355,7 @@ fn writer_loop(
         }
         let size = batch.len();
         let started = std::time::Instant::now();
-        run_batch(&conn, batch.drain(..));
+        run_batch(&conn, batch.drain(..), changes);
         if let Some(m) = &metrics {
             m.write_seconds.observe(started.elapsed().as_secs_f64());
             m.batch_size.observe(size as f64);
@@ -433,8 +454,9 @@ fn start_checkpointer(
     Ok(tx)
 }
 
-/// Runs one batch in one transaction and answers every job after the commit.
-fn run_batch(conn: &Connection, batch: impl Iterator<Item = WriteJob>) {
+/// Runs one batch in one transaction and answers every job after the commit, counting the
+/// writes of cached records before any answer.
+fn run_batch(conn: &Connection, batch: impl Iterator<Item = WriteJob>, changes: &Counts) {
     let backend = |e: &rusqlite::Error| StoreError::Backend(e.to_string());
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "sqlite: cannot begin a write transaction");
@@ -444,10 +466,12 @@ fn run_batch(conn: &Connection, batch: impl Iterator<Item = WriteJob>) {
         return;
     }
     let mut answers = Vec::new();
+    let mut changed = Changed::NOTHING;
     // Set when a failed write could not be rolled back to its savepoint: the transaction then
     // may hold part of it, so the whole batch is abandoned rather than committed.
     let mut poisoned = None;
     for job in batch {
+        changed = changed.with(job.changes);
         if poisoned.is_some() {
             answers.push((
                 job.reply,
@@ -479,6 +503,10 @@ fn run_batch(conn: &Connection, batch: impl Iterator<Item = WriteJob>) {
         Some(reason) => Err(reason),
         None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
     };
+    if committed.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    changes.record(changed);
     match committed {
         Ok(()) => {
             for (reply, result) in answers {
@@ -488,7 +516,6 @@ fn run_batch(conn: &Connection, batch: impl Iterator<Item = WriteJob>) {
         }
         Err(reason) => {
             tracing::error!(error = %reason, "sqlite: batch not committed");
-            let _ = conn.execute_batch("ROLLBACK");
             for (reply, _) in answers {
                 let _ = reply.send(Err(StoreError::Backend(reason.clone())));
             }
@@ -508,6 +535,7 @@ mod tests {
             WriteJob {
                 run: Box::new(run),
                 reply,
+                changes: Changed::NOTHING,
             },
             rx,
         )
@@ -529,7 +557,11 @@ mod tests {
             Ok(Box::new(()) as _)
         });
         let (last, last_rx) = job(|c| insert(c, "c").map(|()| Box::new(()) as _));
-        run_batch(&conn, [first, failing, last].into_iter());
+        run_batch(
+            &conn,
+            [first, failing, last].into_iter(),
+            &Counts::default(),
+        );
         assert!(first_rx.blocking_recv().unwrap().is_ok());
         assert!(failing_rx.blocking_recv().unwrap().is_err());
         assert!(last_rx.blocking_recv().unwrap().is_ok());
@@ -537,7 +569,7 @@ mod tests {
         // No transaction is left open: a second batch begins and commits as well.
         assert!(conn.is_autocommit());
         let (again, again_rx) = job(|c| insert(c, "d").map(|()| Box::new(()) as _));
-        run_batch(&conn, [again].into_iter());
+        run_batch(&conn, [again].into_iter(), &Counts::default());
         assert!(again_rx.blocking_recv().unwrap().is_ok());
         assert_eq!(names_in(&conn), ["a", "c", "d"]);
     }
@@ -569,7 +601,7 @@ mod tests {
             Err(StoreError::Backend("disk full".into()))
         });
         let (last, last_rx) = job(|c| insert(c, "c").map(|()| Box::new(()) as _));
-        run_batch(&conn, [first, ending, last].into_iter());
+        run_batch(&conn, [first, ending, last].into_iter(), &Counts::default());
         // Nothing is acknowledged, not even the write that ran before the failure.
         assert!(first_rx.blocking_recv().unwrap().is_err());
         assert!(ending_rx.blocking_recv().unwrap().is_err());

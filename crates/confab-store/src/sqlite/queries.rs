@@ -8,6 +8,7 @@ use confab_domain::{
 };
 use rusqlite::params;
 
+use super::changes::Changed;
 use super::channels::delete_channel_rows;
 use super::rows::*;
 use super::SqliteStore;
@@ -25,7 +26,7 @@ impl ServiceStore for SqliteStore {
             .iter()
             .map(|r| Ok((r.sid.to_string(), encode(r)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        self.write(move |conn| {
+        self.write_changing(Changed::of(&[CachedRecords::Services]), move |conn| {
             execute_cached(
                 conn,
                 "INSERT INTO services (sid, data) VALUES (?1, ?2)",
@@ -69,7 +70,7 @@ impl ServiceStore for SqliteStore {
 
     async fn update_service(&self, service: &Service) -> Result<(), StoreError> {
         let (sid, data) = (service.sid.to_string(), encode(service)?);
-        self.write(move |conn| {
+        self.write_changing(Changed::of(&[CachedRecords::Services]), move |conn| {
             match execute_cached(
                 conn,
                 "UPDATE services SET data = ?2 WHERE sid = ?1",
@@ -84,7 +85,7 @@ impl ServiceStore for SqliteStore {
 
     async fn delete_service(&self, sid: ServiceSid) -> Result<bool, StoreError> {
         let sid = sid.to_string();
-        self.write(move |conn| {
+        self.write_changing(Changed::of(&CachedRecords::ALL), move |conn| {
             let channels: Vec<String> = conn
                 .prepare("SELECT sid FROM channels WHERE service_sid = ?1")?
                 .query_map([&sid], |r| r.get(0))?
@@ -110,7 +111,7 @@ impl RoleStore for SqliteStore {
             role.service_sid.to_string(),
             encode(role)?,
         );
-        self.write(move |conn| {
+        self.write_changing(Changed::of(&[CachedRecords::Services]), move |conn| {
             execute_cached(
                 conn,
                 "INSERT INTO roles (sid, service_sid, data) VALUES (?1, ?2, ?3)",
@@ -164,7 +165,7 @@ impl RoleStore for SqliteStore {
 
     async fn update_role(&self, role: &Role) -> Result<(), StoreError> {
         let (sid, data) = (role.sid.to_string(), encode(role)?);
-        self.write(move |conn| {
+        self.write_changing(Changed::of(&[CachedRecords::Services]), move |conn| {
             match execute_cached(
                 conn,
                 "UPDATE roles SET data = ?2 WHERE sid = ?1",
@@ -179,7 +180,7 @@ impl RoleStore for SqliteStore {
 
     async fn delete_role(&self, service: ServiceSid, sid: RoleSid) -> Result<bool, StoreError> {
         let (sid, service) = (sid.to_string(), service.to_string());
-        self.write(move |conn| {
+        self.write_changing(Changed::of(&[CachedRecords::Services]), move |conn| {
             Ok(execute_cached(
                 conn,
                 "DELETE FROM roles WHERE sid = ?1 AND service_sid = ?2",
@@ -201,7 +202,7 @@ impl UserStore for SqliteStore {
             user.identity.clone(),
             encode(user)?,
         );
-        self.write(move |conn| {
+        self.write_changing(Changed::of(&[CachedRecords::Users]), move |conn| {
             execute_cached(
                 conn,
                 "INSERT INTO users (sid, service_sid, identity, data) VALUES (?1, ?2, ?3, ?4)",
@@ -284,22 +285,23 @@ impl UserStore for SqliteStore {
 
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
         let (sid, data) = (user.sid.to_string(), encode(user)?);
-        self.write(move |conn| {
-            match execute_cached(
+        self.write_changing(
+            Changed::of(&[CachedRecords::Users]),
+            move |conn| match execute_cached(
                 conn,
                 "UPDATE users SET data = ?2 WHERE sid = ?1",
                 params![sid, data],
             )? {
                 0 => Err(StoreError::NotFound),
                 _ => Ok(()),
-            }
-        })
+            },
+        )
         .await
     }
 
     async fn delete_user(&self, service: ServiceSid, sid: UserSid) -> Result<bool, StoreError> {
         let (sid, service) = (sid.to_string(), service.to_string());
-        self.write(move |conn| {
+        self.write_changing(Changed::of(&[CachedRecords::Users]), move |conn| {
             Ok(execute_cached(
                 conn,
                 "DELETE FROM users WHERE sid = ?1 AND service_sid = ?2",
@@ -364,7 +366,7 @@ impl WebhookStore for SqliteStore {
             webhook.channel_sid.to_string(),
             encode(webhook)?,
         );
-        self.write(move |conn| {
+        self.write_changing(Changed::of(&[CachedRecords::Webhooks]), move |conn| {
             execute_cached(
                 conn,
                 "INSERT INTO webhooks (sid, channel_sid, data) VALUES (?1, ?2, ?3)
@@ -416,7 +418,7 @@ impl WebhookStore for SqliteStore {
         sid: WebhookSid,
     ) -> Result<bool, StoreError> {
         let (sid, channel) = (sid.to_string(), channel.to_string());
-        self.write(move |conn| {
+        self.write_changing(Changed::of(&[CachedRecords::Webhooks]), move |conn| {
             Ok(execute_cached(
                 conn,
                 "DELETE FROM webhooks WHERE sid = ?1 AND channel_sid = ?2",
