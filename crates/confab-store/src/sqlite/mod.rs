@@ -15,16 +15,18 @@
 
 mod changes;
 mod channels;
+mod checkpoint;
 mod jobs;
 mod media;
 mod queries;
 mod rows;
 mod schema;
 mod user_channels;
+mod writer;
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
@@ -32,6 +34,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use self::changes::{Changed, Counts};
+use self::checkpoint::start_checkpointer;
+use self::writer::{writer_loop, WriteJob};
 use crate::error::StoreError;
 
 /// How hard SQLite pushes each commit to the disk.
@@ -96,33 +100,6 @@ impl Default for SqliteOptions {
         }
     }
 }
-
-/// Frames of log past which the writer finishes a checkpoint so that the log starts over (below
-/// it, a quiet moment lets the checkpoint thread's own checkpoint do it).
-const RESTART_FRAMES: i64 = 1024;
-
-/// Most passes the checkpoint thread makes in a row before the writer catches up: it bounds the
-/// thread's copying and syncing per tick, on a log that grows faster than a pass copies it.
-const MAX_PASSES: u32 = 4;
-
-/// Frames a pass copies beyond the previous pass's end below which it was short (so little was
-/// committed during it, which the writer's catch-up copies while commits wait). Counted in
-/// frames, not timed, so that a disk whose syncs are slow does not make every pass look long;
-/// 1,024 frames are 4 MiB with 4 KiB pages, about what the development machine's checkpoint
-/// copied in the 5 ms that first marked a short pass (a pass of 25,000 frames took 80 ms).
-const SHORT_PASS: i64 = 1024;
-
-/// A write for the writer thread. `run` executes inside its own savepoint of the batch's
-/// transaction; `reply` gets its result only after that transaction has committed.
-struct WriteJob {
-    run: Box<dyn FnOnce(&Connection) -> WriteResult + Send>,
-    reply: oneshot::Sender<WriteResult>,
-    /// The cached records it writes, counted before `reply` is sent.
-    changes: Changed,
-}
-
-/// A write's result with its type erased (the writer thread runs writes of every type).
-type WriteResult = Result<Box<dyn Any + Send>, StoreError>;
 
 /// The embedded store. Cheap to clone; all clones share one database.
 #[derive(Clone)]
@@ -332,281 +309,5 @@ impl SqliteStore {
 
     pub(crate) fn retention(&self) -> u64 {
         self.inner.options.event_retention
-    }
-}
-
-/// The writer thread: batches queued writes into transactions until every sender is gone.
-fn writer_loop(
-    conn: Connection,
-    mut rx: mpsc::Receiver<WriteJob>,
-    max_batch: usize,
-    metrics: Option<crate::StoreMetrics>,
-    catch_up: Arc<AtomicBool>,
-    changes: &Counts,
-) {
-    let mut batch = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let size = batch.len();
-        let started = std::time::Instant::now();
-        run_batch(&conn, batch.drain(..), changes);
-        if let Some(m) = &metrics {
-            m.write_seconds.observe(started.elapsed().as_secs_f64());
-            m.batch_size.observe(size as f64);
-        }
-        if catch_up.swap(false, Ordering::AcqRel) {
-            // The checkpoint thread copied the log up to where it began; what was committed
-            // since is a few batches. Copied now, with no transaction open, the whole log is in
-            // the database and the next commit writes the log from its start again.
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, "sqlite: cannot finish a checkpoint");
-            }
-        }
-    }
-    tracing::debug!("sqlite writer stopped: every store handle is gone");
-}
-
-/// Starts the thread that checkpoints the database every `checkpoint_ms` on its own connection,
-/// until the returned sender (held by the store) is dropped. A passive checkpoint copies what
-/// the log holds into the database without blocking the writer or readers; what a reader still
-/// needs is copied by a later one. Over a long log it makes up to [`MAX_PASSES`] passes in a
-/// row, each copying what was committed during the one before, until one copies fewer than
-/// [`SHORT_PASS`] frames; then it asks the writer to catch up.
-fn start_checkpointer(
-    path: &Path,
-    options: &SqliteOptions,
-    metrics: Option<crate::StoreMetrics>,
-    catch_up: Arc<AtomicBool>,
-) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
-    let conn = open_connection(path, options)?;
-    let every = std::time::Duration::from_millis(options.checkpoint_ms.max(10));
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("confab-sqlite-checkpoint".into())
-        .spawn(move || {
-            let stopped = || !matches!(rx.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty));
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
-                // Over a long log, passes follow each other while each finds much committed
-                // during the one before: the writer's catch-up, which holds up commits while it
-                // copies and syncs, then has only what the last, short, pass missed. Measured
-                // at 4,000 messages/s: a pass took 80 ms, and the catch-up after a single one
-                // 20 ms, once a second, the p99 of the deliveries.
-                let mut previous_copied = None;
-                for pass in 1..=MAX_PASSES {
-                    let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, i64>(2)?,
-                        ))
-                    });
-                    let (log, copied) = match result {
-                        // Another checkpoint (the writer's catch-up) holds the checkpoint lock:
-                        // the counts are -1, not the log's; the next tick tries again.
-                        Ok((busy, _, _)) if busy != 0 => break,
-                        Ok((_, log, copied)) => (log, copied),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "sqlite: checkpoint failed");
-                            break;
-                        }
-                    };
-                    tracing::trace!(log, copied, pass, "sqlite: passive checkpoint");
-                    if let Some(m) = &metrics {
-                        m.wal_frames.set(log.max(0));
-                        m.wal_behind.set((log - copied).max(0));
-                    }
-                    if log < RESTART_FRAMES {
-                        break;
-                    }
-                    // `copied` counts from the log's start: this pass copied what it adds to the
-                    // previous pass's count (all of it when the log started over in between).
-                    // What a pass copies was committed during the one before, or held back by a
-                    // reader then.
-                    let short = previous_copied.is_some_and(|before: i64| {
-                        let this_pass = if copied >= before {
-                            copied - before
-                        } else {
-                            copied
-                        };
-                        this_pass < SHORT_PASS
-                    });
-                    previous_copied = Some(copied);
-                    if pass == MAX_PASSES || short {
-                        catch_up.store(true, Ordering::Release);
-                        break;
-                    }
-                    if stopped() {
-                        break;
-                    }
-                }
-            }
-            // The store is gone: a last checkpoint copies what the log holds, so that the next
-            // start has little to recover.
-            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        })
-        .map_err(|e| StoreError::Backend(format!("cannot start checkpoint thread: {e}")))?;
-    Ok(tx)
-}
-
-/// Runs one batch in one transaction and answers every job after the commit, counting the
-/// writes of cached records before any answer.
-fn run_batch(conn: &Connection, batch: impl Iterator<Item = WriteJob>, changes: &Counts) {
-    let backend = |e: &rusqlite::Error| StoreError::Backend(e.to_string());
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        tracing::error!(error = %e, "sqlite: cannot begin a write transaction");
-        for job in batch {
-            let _ = job.reply.send(Err(backend(&e)));
-        }
-        return;
-    }
-    let mut answers = Vec::new();
-    let mut changed = Changed::NOTHING;
-    // Set when a failed write could not be rolled back to its savepoint: the transaction then
-    // may hold part of it, so the whole batch is abandoned rather than committed.
-    let mut poisoned = None;
-    for job in batch {
-        changed = changed.with(job.changes);
-        if poisoned.is_some() {
-            answers.push((
-                job.reply,
-                Err(StoreError::Backend("batch abandoned".into())),
-            ));
-            continue;
-        }
-        // From the connection's statement cache: `execute_batch` parsed these three statements
-        // for every write.
-        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
-        let result = match run("SAVEPOINT w") {
-            Err(e) => Err(backend(&e)),
-            Ok(_) => {
-                let result = (job.run)(conn);
-                let ended = if result.is_ok() {
-                    run("RELEASE w")
-                } else {
-                    run("ROLLBACK TO w").and_then(|_| run("RELEASE w"))
-                };
-                if let Err(e) = ended {
-                    poisoned = Some(e.to_string());
-                }
-                result
-            }
-        };
-        answers.push((job.reply, result));
-    }
-    let committed = match poisoned {
-        Some(reason) => Err(reason),
-        None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
-    };
-    if committed.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    changes.record(changed);
-    match committed {
-        Ok(()) => {
-            for (reply, result) in answers {
-                // The caller may have gone away; then nobody needs the outcome.
-                let _ = reply.send(result);
-            }
-        }
-        Err(reason) => {
-            tracing::error!(error = %reason, "sqlite: batch not committed");
-            for (reply, _) in answers {
-                let _ = reply.send(Err(StoreError::Backend(reason.clone())));
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn job(
-        run: impl FnOnce(&Connection) -> WriteResult + Send + 'static,
-    ) -> (WriteJob, oneshot::Receiver<WriteResult>) {
-        let (reply, rx) = oneshot::channel();
-        (
-            WriteJob {
-                run: Box::new(run),
-                reply,
-                changes: Changed::NOTHING,
-            },
-            rx,
-        )
-    }
-
-    fn insert(conn: &Connection, name: &str) -> Result<(), StoreError> {
-        conn.execute("INSERT INTO t (name) VALUES (?1)", [name])?;
-        Ok(())
-    }
-
-    #[test]
-    fn a_failed_write_in_a_batch_is_undone_and_the_others_commit() {
-        let conn = names_table();
-        let (first, first_rx) = job(|c| insert(c, "a").map(|()| Box::new(()) as _));
-        // Writes a row, then fails: the row must not survive.
-        let (failing, failing_rx) = job(|c| {
-            insert(c, "half")?;
-            insert(c, "a")?;
-            Ok(Box::new(()) as _)
-        });
-        let (last, last_rx) = job(|c| insert(c, "c").map(|()| Box::new(()) as _));
-        run_batch(
-            &conn,
-            [first, failing, last].into_iter(),
-            &Counts::default(),
-        );
-        assert!(first_rx.blocking_recv().unwrap().is_ok());
-        assert!(failing_rx.blocking_recv().unwrap().is_err());
-        assert!(last_rx.blocking_recv().unwrap().is_ok());
-        assert_eq!(names_in(&conn), ["a", "c"]);
-        // No transaction is left open: a second batch begins and commits as well.
-        assert!(conn.is_autocommit());
-        let (again, again_rx) = job(|c| insert(c, "d").map(|()| Box::new(()) as _));
-        run_batch(&conn, [again].into_iter(), &Counts::default());
-        assert!(again_rx.blocking_recv().unwrap().is_ok());
-        assert_eq!(names_in(&conn), ["a", "c", "d"]);
-    }
-
-    fn names_table() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (name TEXT UNIQUE)")
-            .unwrap();
-        conn
-    }
-
-    fn names_in(conn: &Connection) -> Vec<String> {
-        conn.prepare("SELECT name FROM t ORDER BY name")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    }
-
-    #[test]
-    fn a_write_that_ends_the_transaction_abandons_the_whole_batch() {
-        let conn = names_table();
-        let (first, first_rx) = job(|c| insert(c, "a").map(|()| Box::new(()) as _));
-        // As SQLite does on an I/O error or a full disk: the whole transaction is rolled back,
-        // so its savepoint is gone and the write before it is undone too.
-        let (ending, ending_rx) = job(|c| {
-            c.execute_batch("ROLLBACK")?;
-            Err(StoreError::Backend("disk full".into()))
-        });
-        let (last, last_rx) = job(|c| insert(c, "c").map(|()| Box::new(()) as _));
-        run_batch(&conn, [first, ending, last].into_iter(), &Counts::default());
-        // Nothing is acknowledged, not even the write that ran before the failure.
-        assert!(first_rx.blocking_recv().unwrap().is_err());
-        assert!(ending_rx.blocking_recv().unwrap().is_err());
-        assert!(last_rx.blocking_recv().unwrap().is_err());
-        assert!(names_in(&conn).is_empty());
-        assert!(conn.is_autocommit());
     }
 }
