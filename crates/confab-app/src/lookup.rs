@@ -131,10 +131,11 @@ impl App {
         }
         confab_domain::limits::check_identity("Identity", identity, self.domain_limits())?;
         // The service as stored now, not as a cache saw it: a user is not created in a service
-        // already deleted, nor with a default role already changed.
+        // already deleted, nor with a default role already changed (the embedded store's
+        // cached copy is current while it has written no service since).
         let service = self
-            .store
-            .get_service(service.sid)
+            .policies()
+            .current_service(service.sid)
             .await?
             .ok_or_else(AppError::service_not_found)?;
         let now = confab_cluster::now();

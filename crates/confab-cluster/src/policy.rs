@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use confab_domain::{
-    Caller, ChannelSid, ChannelWebhook, RoleSid, ServicePolicy, ServiceSid, UserGrants,
+    Caller, ChannelSid, ChannelWebhook, RoleSid, Service, ServicePolicy, ServiceSid, UserGrants,
 };
 use confab_store::{CachedRecords, PageRequest, PageStart, Store};
 
@@ -128,6 +128,22 @@ impl Policies {
             trim(&mut c.services);
         });
         Ok(policy)
+    }
+
+    /// The service as stored now (`None`: there is none): the cached copy when the store has
+    /// counted no write of services since it was read, which makes it current
+    /// ([`confab_store::ChangeCounts`]); otherwise read from the store.
+    pub async fn current_service(&self, sid: ServiceSid) -> Result<Option<Service>, ChannelError> {
+        let kind = CachedRecords::Services;
+        let current = self.caches.lock().ok().and_then(|c| {
+            let entry = c.services.get(&sid)?;
+            let unchanged = entry.writes.is_some() && entry.writes == self.store.changes(kind);
+            unchanged.then(|| entry.value.service.clone())
+        });
+        match current {
+            Some(service) => Ok(Some(service)),
+            None => Ok(self.store.get_service(sid).await?),
+        }
     }
 
     /// The service role of the user with this identity (`None`: no such user).

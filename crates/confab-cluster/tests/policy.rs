@@ -129,17 +129,32 @@ async fn a_copy_outlives_its_ttl_while_no_record_of_its_kind_is_written() {
 
     // A second store on the same file breaks the embedded store's promise of being the only
     // writer, on purpose: its write is one the cache cannot know of, which shows the copy kept.
+    assert_eq!(
+        policies
+            .service(SERVICE)
+            .await
+            .unwrap()
+            .service
+            .friendly_name,
+        "t"
+    );
     let other = open(&path).await;
     other
         .update_user(&user(1, "ann", admin_role))
         .await
         .unwrap();
+    let mut renamed = other.get_service(SERVICE).await.unwrap().unwrap();
+    renamed.friendly_name = "renamed".into();
+    other.update_service(&renamed).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(
         policies.user_role(SERVICE, "ann").await.unwrap(),
         Some(user_role),
         "an unchanged count keeps the copy past its TTL"
     );
+    // And the copy stands for the stored service.
+    let current = policies.current_service(SERVICE).await.unwrap().unwrap();
+    assert_eq!(current.friendly_name, "t");
 
     // Any user written through the cache's own store counts, and the copy is read again.
     store.create_user(&user(2, "bob", user_role)).await.unwrap();
@@ -147,4 +162,47 @@ async fn a_copy_outlives_its_ttl_while_no_record_of_its_kind_is_written() {
         policies.user_role(SERVICE, "ann").await.unwrap(),
         Some(admin_role)
     );
+}
+
+#[actix_rt::test]
+async fn the_current_service_is_the_stored_one_whatever_the_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("t.db")).await;
+    service(&store).await;
+    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    let policies = Policies::new(shared, Duration::from_secs(3600));
+    assert_eq!(
+        policies
+            .service(SERVICE)
+            .await
+            .unwrap()
+            .service
+            .friendly_name,
+        "t"
+    );
+    assert_eq!(
+        policies
+            .current_service(SERVICE)
+            .await
+            .unwrap()
+            .unwrap()
+            .friendly_name,
+        "t"
+    );
+
+    let mut renamed = store.get_service(SERVICE).await.unwrap().unwrap();
+    renamed.friendly_name = "renamed".into();
+    store.update_service(&renamed).await.unwrap();
+    assert_eq!(
+        policies
+            .current_service(SERVICE)
+            .await
+            .unwrap()
+            .unwrap()
+            .friendly_name,
+        "renamed"
+    );
+
+    store.delete_service(SERVICE).await.unwrap();
+    assert!(policies.current_service(SERVICE).await.unwrap().is_none());
 }
