@@ -130,9 +130,9 @@ impl App {
             return Ok((user, false));
         }
         confab_domain::limits::check_identity("Identity", identity, self.domain_limits())?;
-        // The service as stored now, not as a cache saw it: a user is not created in a service
-        // already deleted, nor with a default role already changed (the embedded store's
-        // cached copy is current while it has written no service since).
+        // The service as stored now, not a copy up to a TTL old: a user is not created in a
+        // service already deleted, nor with a default role already changed (a cached copy
+        // serves only while the embedded store has written no service since it was read).
         let service = self
             .policies()
             .current_service(service.sid)

@@ -7,8 +7,9 @@
 //! at once; a change made through another node of a cluster applies within `ttl`. So a demoted
 //! user's open sessions lose their rights within a second everywhere, while a command pays a
 //! store read only when its entry expired. A store that sees every write of these records (the
-//! embedded store: [`ChangeCounts`]) keeps an entry current past `ttl` for as long as no record
-//! of its kind was written since it was read: a steady sender is not re-read every `ttl`.
+//! embedded store: [`ChangeCounts`]) keeps an entry past `ttl` (up to a minute) for as long as
+//! no record of its kind was written since it was read: a steady sender is not re-read every
+//! `ttl`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,11 @@ use crate::error::ChannelError;
 /// Entries kept per service (and services kept) before the oldest half is dropped: a bound on
 /// the cache's memory, whatever the number of users that act.
 const MAX_ENTRIES: usize = 100_000;
+
+/// How long a copy past its TTL is kept while the store counted no write of its kind. The
+/// store's count sees only what goes through it: a change made to the database by another
+/// program (the `sqlite3` tool, by an operator) still applies within this bound.
+const MAX_KEPT: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 struct Entry<T> {
@@ -132,13 +138,14 @@ impl Policies {
 
     /// The service as stored now (`None`: there is none): the cached copy when the store has
     /// counted no write of services since it was read, which makes it current
-    /// ([`confab_store::ChangeCounts`]); otherwise read from the store.
+    /// ([`confab_store::ChangeCounts`]; within [`MAX_KEPT`] of the read); otherwise read from
+    /// the store.
     pub async fn current_service(&self, sid: ServiceSid) -> Result<Option<Service>, ChannelError> {
         let kind = CachedRecords::Services;
         let current = self.caches.lock().ok().and_then(|c| {
             let entry = c.services.get(&sid)?;
-            let unchanged = entry.writes.is_some() && entry.writes == self.store.changes(kind);
-            unchanged.then(|| entry.value.service.clone())
+            self.unchanged(kind, entry)
+                .then(|| entry.value.service.clone())
         });
         match current {
             Some(service) => Ok(Some(service)),
@@ -264,9 +271,16 @@ impl Policies {
         get: impl FnOnce(&Caches) -> Option<Entry<T>>,
     ) -> Option<T> {
         let entry = get(&*self.caches.lock().ok()?)?;
-        let current = entry.at.elapsed() < self.ttl
-            || entry.writes.is_some() && entry.writes == self.store.changes(kind);
+        let current = entry.at.elapsed() < self.ttl || self.unchanged(kind, &entry);
         current.then_some(entry.value)
+    }
+
+    /// Whether the store has counted no write of `kind` since `entry` was read (and it is
+    /// younger than [`MAX_KEPT`]): then it is what the store holds.
+    fn unchanged<T>(&self, kind: CachedRecords, entry: &Entry<T>) -> bool {
+        entry.at.elapsed() < MAX_KEPT
+            && entry.writes.is_some()
+            && entry.writes == self.store.changes(kind)
     }
 
     fn generation(&self) -> u64 {

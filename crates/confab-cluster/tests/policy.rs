@@ -203,6 +203,18 @@ async fn the_current_service_is_the_stored_one_whatever_the_ttl() {
         "renamed"
     );
 
+    // Cached again (as after a REST change, which forgets its copy), then deleted: the deletion
+    // itself must make the copy stale.
+    policies.forget_service(SERVICE);
+    assert_eq!(
+        policies
+            .service(SERVICE)
+            .await
+            .unwrap()
+            .service
+            .friendly_name,
+        "renamed"
+    );
     store.delete_service(SERVICE).await.unwrap();
     assert!(policies.current_service(SERVICE).await.unwrap().is_none());
 }

@@ -20,11 +20,13 @@ use confab_domain::{
     ServiceSid, Timestamp, User, UserSid,
 };
 
+mod changes;
 mod jobs;
 mod media;
 mod names;
 mod user_channels;
 
+pub use self::changes::*;
 pub use self::jobs::*;
 pub use self::media::*;
 pub use self::names::*;
@@ -59,6 +61,7 @@ macro_rules! store_conformance_tests {
             media_is_attached_once,
             service_media_is_deleted_with_the_service,
             unattached_media_can_be_swept,
+            writes_of_cached_records_are_counted,
         );
     };
     (@tests $make:expr; $($name:ident,)*) => {$(
