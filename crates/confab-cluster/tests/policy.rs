@@ -53,6 +53,34 @@ fn user(n: u128, identity: &str, role: RoleSid) -> User {
     }
 }
 
+/// The service's name as the cache has it.
+async fn cached_name(policies: &Policies) -> String {
+    policies
+        .service(SERVICE)
+        .await
+        .unwrap()
+        .service
+        .friendly_name
+        .clone()
+}
+
+/// The service's name as `current_service` has it.
+async fn current_name(policies: &Policies) -> String {
+    policies
+        .current_service(SERVICE)
+        .await
+        .unwrap()
+        .unwrap()
+        .friendly_name
+}
+
+/// Renames the service to `renamed` through `store`.
+async fn rename_service(store: &SqliteStore) {
+    let mut renamed = store.get_service(SERVICE).await.unwrap().unwrap();
+    renamed.friendly_name = "renamed".into();
+    store.update_service(&renamed).await.unwrap();
+}
+
 fn webhook(channel: ChannelSid) -> ChannelWebhook {
     ChannelWebhook {
         sid: WebhookSid::from_bits(1),
@@ -129,23 +157,13 @@ async fn a_copy_outlives_its_ttl_while_no_record_of_its_kind_is_written() {
 
     // A second store on the same file breaks the embedded store's promise of being the only
     // writer, on purpose: its write is one the cache cannot know of, which shows the copy kept.
-    assert_eq!(
-        policies
-            .service(SERVICE)
-            .await
-            .unwrap()
-            .service
-            .friendly_name,
-        "t"
-    );
+    assert_eq!(cached_name(&policies).await, "t");
     let other = open(&path).await;
     other
         .update_user(&user(1, "ann", admin_role))
         .await
         .unwrap();
-    let mut renamed = other.get_service(SERVICE).await.unwrap().unwrap();
-    renamed.friendly_name = "renamed".into();
-    other.update_service(&renamed).await.unwrap();
+    rename_service(&other).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(
         policies.user_role(SERVICE, "ann").await.unwrap(),
@@ -153,8 +171,7 @@ async fn a_copy_outlives_its_ttl_while_no_record_of_its_kind_is_written() {
         "an unchanged count keeps the copy past its TTL"
     );
     // And the copy stands for the stored service.
-    let current = policies.current_service(SERVICE).await.unwrap().unwrap();
-    assert_eq!(current.friendly_name, "t");
+    assert_eq!(current_name(&policies).await, "t");
 
     // Any user written through the cache's own store counts, and the copy is read again.
     store.create_user(&user(2, "bob", user_role)).await.unwrap();
@@ -171,50 +188,16 @@ async fn the_current_service_is_the_stored_one_whatever_the_ttl() {
     service(&store).await;
     let shared: Arc<dyn Store> = Arc::new(store.clone());
     let policies = Policies::new(shared, Duration::from_secs(3600));
-    assert_eq!(
-        policies
-            .service(SERVICE)
-            .await
-            .unwrap()
-            .service
-            .friendly_name,
-        "t"
-    );
-    assert_eq!(
-        policies
-            .current_service(SERVICE)
-            .await
-            .unwrap()
-            .unwrap()
-            .friendly_name,
-        "t"
-    );
+    assert_eq!(cached_name(&policies).await, "t");
+    assert_eq!(current_name(&policies).await, "t");
 
-    let mut renamed = store.get_service(SERVICE).await.unwrap().unwrap();
-    renamed.friendly_name = "renamed".into();
-    store.update_service(&renamed).await.unwrap();
-    assert_eq!(
-        policies
-            .current_service(SERVICE)
-            .await
-            .unwrap()
-            .unwrap()
-            .friendly_name,
-        "renamed"
-    );
+    rename_service(&store).await;
+    assert_eq!(current_name(&policies).await, "renamed");
 
     // Cached again (as after a REST change, which forgets its copy), then deleted: the deletion
     // itself must make the copy stale.
     policies.forget_service(SERVICE);
-    assert_eq!(
-        policies
-            .service(SERVICE)
-            .await
-            .unwrap()
-            .service
-            .friendly_name,
-        "renamed"
-    );
+    assert_eq!(cached_name(&policies).await, "renamed");
     store.delete_service(SERVICE).await.unwrap();
     assert!(policies.current_service(SERVICE).await.unwrap().is_none());
 }
