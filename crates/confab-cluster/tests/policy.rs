@@ -10,7 +10,7 @@ use std::time::Duration;
 use confab_cluster::Policies;
 use confab_domain::{
     ChannelSid, ChannelWebhook, DefaultRoles, RoleSid, Service, ServiceLimits, ServiceSid,
-    Timestamp, User, UserSid, WebhookSid,
+    Timestamp, User, UserSid,
 };
 use confab_store::{
     RoleStore, ServiceStore, SqliteOptions, SqliteStore, Store, UserStore, WebhookStore,
@@ -82,20 +82,7 @@ async fn rename_service(store: &SqliteStore) {
 }
 
 fn webhook(channel: ChannelSid) -> ChannelWebhook {
-    ChannelWebhook {
-        sid: WebhookSid::from_bits(1),
-        service_sid: SERVICE,
-        channel_sid: channel,
-        kind: "webhook".into(),
-        url: Some("http://127.0.0.1:9/hook".into()),
-        method: Some("POST".into()),
-        filters: vec!["onMessageSent".into()],
-        triggers: Vec::new(),
-        flow_sid: None,
-        retry_count: None,
-        date_created: Timestamp(0),
-        date_updated: Timestamp(0),
-    }
+    confab_store::conformance::sample_webhook(SERVICE, channel)
 }
 
 /// Each kind of write counts for the copies it changes: a write the store did not count would

@@ -5,11 +5,30 @@
 use std::sync::Arc;
 
 use confab_domain::{
-    ChannelCommand, ChannelWebhook, RoleSid, Timestamp, User, UserSid, WebhookSid,
+    ChannelCommand, ChannelSid, ChannelWebhook, RoleSid, ServiceSid, Timestamp, User, UserSid,
+    WebhookSid,
 };
 
 use super::{post, World};
 use crate::{CachedRecords, Store};
+
+/// A channel webhook for checks that need one (the policy cache's tests too).
+pub fn sample_webhook(service: ServiceSid, channel: ChannelSid) -> ChannelWebhook {
+    ChannelWebhook {
+        sid: WebhookSid::from_bits(3),
+        service_sid: service,
+        channel_sid: channel,
+        kind: "webhook".into(),
+        url: Some("http://127.0.0.1:9/hook".into()),
+        method: Some("POST".into()),
+        filters: vec!["onMessageSent".into()],
+        triggers: Vec::new(),
+        flow_sid: None,
+        retry_count: None,
+        date_created: Timestamp(0),
+        date_updated: Timestamp(0),
+    }
+}
 
 /// What each kind's count is now.
 fn counts(store: &dyn Store) -> Option<[u64; 3]> {
@@ -99,20 +118,7 @@ pub async fn writes_of_cached_records_are_counted(store: Arc<dyn Store>) {
 
     let mut state = world.create_channel(1, None).await.unwrap();
     let channel = state.channel().sid;
-    let webhook = ChannelWebhook {
-        sid: WebhookSid::from_bits(3),
-        service_sid: service.sid,
-        channel_sid: channel,
-        kind: "webhook".into(),
-        url: Some("http://127.0.0.1:9/hook".into()),
-        method: Some("POST".into()),
-        filters: vec!["onMessageSent".into()],
-        triggers: Vec::new(),
-        flow_sid: None,
-        retry_count: None,
-        date_created: Timestamp(0),
-        date_updated: Timestamp(0),
-    };
+    let webhook = sample_webhook(service.sid, channel);
     counted(s, "put_webhook", &[Webhooks], async {
         s.put_webhook(&webhook).await.unwrap()
     })
@@ -132,12 +138,12 @@ pub async fn writes_of_cached_records_are_counted(store: Arc<dyn Store>) {
     .await;
 
     let roles = confab_domain::DefaultRoles::new(
-        confab_domain::ServiceSid::from_bits(2),
+        ServiceSid::from_bits(2),
         &mut confab_domain::CountingSids(5000),
         Timestamp(0),
     );
     let other = confab_domain::Service::new(
-        confab_domain::ServiceSid::from_bits(2),
+        ServiceSid::from_bits(2),
         "other",
         &roles,
         service.limits,
