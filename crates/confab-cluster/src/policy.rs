@@ -31,7 +31,7 @@ const MAX_ENTRIES: usize = 100_000;
 /// program (the `sqlite3` tool, by an operator) still applies within this bound.
 const MAX_KEPT: Duration = Duration::from_secs(60);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry<T> {
     at: Instant,
     /// The store's count of writes of the entry's kind before it was read, when it counts them.
@@ -102,7 +102,7 @@ impl Policies {
     /// The service's settings and every one of its roles.
     pub async fn service(&self, sid: ServiceSid) -> Result<Arc<ServicePolicy>, ChannelError> {
         let kind = CachedRecords::Services;
-        if let Some(hit) = self.cached(kind, |c| c.services.get(&sid).map(Entry::cloned)) {
+        if let Some(hit) = self.cached(kind, |c| c.services.get(&sid).cloned()) {
             return Ok(hit);
         }
         let (generation, writes) = (self.generation(), self.store.changes(kind));
@@ -123,14 +123,8 @@ impl Policies {
         }
         let policy = Arc::new(ServicePolicy { service, roles });
         self.insert_since(generation, |c| {
-            c.services.insert(
-                sid,
-                Entry {
-                    at: Instant::now(),
-                    writes,
-                    value: policy.clone(),
-                },
-            );
+            c.services
+                .insert(sid, Entry::read_now(writes, policy.clone()));
             trim(&mut c.services);
         });
         Ok(policy)
@@ -160,9 +154,7 @@ impl Policies {
         identity: &str,
     ) -> Result<Option<RoleSid>, ChannelError> {
         let kind = CachedRecords::Users;
-        let hit = self.cached(kind, |c| {
-            c.users.get(&service)?.get(identity).map(Entry::cloned)
-        });
+        let hit = self.cached(kind, |c| c.users.get(&service)?.get(identity).cloned());
         if let Some(hit) = hit {
             return Ok(hit);
         }
@@ -174,14 +166,7 @@ impl Policies {
             .map(|u| u.role_sid);
         self.insert_since(generation, |c| {
             let users = c.users.entry(service).or_default();
-            users.insert(
-                identity.to_owned(),
-                Entry {
-                    at: Instant::now(),
-                    writes,
-                    value: role,
-                },
-            );
+            users.insert(identity.to_owned(), Entry::read_now(writes, role));
             trim(users);
         });
         Ok(role)
@@ -193,9 +178,7 @@ impl Policies {
         channel: ChannelSid,
     ) -> Result<Arc<[ChannelWebhook]>, ChannelError> {
         let kind = CachedRecords::Webhooks;
-        if let Some(hit) = self.cached(kind, |c| {
-            c.channel_webhooks.get(&channel).map(Entry::cloned)
-        }) {
+        if let Some(hit) = self.cached(kind, |c| c.channel_webhooks.get(&channel).cloned()) {
             return Ok(hit);
         }
         let (generation, writes) = (self.generation(), self.store.changes(kind));
@@ -207,14 +190,8 @@ impl Policies {
             .items
             .into();
         self.insert_since(generation, |c| {
-            c.channel_webhooks.insert(
-                channel,
-                Entry {
-                    at: Instant::now(),
-                    writes,
-                    value: hooks.clone(),
-                },
-            );
+            c.channel_webhooks
+                .insert(channel, Entry::read_now(writes, hooks.clone()));
             trim(&mut c.channel_webhooks);
         });
         Ok(hooks)
@@ -303,12 +280,13 @@ impl Policies {
     }
 }
 
-impl<T: Clone> Entry<T> {
-    fn cloned(&self) -> Entry<T> {
+impl<T> Entry<T> {
+    /// A value read now, after the store's count of its kind was `writes`.
+    fn read_now(writes: Option<u64>, value: T) -> Self {
         Entry {
-            at: self.at,
-            writes: self.writes,
-            value: self.value.clone(),
+            at: Instant::now(),
+            writes,
+            value,
         }
     }
 }

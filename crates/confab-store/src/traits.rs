@@ -29,6 +29,14 @@ pub struct UserChannels {
 }
 
 impl UserChannels {
+    /// The channels to read for these memberships and invites.
+    pub fn channel_sids(members: &[Member], invites: &[Invite]) -> Vec<ChannelSid> {
+        let members = members.iter().map(|m| m.channel_sid);
+        members
+            .chain(invites.iter().map(|i| i.channel_sid))
+            .collect()
+    }
+
     /// Pairs each of the first `max` memberships and invites with its channel among
     /// `channels`, leaving out those whose channel is not there (deleted since they were read).
     pub fn pair(
@@ -340,8 +348,7 @@ pub trait ChannelStore: Send + Sync {
             .list_user_invites(service, identity, &page)
             .await?
             .items;
-        let mut sids: Vec<ChannelSid> = members.iter().map(|m| m.channel_sid).collect();
-        sids.extend(invites.iter().map(|i| i.channel_sid));
+        let sids = UserChannels::channel_sids(&members, &invites);
         let channels = if sids.is_empty() {
             Vec::new()
         } else {

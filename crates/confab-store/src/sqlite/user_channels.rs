@@ -59,8 +59,7 @@ pub(super) fn user_channels(
     let page = PageRequest::first(max.max(1));
     let members: Page<Member> = identity_rows(conn, "members", service, identity, &page)?;
     let invites: Page<Invite> = identity_rows(conn, "invites", service, identity, &page)?;
-    let mut sids: Vec<ChannelSid> = members.items.iter().map(|m| m.channel_sid).collect();
-    sids.extend(invites.items.iter().map(|i| i.channel_sid));
+    let sids = UserChannels::channel_sids(&members.items, &invites.items);
     let channels = channels_in(conn, service, &sids)?;
     Ok(UserChannels::pair(
         channels,
